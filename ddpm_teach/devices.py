@@ -1,0 +1,38 @@
+"""Device selection: CUDA, then Apple's MPS, then the CPU.  Never hard-coded elsewhere."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+__all__ = ["pick_device", "describe_device"]
+
+
+def pick_device(preference: str | torch.device | None = None) -> torch.device:
+    """``"auto"``/None picks cuda, then mps, then cpu; ``DDPM_TEACH_DEVICE`` overrides auto.
+    An explicit device that is not available raises a clear error."""
+    preference = preference if preference not in (None, "auto") else os.environ.get("DDPM_TEACH_DEVICE", "auto")
+    if isinstance(preference, torch.device):
+        preference = str(preference)
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(preference)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {preference!r} was asked for, but CUDA is not available here. Use --device cpu or auto.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError(f"device {preference!r} was asked for, but MPS is not available here. Use --device cpu or auto.")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """A one-line description for runtime notes, e.g. 'cuda (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads)'."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type

@@ -1,0 +1,239 @@
+"""Measuring samples (notebooks 05-08): a Fashion-MNIST classifier supplies
+
+* **classifier-FID**: the Fréchet distance between Gaussians fitted to the classifier's
+  penultimate features of N samples and of the test set (Heusel et al. 2017, eq. 6, with a
+  small domain-specific network in place of Inception), and
+* **conditional accuracy**: the share of samples asked for class k that it classifies as k.
+
+Every FID is reported with its N and the *real-vs-real floor*: the FID of N real training
+images against the same test set, which is what a perfect generator would score at that N.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+from .devices import pick_device
+
+__all__ = ["ClassifierConfig", "Classifier", "ClassifierTrainConfig", "train_classifier", "frechet_distance",
+           "gaussian_stats", "Evaluator", "DEFAULT_CLASSIFIER"]
+
+DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "checkpoints" / "fashion_mnist_classifier.pt"
+
+
+@dataclass
+class ClassifierConfig:
+    in_channels: int = 1
+    image_size: int = 28
+    num_classes: int = 10
+    width: int = 32
+    feature_dim: int = 128
+
+
+class Classifier(nn.Module):
+    """A small CNN: three conv stages (28→14→7→1 by pooling), then a feature layer whose output
+    (``features``) is what FID compares, then the class logits."""
+
+    def __init__(self, config: ClassifierConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or ClassifierConfig()
+        w = cfg.width
+
+        def stage(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+        self.body = nn.Sequential(stage(cfg.in_channels, w), nn.MaxPool2d(2), stage(w, 2 * w), nn.MaxPool2d(2),
+                                  stage(2 * w, 4 * w), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.feature_layer = nn.Sequential(nn.Dropout(0.3), nn.Linear(4 * w, cfg.feature_dim), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(cfg.feature_dim, cfg.num_classes))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features [B, feature_dim] of images [B, C, H, W] in [-1, 1]."""
+        expected = (self.config.in_channels, self.config.image_size, self.config.image_size)
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"the classifier takes images of shape [B, {expected[0]}, {expected[1]}, {expected[2]}], "
+                             f"got {tuple(x.shape)}.")
+        return self.feature_layer(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # logits [B, num_classes]
+
+
+@dataclass
+class ClassifierTrainConfig:
+    data_root: str | None = None
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    device: str = "auto"
+    out: str = "checkpoints/fashion_mnist_classifier.pt"
+
+
+def _shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Random horizontal flips and shifts of up to ``max_shift`` pixels (padding with -1, the background)."""
+    B, _, H, W = x.shape
+    flip = torch.rand(B, generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None].to(x.device), x.flip(-1), x)
+    padded = F.pad(x, (max_shift,) * 4, value=-1.0)
+    dx, dy = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
+    return padded[:, :, dy:dy + H, dx:dx + W]
+
+
+@torch.no_grad()
+def _predict(model: Classifier, images: torch.Tensor, device, batch_size: int = 1000, what: str = "logits"):
+    model.eval()
+    outs = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        outs.append((model(x) if what == "logits" else model.features(x)).double().cpu())
+    return torch.cat(outs)
+
+
+def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=None, progress: bool = True):
+    """Train the evaluation classifier on Fashion-MNIST: AdamW, one-cycle LR, flips and shifts.
+    Returns ``(model, test_accuracy, checkpoint_path)``."""
+    from .data import load_dataset, to_model_range
+
+    device = pick_device(config.device)
+    train_data = train_data or load_dataset("fashion_mnist", config.data_root, train=True)
+    test_data = test_data or load_dataset("fashion_mnist", config.data_root, train=False)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = Classifier(ClassifierConfig(in_channels=train_data.channels, image_size=train_data.image_size,
+                                        num_classes=len(train_data.classes))).to(device)
+    steps_per_epoch = len(train_data) // config.batch_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
+    x_all, y_all = to_model_range(train_data.images), train_data.labels
+    started = time.perf_counter()
+    for epoch in range(config.epochs):
+        model.train()
+        perm = torch.randperm(len(train_data), generator=generator)
+        bar = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        for i in bar:
+            idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
+            x = _shift_augment(x_all[idx], generator).to(device)
+            loss = F.cross_entropy(model(x), y_all[idx].to(device), label_smoothing=0.05)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if i % 50 == 0:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+    logits = _predict(model, to_model_range(test_data.images), device)
+    accuracy = (logits.argmax(1) == test_data.labels).double().mean().item()
+    path = save_checkpoint({
+        "kind": "classifier", "model_config": asdict(model.config), "model": model.state_dict(),
+        "classes": list(train_data.classes), "test_accuracy": accuracy, "train_config": asdict(config),
+        "train_seconds": time.perf_counter() - started,
+    }, config.out)
+    return model.eval(), accuracy, path
+
+
+def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean [D] and unbiased covariance [D, D] of features [N, D], in float64."""
+    features = features.double()
+    mean = features.mean(0)
+    centred = features - mean
+    return mean, centred.T @ centred / (features.shape[0] - 1)
+
+
+def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor, sigma2: torch.Tensor) -> float:
+    """d² = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½)   (Fréchet distance of two Gaussians).
+
+    tr((Σ₁Σ₂)^½) is the sum of the square roots of the eigenvalues of Σ₁^½ Σ₂ Σ₁^½, which is
+    symmetric positive semi-definite, so only symmetric eigendecompositions are needed."""
+    mu1, mu2, sigma1, sigma2 = (a.double() for a in (mu1, mu2, sigma1, sigma2))
+    evals1, evecs1 = torch.linalg.eigh(sigma1)
+    sqrt_sigma1 = evecs1 @ torch.diag(evals1.clamp(min=0).sqrt()) @ evecs1.T
+    middle = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
+    tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
+    return float(((mu1 - mu2) ** 2).sum() + torch.trace(sigma1) + torch.trace(sigma2) - 2 * tr_sqrt)
+
+
+class Evaluator:
+    """Scores images against the Fashion-MNIST test set with the shipped classifier::
+
+        evaluator = Evaluator.load()             # checkpoints/fashion_mnist_classifier.pt
+        scores = evaluator.score(images, labels) # {"n", "fid", "fid_floor", "accuracy", ...}
+        print(evaluator.format_scores(scores))
+    """
+
+    def __init__(self, classifier: Classifier, test_data, train_data=None, device=None, seed: int = 0):
+        from .data import to_model_range
+
+        self.device = pick_device(device)
+        self.classifier = classifier.to(self.device).eval()
+        self.classes = list(test_data.classes)
+        self.train_data = train_data
+        self.seed = seed
+        self.test_features = self.features(to_model_range(test_data.images))
+        self.test_stats = gaussian_stats(self.test_features)
+        self._floors: dict[int, float] = {}
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, data_root: str | None = None, device=None) -> "Evaluator":
+        from .data import load_dataset
+
+        path = Path(path) if path else DEFAULT_CLASSIFIER
+        ckpt = load_checkpoint(path, kind="classifier")
+        model = Classifier(ClassifierConfig(**ckpt["model_config"]))
+        load_state_dict_checked(model, ckpt["model"], str(path))
+        test = load_dataset("fashion_mnist", data_root, train=False)
+        train = load_dataset("fashion_mnist", data_root, train=True)
+        return cls(model, test, train, device=device)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Classifier features [N, D] (float64, CPU) of images [N, C, H, W] in [-1, 1]."""
+        return _predict(self.classifier, images, self.device, what="features")
+
+    def fid(self, images: torch.Tensor) -> float:
+        return frechet_distance(*gaussian_stats(self.features(images)), *self.test_stats)
+
+    def fid_floor(self, n: int) -> float:
+        """FID of n random real *training* images against the test set: the best score at this n."""
+        from .data import to_model_range
+
+        if self.train_data is None:
+            return math.nan
+        if n not in self._floors:
+            g = torch.Generator().manual_seed(self.seed)
+            idx = torch.randperm(len(self.train_data), generator=g)[:n]
+            self._floors[n] = self.fid(to_model_range(self.train_data.images[idx]))
+        return self._floors[n]
+
+    def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
+        """Share of images the classifier assigns to the class they were generated for."""
+        logits = _predict(self.classifier, images, self.device)
+        return (logits.argmax(1) == labels.cpu()).double().mean().item()
+
+    def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        if images.ndim != 4:
+            raise ValueError(f"images must be [N, C, H, W], got {tuple(images.shape)}.")
+        n = images.shape[0]
+        if n < 2:
+            raise ValueError("FID needs at least 2 images (and is only meaningful for hundreds or more).")
+        scores = {"n": n, "fid": self.fid(images), "fid_floor": self.fid_floor(n)}
+        if labels is not None:
+            scores["accuracy"] = self.accuracy(images, labels)
+        predicted = _predict(self.classifier, images, self.device).argmax(1)
+        scores["class_histogram"] = torch.bincount(predicted, minlength=len(self.classes)).tolist()
+        return scores
+
+    @staticmethod
+    def format_scores(scores: dict) -> str:
+        line = (f"N={scores['n']}  classifier-FID={scores['fid']:.3f}  "
+                f"(real-vs-real floor at N={scores['n']}: {scores['fid_floor']:.3f})")
+        if "accuracy" in scores:
+            line += f"  conditional accuracy={100 * scores['accuracy']:.1f}%"
+        return line

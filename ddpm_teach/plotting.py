@@ -1,0 +1,391 @@
+"""Pictures: image grids, denoising trajectories, animations, schedules, loss curves (all notebooks).
+
+Images are float tensors [B, C, H, W] in [-1, 1] (the model's range) or uint8 [B, C, H, W] in
+0..255 (the dataset's); both are shown as [0, 1].  Grayscale (C=1) is drawn with a gray colour
+map and vmin=0, vmax=1, so that a dim image *looks* dim instead of being rescaled.
+
+matplotlib is imported inside the functions, so importing this module is cheap and works
+headless (the Agg backend, e.g. in CI).  :func:`make_grid` and :func:`save_image_grid` need
+only torch and PIL.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:  # for the annotations only
+    from matplotlib.animation import FuncAnimation
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from .schedules import NoiseSchedule
+
+__all__ = [
+    "to_unit_range",
+    "make_grid",
+    "show_images",
+    "save_image_grid",
+    "plot_trajectory",
+    "animate_trajectory",
+    "save_animation",
+    "plot_schedules",
+    "smooth_ema",
+    "plot_loss_curve",
+]
+
+# axis labels for the schedule quantities that notebook 02 plots
+_QUANTITY_LABELS = {
+    "betas": "β_t",
+    "alphas": "α_t = 1 − β_t",
+    "alphas_cumprod": "ᾱ_t = Π α_s",
+    "sqrt_alphas_cumprod": "√ᾱ_t (signal scale)",
+    "sqrt_one_minus_alphas_cumprod": "√(1 − ᾱ_t) (noise scale)",
+    "posterior_variance": "β̃_t",
+    "snr": "SNR(t) = ᾱ_t / (1 − ᾱ_t)",
+    "log_snr": "log SNR(t)",
+}
+# quantities that span many decades: drawn on a log y axis (log_snr is already a log)
+_LOG_Y = {"snr", "betas", "posterior_variance"}
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """Images as float32 in [0, 1] on the CPU: uint8 → /255; float in [-1, 1] → (x + 1)/2, clamped."""
+    images = torch.as_tensor(images).detach().cpu()
+    if images.dtype == torch.uint8:
+        return images.float() / 255.0
+    if not images.is_floating_point():
+        raise TypeError(f"images must be float in [-1, 1] or uint8, got {images.dtype}.")
+    return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def _as_batch(images: torch.Tensor) -> torch.Tensor:
+    """[B, C, H, W] as is; a single image [C, H, W] becomes [1, C, H, W]."""
+    images = torch.as_tensor(images)
+    if images.ndim == 3:
+        images = images.unsqueeze(0)
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [B, C, H, W] (or [C, H, W]), got {tuple(images.shape)}.")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"images must have 1 or 3 channels (dim 1), got shape {tuple(images.shape)}.")
+    return images
+
+
+def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """Tile images into one picture, ``nrow`` images per row (like torchvision's, without it).
+
+    images: [B, C, H, W], float in [-1, 1] or uint8.
+    Returns float [C, H', W'] in [0, 1], with ``ncol = min(nrow, B)`` columns,
+    ``rows = ceil(B / ncol)``, H' = rows·(H + padding) + padding, W' = ncol·(W + padding) + padding;
+    the gaps are filled with ``pad_value`` (1.0 = white).
+    """
+    images = to_unit_range(_as_batch(images))                         # (B, C, H, W) in [0, 1]
+    if nrow < 1:
+        raise ValueError(f"nrow must be at least 1, got {nrow}.")
+    B, C, H, W = images.shape
+    ncol = min(nrow, B)
+    rows = math.ceil(B / ncol)
+    grid = torch.full((C, rows * (H + padding) + padding, ncol * (W + padding) + padding), float(pad_value))
+    for i in range(B):
+        row, col = divmod(i, ncol)
+        top, left = padding + row * (H + padding), padding + col * (W + padding)
+        grid[:, top:top + H, left:left + W] = images[i]
+    return grid
+
+
+def _imshow(ax: "Axes", image: torch.Tensor):
+    """Draw one [C, H, W] image in [0, 1] on ``ax`` (gray colour map for C=1), without ticks."""
+    if image.shape[0] == 1:
+        artist = ax.imshow(image[0].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        artist = ax.imshow(image.permute(1, 2, 0).numpy(), vmin=0.0, vmax=1.0, interpolation="nearest")  # (H, W, C)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return artist
+
+
+def _caption(label, class_names: Sequence[str] | None) -> str:
+    label = label.item() if isinstance(label, torch.Tensor) else label
+    if class_names is not None and isinstance(label, (int, np.integer)):
+        return str(class_names[int(label)])
+    return str(label)
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax: "Axes | None" = None,
+                labels: Sequence | torch.Tensor | None = None,
+                class_names: Sequence[str] | None = None) -> "Figure":
+    """Show a batch [B, C, H, W] (float in [-1, 1] or uint8) as a grid; returns the Figure.
+
+    Without ``labels``: one axes with :func:`make_grid`'s picture (drawn on ``ax`` if given).
+    With ``labels`` [B]: each image gets a caption, ``class_names[label]`` if ``class_names`` is
+    given, else the label itself; a grid of B subplots, or, on a given ``ax``, text over each tile."""
+    import matplotlib.pyplot as plt
+
+    images = _as_batch(images)
+    B = images.shape[0]
+    ncol = min(nrow, B)
+    rows = math.ceil(B / ncol)
+    if labels is not None and len(labels) != B:
+        raise ValueError(f"labels has {len(labels)} entries for {B} images.")
+
+    if labels is not None and ax is None:
+        fig, axes = plt.subplots(rows, ncol, figsize=(1.2 * ncol, 1.35 * rows), squeeze=False)
+        unit = to_unit_range(images)
+        for i, axis in enumerate(axes.flat):
+            if i < B:
+                _imshow(axis, unit[i])
+                axis.set_title(_caption(labels[i], class_names), fontsize=8)
+            else:
+                axis.axis("off")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        return fig
+
+    padding = 2
+    grid = make_grid(images, nrow=nrow, padding=padding)              # (C, H', W')
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(min(1.0 * ncol, 12.0), min(1.0 * rows, 12.0) + (0.4 if title else 0.0)))
+    else:
+        fig = ax.figure
+    _imshow(ax, grid)
+    if labels is not None:  # captions over the tiles of the grid on the caller's axes
+        H, W = images.shape[-2:]
+        for i in range(B):
+            row, col = divmod(i, ncol)
+            ax.text(padding + col * (W + padding) + W / 2, padding + row * (H + padding), _caption(labels[i], class_names),
+                    ha="center", va="top", fontsize=7, color="white",
+                    bbox=dict(facecolor="black", alpha=0.5, pad=1, linewidth=0))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, padding: int = 2) -> Path:
+    """Write :func:`make_grid` of ``images`` [B, C, H, W] as a PNG (8-bit gray or RGB) with PIL.
+
+    The parent folder is created.  Returns the path written."""
+    from PIL import Image
+
+    grid = make_grid(images, nrow=nrow, padding=padding)                     # (C, H', W') in [0, 1]
+    array = (grid * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()  # (H', W', C)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+    return path
+
+
+def _frame_indices(n_frames: int, n_show: int) -> list[int]:
+    """About ``n_show`` evenly spaced indices in [0, n_frames), always the first and the last."""
+    n_show = max(1, min(n_show, n_frames))
+    return sorted({int(round(i)) for i in np.linspace(0, n_frames - 1, n_show)})
+
+
+def _unpack_trajectory(xs, timesteps, pred_x0):
+    """Accept a :class:`ddpm_teach.samplers.Trajectory` in place of ``xs``."""
+    if hasattr(xs, "x") and hasattr(xs, "timesteps"):
+        trajectory = xs
+        return trajectory.x, trajectory.timesteps if timesteps is None else timesteps, \
+            getattr(trajectory, "pred_x0", None) if pred_x0 is None else pred_x0
+    return xs, timesteps, pred_x0
+
+
+def _frame_title(k: int, timesteps: Sequence[int] | None, S: int) -> str:
+    """xs[k] is the input to the step at timesteps[k]; xs[S] is the final sample."""
+    if k == S:
+        return "x_0 (final)"
+    if timesteps is None:
+        return f"step {k}"
+    return f"t = {int(timesteps[k])}"
+
+
+def plot_trajectory(xs: torch.Tensor, timesteps: Sequence[int] | torch.Tensor | None = None, n_show: int = 8,
+                    pred_x0: torch.Tensor | None = None, n_images: int = 4) -> "Figure":
+    """The denoising trajectory, from noise (left) to the final sample (right).
+
+    xs:        [S+1, B, C, H, W]: x_T first (the input to the first step), the final sample last;
+               a :class:`~ddpm_teach.samplers.Trajectory` is also accepted.
+    timesteps: [S], the sampler's (descending) timesteps; ``xs[k]`` is the input at ``timesteps[k]``.
+    n_show:    about this many evenly spaced frames (columns), always the first and the last.
+    pred_x0:   [S, B, C, H, W], the sampler's x̂_0 at each step: drawn as a second band of axes,
+               under the x_t it was predicted from (the last column has no step, so it stays blank).
+    n_images:  the first ``n_images`` images of the batch, stacked top to bottom in each column.
+    Returns the Figure: one axes per column and band.
+    """
+    import matplotlib.pyplot as plt
+
+    xs, timesteps, pred_x0 = _unpack_trajectory(xs, timesteps, pred_x0)
+    xs = torch.as_tensor(xs)
+    if xs.ndim != 5:
+        raise ValueError(f"xs must have shape [S+1, B, C, H, W], got {tuple(xs.shape)}.")
+    S = xs.shape[0] - 1
+    if timesteps is not None and len(timesteps) != S:
+        raise ValueError(f"xs holds {S + 1} frames, so timesteps needs S={S} entries, got {len(timesteps)}.")
+    if pred_x0 is not None and tuple(pred_x0.shape) != (S, *xs.shape[1:]):
+        raise ValueError(f"pred_x0 must have shape [S, B, C, H, W] = {(S, *xs.shape[1:])}, got {tuple(pred_x0.shape)}.")
+
+    frames = _frame_indices(S + 1, n_show)
+    n_images = min(n_images, xs.shape[1])
+    bands = 1 if pred_x0 is None else 2
+    fig, axes = plt.subplots(bands, len(frames), figsize=(1.3 * len(frames), 1.3 * n_images * bands + 0.3),
+                             squeeze=False)
+    for col, k in enumerate(frames):
+        # one column: the first n_images images at frame k, stacked vertically
+        _imshow(axes[0, col], make_grid(xs[k, :n_images], nrow=1))             # (C, n·(H+2)+2, W+4)
+        axes[0, col].set_title(_frame_title(k, timesteps, S), fontsize=9)
+        if pred_x0 is not None:
+            if k < S:
+                _imshow(axes[1, col], make_grid(pred_x0[k, :n_images], nrow=1))
+            else:
+                axes[1, col].axis("off")
+    axes[0, 0].set_ylabel("x_t")
+    if pred_x0 is not None:
+        axes[1, 0].set_ylabel("x̂_0 predicted")
+    fig.tight_layout()
+    return fig
+
+
+def animate_trajectory(xs: torch.Tensor, timesteps: Sequence[int] | torch.Tensor | None = None, nrow: int = 8,
+                       interval: int = 80, max_frames: int | None = None) -> "FuncAnimation":
+    """An animation of the whole batch denoising: frame k is the grid of ``xs[k]``.
+
+    xs:         [S+1, B, C, H, W] (x_T first) or a Trajectory; there are S+1 frames.
+    timesteps:  [S], for the frame titles.
+    interval:   milliseconds per frame.
+    max_frames: keep only about this many evenly spaced frames (for 1000-step DDPM runs).
+
+    In a notebook: ``from IPython.display import HTML; HTML(anim.to_jshtml())``; to a file:
+    :func:`save_animation`.  The figure is closed so that it is not also shown as a still.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+
+    xs, timesteps, _ = _unpack_trajectory(xs, timesteps, None)
+    xs = torch.as_tensor(xs)
+    if xs.ndim != 5:
+        raise ValueError(f"xs must have shape [S+1, B, C, H, W], got {tuple(xs.shape)}.")
+    S = xs.shape[0] - 1
+    frames = list(range(S + 1)) if max_frames is None else _frame_indices(S + 1, max_frames)
+    grids = [make_grid(xs[k], nrow=nrow) for k in frames]                        # each (C, H', W')
+
+    B = xs.shape[1]
+    ncol, rows = min(nrow, B), math.ceil(B / min(nrow, B))
+    fig, ax = plt.subplots(figsize=(min(0.8 * ncol, 10.0), min(0.8 * rows, 10.0) + 0.4))
+    image = _imshow(ax, grids[0])
+    title = ax.set_title(_frame_title(frames[0], timesteps, S))
+    plt.close(fig)
+
+    def update(i: int):
+        grid = grids[i]
+        image.set_data(grid[0].numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).numpy())
+        title.set_text(_frame_title(frames[i], timesteps, S))
+        return image, title
+
+    return FuncAnimation(fig, update, frames=len(frames), interval=interval, blit=False)
+
+
+def save_animation(anim: "FuncAnimation", path: str | Path, fps: int | None = None) -> Path:
+    """Write an animation as a .gif with matplotlib's PillowWriter (no ffmpeg needed)."""
+    from matplotlib.animation import PillowWriter
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"save_animation writes .gif files, got {path.name!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fps is None:
+        fps = max(1, round(1000 / getattr(anim, "_interval", 100)))
+    anim.save(str(path), writer=PillowWriter(fps=fps))
+    return path
+
+
+def plot_schedules(schedules: "Mapping[str, NoiseSchedule]", quantities: Sequence[str] = ("alphas_cumprod", "snr"),
+                   ax: "Axes | Sequence[Axes] | None" = None, relative_t: bool = False) -> "Figure":
+    """Compare noise schedules: one panel per quantity, one line per schedule.
+
+    schedules:  {"linear": NoiseSchedule.from_name("linear"), "cosine": ...}; the keys are the legend.
+    quantities: attributes of :class:`~ddpm_teach.schedules.NoiseSchedule` ([T] each), e.g.
+                "betas", "alphas_cumprod", "snr", "log_snr".  SNR and β are drawn on a log
+                y axis; log_snr is already a log, so its axis stays linear.
+    ax:         one axes per quantity (a single axes if there is one quantity), or None.
+    relative_t: plot against t/T instead of t, to compare schedules with different T.
+    """
+    import matplotlib.pyplot as plt
+
+    quantities = [quantities] if isinstance(quantities, str) else list(quantities)
+    if not schedules:
+        raise ValueError("give at least one schedule, e.g. {'linear': NoiseSchedule.from_name('linear')}.")
+    if ax is None:
+        fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 3.3), squeeze=False)
+        axes = list(axes.flat)
+    else:
+        axes = [ax] if not isinstance(ax, (list, tuple, np.ndarray)) else list(np.ravel(ax))
+        if len(axes) != len(quantities):
+            raise ValueError(f"got {len(axes)} axes for {len(quantities)} quantities.")
+        fig = axes[0].figure
+
+    for quantity, axis in zip(quantities, axes):
+        for name, schedule in schedules.items():
+            values = getattr(schedule, quantity, None)
+            if not isinstance(values, torch.Tensor) or values.ndim != 1:
+                raise ValueError(f"{quantity!r} is not a [T] coefficient of NoiseSchedule; try one of "
+                                 f"{', '.join(_QUANTITY_LABELS)}.")
+            t = torch.arange(schedule.T, dtype=torch.float64)
+            axis.plot((t / schedule.T if relative_t else t).numpy(), values.numpy(), label=name)
+        if quantity in _LOG_Y:
+            axis.set_yscale("log")
+        axis.set_xlabel("t / T" if relative_t else "t (0-based index)")
+        axis.set_ylabel(_QUANTITY_LABELS.get(quantity, quantity))
+        axis.set_title(_QUANTITY_LABELS.get(quantity, quantity).split(" =")[0])
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def smooth_ema(values: Sequence[float], smooth: float = 0.98) -> np.ndarray:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing):
+
+    m_i = smooth · m_{i−1} + (1 − smooth) · v_i,  m_{−1} = 0;   returned: m_i / (1 − smooth^{i+1}).
+    The correction removes the pull towards 0 at the start, so a constant series stays constant."""
+    if not 0.0 <= smooth < 1.0:
+        raise ValueError(f"smooth must be in [0, 1), got {smooth}.")
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    m = 0.0
+    for i, v in enumerate(values):
+        m = smooth * m + (1.0 - smooth) * v
+        out[i] = m / (1.0 - smooth ** (i + 1))
+    return out
+
+
+def plot_loss_curve(losses: Sequence[float], steps: Sequence[int] | None = None, smooth: float = 0.98,
+                    ax: "Axes | None" = None) -> "Figure":
+    """Training loss against step: the raw values (faint) and their EMA (:func:`smooth_ema`).
+
+    Log y axis (when every loss is positive): the ε-MSE falls fast, then slowly for a long time."""
+    import matplotlib.pyplot as plt
+
+    losses = np.asarray([float(v) for v in losses], dtype=np.float64)
+    if losses.size == 0:
+        raise ValueError("no losses to plot.")
+    steps = np.arange(len(losses)) if steps is None else np.asarray(steps)
+    if len(steps) != len(losses):
+        raise ValueError(f"{len(steps)} steps for {len(losses)} losses.")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    raw_line, = ax.plot(steps, losses, alpha=0.3, linewidth=0.8, label="loss")
+    ax.plot(steps, smooth_ema(losses, smooth), color=raw_line.get_color(), linewidth=1.8,
+            label=f"EMA (smooth={smooth})")
+    if np.all(losses > 0):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,350 @@
+"""Reverse-process samplers (notebooks 05-08): DDPM (Algorithm 2), DDIM, guidance, one loop.
+
+The split follows diffusers: a *sampler* owns the maths of one reverse step, :func:`sample`
+owns the loop, and the model knows nothing about schedules.  Every sampler has
+
+    sampler.timesteps                      # long tensor, descending, 0-based (see schedules.py)
+    sampler.step(model_output, t, x_t, generator=None) -> SamplerOutput(prev_sample, pred_x0)
+
+``model_output`` is what the UNet returned at (x_t, t): ε̂ [B, C, H, W], or [B, 2C, H, W]
+(ε̂ and v) for a learned-variance model.  Randomness enters only through ``generator``, and
+no noise is added at the last step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence, get_args
+
+import torch
+from tqdm.auto import tqdm
+
+from .forward import predict_eps_from_x0, predict_x0_from_eps, q_posterior
+from .schedules import NoiseSchedule
+
+__all__ = [
+    "SamplerOutput",
+    "DDPMSampler",
+    "DDIMSampler",
+    "VarianceType",
+    "TimestepSpacing",
+    "Trajectory",
+    "guided_model_output",
+    "sample",
+    "make_sampler",
+    "randn",
+]
+
+VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
+TimestepSpacing = Literal["uniform", "leading", "trailing", "quadratic"]
+
+
+@dataclass
+class SamplerOutput:
+    prev_sample: torch.Tensor  # x_{t_prev}, [B, C, H, W]
+    pred_x0: torch.Tensor      # x̂_0 at this step, [B, C, H, W]
+
+
+def randn(shape: Sequence[int], like: torch.Tensor | None = None, generator: torch.Generator | None = None,
+          device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Standard normal noise drawn from ``generator`` (on the generator's own device, so a
+    CPU generator gives the same numbers whatever device the result goes to)."""
+    device = like.device if like is not None else (device or "cpu")
+    dtype = like.dtype if like is not None else (dtype or torch.float32)
+    if generator is None:
+        return torch.randn(tuple(shape), device=device, dtype=dtype)
+    return torch.randn(tuple(shape), generator=generator, device=generator.device, dtype=dtype).to(device)
+
+
+def _spaced_timesteps(T: int, steps: int, spacing: str) -> torch.Tensor:
+    """``steps`` indices out of [0, T), returned descending."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}.")
+    if steps > T:
+        raise ValueError(f"steps={steps} is more than the schedule's T={T}; choose steps <= {T}.")
+    if spacing not in get_args(TimestepSpacing):
+        raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {get_args(TimestepSpacing)}.")
+    if spacing == "uniform":      # evenly spaced, first and last included (improved-diffusion)
+        ts = torch.linspace(0, T - 1, steps, dtype=torch.float64).round().long()
+        if steps == 1:            # linspace would give [0]; sampling starts from x_T, so keep T-1
+            ts = torch.tensor([T - 1])
+    elif spacing == "leading":    # 0, k, 2k, ... (diffusers' default, DDIM paper's "linear")
+        ts = torch.arange(steps) * (T // steps)
+    elif spacing == "trailing":   # ..., T-1-k, T-1 (Lin et al. 2023, Table 2)
+        # [:steps]: in floating point the arange can hold one element too many, e.g. T=50, steps=29
+        ts = (torch.arange(T, 0, -T / steps, dtype=torch.float64)[:steps].round().long() - 1).flip(0)
+    else:                         # "quadratic": denser near the data (DDIM §D.2)
+        ts = (torch.linspace(0, (0.8 * T) ** 0.5, steps, dtype=torch.float64) ** 2).long()
+    ts = torch.unique(ts.clamp(0, T - 1))
+    if len(ts) != steps:
+        raise ValueError(f"spacing {spacing!r} gives repeated timesteps for steps={steps}, T={T}; use spacing='uniform'.")
+    return ts.flip(0)
+
+
+class _Sampler:
+    """What DDPM and DDIM share: the schedule, the descending timesteps, x̂_0 clipping."""
+
+    schedule: NoiseSchedule
+    timesteps: torch.Tensor
+    clip_x0: bool
+    learned_variance: bool = False
+
+    def _index(self, t: int | torch.Tensor) -> int:
+        t = int(t)
+        if t not in self._position:
+            raise ValueError(f"t={t} is not one of this sampler's timesteps ({len(self.timesteps)} of them, "
+                             f"from {int(self.timesteps[0])} down to {int(self.timesteps[-1])}).")
+        return self._position[t]
+
+    def _set_timesteps(self, timesteps: torch.Tensor) -> None:
+        self.timesteps = timesteps
+        self._position = {int(t): i for i, t in enumerate(timesteps)}
+
+    def _split(self, model_output: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """ε̂ and, for learned variance, v (both [B, C, H, W])."""
+        C = x_t.shape[1]
+        if model_output.shape == x_t.shape:
+            if self.learned_variance:
+                raise ValueError("variance_type='learned_range' needs a model with learn_sigma=True (2C output channels).")
+            return model_output, None
+        if model_output.shape[1] == 2 * C and model_output.shape[2:] == x_t.shape[2:]:
+            eps, v = model_output.split(C, dim=1)
+            return eps, (v if self.learned_variance else None)
+        raise ValueError(f"model_output has shape {tuple(model_output.shape)}; expected {tuple(x_t.shape)} "
+                         f"(or 2C={2 * C} channels for learned variance).")
+
+    def _pred_x0(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        pred_x0 = predict_x0_from_eps(self.schedule, x_t, t, eps)  # DDPM eq. 15 / DDIM eq. 12
+        return pred_x0.clamp(-1.0, 1.0) if self.clip_x0 else pred_x0
+
+    def __len__(self) -> int:
+        return len(self.timesteps)
+
+
+class DDPMSampler(_Sampler):
+    """Ancestral sampling, DDPM Algorithm 2, with the variance choices of DDPM §3.2 and
+    Improved DDPM §3.1.
+
+    variance_type:
+        ``"fixed_small"``   σ_t² = β̃_t, the posterior variance (eq. 7)
+        ``"fixed_large"``   σ_t² = β_t
+        ``"learned_range"`` log σ_t² = v·log β_t + (1−v)·log β̃_t, with v = (model's extra
+                            channels + 1)/2 (Improved DDPM eq. 15)
+    steps:
+        ``None`` (all T) or fewer: then the process is *respaced* over a sub-sequence of
+        timesteps with β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}} (Improved DDPM §4).
+    """
+
+    def __init__(self, schedule: NoiseSchedule, *, steps: int | None = None,
+                 variance_type: VarianceType = "fixed_small", clip_x0: bool = True,
+                 spacing: TimestepSpacing = "uniform"):
+        if variance_type not in get_args(VarianceType):
+            raise ValueError(f"unknown variance_type {variance_type!r}; choose one of {get_args(VarianceType)}.")
+        self.schedule = schedule
+        self.variance_type = variance_type
+        self.learned_variance = variance_type == "learned_range"
+        self.clip_x0 = clip_x0
+        timesteps = _spaced_timesteps(schedule.T, schedule.T if steps is None else steps, spacing)
+        self._set_timesteps(timesteps)
+        # the respaced process over τ (ascending): its own β', ᾱ', β̃'
+        ascending = timesteps.flip(0)
+        alphas_cumprod = schedule.alphas_cumprod[ascending]
+        prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+        self.respaced = NoiseSchedule(1.0 - alphas_cumprod / prev)
+
+    def step(self, model_output: torch.Tensor, t: int | torch.Tensor, x_t: torch.Tensor,
+             generator: torch.Generator | None = None) -> SamplerOutput:
+        i = self._index(t)                      # position in the descending list
+        k = len(self.timesteps) - 1 - i          # index into the respaced (ascending) schedule
+        t_batch = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
+        k_batch = torch.full_like(t_batch, k)
+
+        # 1. ε̂ (and v), then x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, clipped to [-1, 1]   (eq. 15)
+        eps, v = self._split(model_output, x_t)
+        pred_x0 = self._pred_x0(x_t, t_batch, eps)
+
+        # 2. μ_θ = μ̃(x_t, x̂_0), the posterior mean                                 (eq. 7)
+        mean, _, log_posterior_var = q_posterior(self.respaced, pred_x0, x_t, k_batch)
+
+        # 3. σ_t² by the chosen variance type
+        if self.variance_type == "fixed_small":
+            log_var = log_posterior_var
+        elif self.variance_type == "fixed_large":
+            log_var = self.respaced.gather("betas", k_batch, x_t).log()
+        else:  # learned_range, Improved DDPM eq. 15
+            frac = (v + 1) / 2
+            log_var = frac * self.respaced.gather("betas", k_batch, x_t).log() + (1 - frac) * log_posterior_var
+
+        # 4. x_{t−1} = μ_θ + σ_t z, z ~ N(0, I); no noise at the last step (Algorithm 2, line 3)
+        if k == 0:
+            return SamplerOutput(prev_sample=mean, pred_x0=pred_x0)
+        noise = randn(x_t.shape, like=x_t, generator=generator)
+        return SamplerOutput(prev_sample=mean + (0.5 * log_var).exp() * noise, pred_x0=pred_x0)
+
+    def __repr__(self) -> str:
+        return f"DDPMSampler(steps={len(self)}, variance_type={self.variance_type!r}, clip_x0={self.clip_x0})"
+
+
+class DDIMSampler(_Sampler):
+    """DDIM (Song et al. 2021, arXiv:2010.02502): the non-Markovian reverse process over a
+    sub-sequence τ of timesteps (§4.2), with stochasticity η (eq. 16): η=0 is deterministic,
+    η=1 over all T steps is DDPM with σ² = β̃."""
+
+    def __init__(self, schedule: NoiseSchedule, *, steps: int = 50, eta: float = 0.0,
+                 spacing: TimestepSpacing = "uniform", clip_x0: bool = True):
+        if not 0.0 <= float(eta):
+            raise ValueError(f"eta must be >= 0 (0 is deterministic DDIM, 1 is DDPM-like), got {eta}.")
+        self.schedule = schedule
+        self.eta = float(eta)
+        self.clip_x0 = clip_x0
+        self.spacing = spacing
+        self._set_timesteps(_spaced_timesteps(schedule.T, steps, spacing))
+
+    def prev_timestep(self, t: int) -> int:
+        """The next timestep in the (descending) sequence after ``t``, or -1 after the last."""
+        i = self._index(t)
+        return int(self.timesteps[i + 1]) if i + 1 < len(self.timesteps) else -1
+
+    def step(self, model_output: torch.Tensor, t: int | torch.Tensor, x_t: torch.Tensor,
+             generator: torch.Generator | None = None) -> SamplerOutput:
+        t, prev_t = int(t), self.prev_timestep(int(t))
+        t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+
+        # 1. ᾱ_t and ᾱ_{t_prev} (ᾱ before the first step is 1: x_{-1} is x_0 itself)
+        alpha_bar = self.schedule.gather("alphas_cumprod", t_batch, x_t)
+        alpha_bar_prev = (self.schedule.gather("alphas_cumprod", torch.full_like(t_batch, prev_t), x_t)
+                          if prev_t >= 0 else torch.ones_like(alpha_bar))
+
+        # 2. predicted x_0, eq. 12's first term; if clipped, ε is re-derived from it
+        eps, _ = self._split(model_output, x_t)
+        pred_x0 = self._pred_x0(x_t, t_batch, eps)
+        if self.clip_x0:
+            eps = predict_eps_from_x0(self.schedule, x_t, t_batch, pred_x0)
+
+        # 3. σ_t(η) = η √((1−ᾱ_{t−1})/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_{t−1})                    (eq. 16)
+        sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
+
+        # 4. x_{t−1} = √ᾱ_{t−1} x̂_0 + √(1−ᾱ_{t−1}−σ_t²) ε̂ + σ_t z                     (eq. 12)
+        prev_sample = alpha_bar_prev.sqrt() * pred_x0 + (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if prev_t >= 0 and self.eta > 0:
+            prev_sample = prev_sample + sigma * randn(x_t.shape, like=x_t, generator=generator)
+        return SamplerOutput(prev_sample=prev_sample, pred_x0=pred_x0)
+
+    def __repr__(self) -> str:
+        return f"DDIMSampler(steps={len(self)}, eta={self.eta}, spacing={self.spacing!r}, clip_x0={self.clip_x0})"
+
+
+def make_sampler(schedule: NoiseSchedule, kind: Literal["ddpm", "ddim"], *, steps: int | None = None,
+                 eta: float = 0.0, variance_type: VarianceType | None = None, clip_x0: bool = True,
+                 learned_variance: bool = False) -> _Sampler:
+    """A sampler by name, as the command line builds it.  A learned-variance model gets
+    ``variance_type="learned_range"`` unless another is asked for."""
+    if kind == "ddpm":
+        variance_type = variance_type or ("learned_range" if learned_variance else "fixed_small")
+        return DDPMSampler(schedule, steps=steps, variance_type=variance_type, clip_x0=clip_x0)
+    if kind == "ddim":
+        return DDIMSampler(schedule, steps=50 if steps is None else steps, eta=eta, clip_x0=clip_x0)
+    raise ValueError(f"unknown sampler {kind!r}; choose 'ddpm' or 'ddim'.")
+
+
+def guided_model_output(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor,
+                        labels: torch.Tensor | None, guidance_scale: float = 1.0) -> torch.Tensor:
+    """Classifier-free guidance (Ho & Salimans 2022, eq. 6 written with s = w + 1):
+
+        ε̃ = ε_u + s (ε_c − ε_u)
+
+    s=1 is the plain conditional model, s=0 the unconditional one (null label).  The
+    learned-variance channels, if any, are taken from the conditional pass."""
+    if guidance_scale == 1.0 or labels is None:
+        return model(x_t, t, labels)
+    null = model.null_labels(x_t.shape[0], x_t.device)
+    if guidance_scale == 0.0:
+        return model(x_t, t, null)
+    out = model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))  # (2B, C', H, W)
+    cond, uncond = out.chunk(2)
+    C = x_t.shape[1]
+    guided = uncond[:, :C] + guidance_scale * (cond[:, :C] - uncond[:, :C])
+    return torch.cat([guided, cond[:, C:]], dim=1)
+
+
+@dataclass
+class Trajectory:
+    """What :func:`sample` saw along the way (kept on the CPU).
+
+    ``timesteps`` [S]; ``x`` [S+1, B, C, H, W] (x_T first, the final sample last);
+    ``pred_x0`` [S, B, C, H, W], the sampler's x̂_0 at each step."""
+
+    timesteps: torch.Tensor
+    x: torch.Tensor
+    pred_x0: torch.Tensor
+
+
+def _as_labels(labels, n: int, model: torch.nn.Module, device) -> torch.Tensor | None:
+    if labels is None:
+        return None
+    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    if num_classes is None:
+        raise ValueError("labels were given, but this model is unconditional (num_classes=None). "
+                         "Sample without labels, or load a class-conditional checkpoint.")
+    labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+    if labels.ndim == 0:
+        labels = labels.expand(n)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must be an int or have shape [n]=[{n}], got {tuple(labels.shape)}.")
+    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got values in [{int(labels.min())}, {int(labels.max())}].")
+    return labels
+
+
+@torch.no_grad()
+def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
+           labels: torch.Tensor | Sequence[int] | int | None = None, guidance_scale: float = 1.0,
+           noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
+           device: torch.device | str | None = None, progress: bool = True,
+           return_trajectory: bool = False) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
+    """Run ``sampler`` from pure noise to images: the one loop for DDPM, DDIM and guidance.
+
+    n:               number of images (or give ``noise`` [n, C, H, W] to start from).
+    labels:          class labels [n] (or one int) for a conditional model.
+    guidance_scale:  s in ε̃ = ε_u + s(ε_c − ε_u); s=1 conditional, s=0 unconditional.
+    generator:       the only source of randomness (x_T and every step's z).
+    Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory`.
+    The model is put in eval mode for the loop and given back in the mode it was in.
+    """
+    config = model.config
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    shape = (config.in_channels, config.image_size, config.image_size)
+    if noise is None:
+        if n is None or n <= 0:
+            raise ValueError("give n (a positive number of images) or a noise tensor to start from.")
+        noise = randn((n, *shape), generator=generator, device=device)
+    elif tuple(noise.shape[1:]) != shape or noise.ndim != 4:
+        raise ValueError(f"noise must have shape [n, {shape[0]}, {shape[1]}, {shape[2]}] for this model, got {tuple(noise.shape)}.")
+    n = noise.shape[0]
+    labels = _as_labels(labels, n, model, device)
+    if guidance_scale != 1.0:
+        if config.num_classes is None:
+            raise ValueError(f"guidance_scale={guidance_scale} needs a class-conditional model trained with label "
+                             "dropout; this model is unconditional. Use guidance_scale=1.")
+        if labels is None:
+            raise ValueError("guidance_scale != 1 needs labels: say which class to guide towards.")
+    if getattr(config, "learn_sigma", False) is False and getattr(sampler, "learned_variance", False):
+        raise ValueError("this sampler uses learned variance, but the model was built without learn_sigma.")
+
+    was_training = model.training
+    model.eval()
+    try:
+        x = noise.to(device)
+        xs, pred_x0s = [x.cpu()], []
+        for t in tqdm(sampler.timesteps.tolist(), desc=type(sampler).__name__, disable=not progress, leave=False):
+            t_batch = torch.full((n,), t, dtype=torch.long, device=device)
+            model_output = guided_model_output(model, x, t_batch, labels, guidance_scale)
+            out = sampler.step(model_output, t, x, generator=generator)
+            x = out.prev_sample
+            if return_trajectory:
+                xs.append(x.cpu())
+                pred_x0s.append(out.pred_x0.cpu())
+    finally:
+        model.train(was_training)
+    if return_trajectory:
+        return x, Trajectory(sampler.timesteps.clone(), torch.stack(xs), torch.stack(pred_x0s))
+    return x

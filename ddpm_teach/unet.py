@@ -1,0 +1,323 @@
+"""The ε-prediction UNet (notebook 03), after DDPM §4 and improved-diffusion's ``unet.py``.
+
+    x_t [B, C, H, W] ─ conv_in ─┬─ contracting path: ResBlocks (+ attention at low resolution),
+                                │   downsample ×2 between levels, every output kept as a skip
+                                ├─ bottleneck: ResBlock, attention, ResBlock
+                                └─ expanding path: ResBlocks on [h, skip] concatenated,
+                                    upsample ×2 between levels ─ conv_out ─ ε̂ [B, C, H, W]
+
+The timestep t (0-based, see :mod:`ddpm_teach.schedules`) enters every ResBlock through a
+sinusoidal embedding (Vaswani et al. 2017, §3.5) and an MLP; a class label, when the model is
+conditional, is embedded and added to it.  Label ``num_classes`` is the *null* label used
+for classifier-free guidance.  With ``learn_sigma=True`` the output has 2C channels: ε̂ and
+the interpolation weight v of Improved DDPM eq. 15.
+
+The model knows nothing about noise schedules: it maps (x_t, t, label) to a tensor.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UNetConfig", "UNet", "timestep_embedding", "trace_shapes"]
+
+
+@dataclass
+class UNetConfig:
+    """Every size and option of the UNet.  ``image_size`` is the only place the resolution lives."""
+
+    image_size: int = 28
+    in_channels: int = 1
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (7,)
+    num_heads: int = 4
+    dropout: float = 0.1
+    num_classes: int | None = None
+    learn_sigma: bool = False
+    norm_groups: int = 8
+
+    def __post_init__(self):
+        self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
+        factor = 2 ** (len(self.channel_mults) - 1)
+        if self.image_size <= 0 or self.image_size % factor:
+            raise ValueError(
+                f"image_size={self.image_size} cannot pass through {len(self.channel_mults)} levels: it must be "
+                f"divisible by 2**{len(self.channel_mults) - 1}={factor}. Use fewer channel_mults or pad/resize the images."
+            )
+        for mult in self.channel_mults:
+            if (self.base_channels * mult) % self.norm_groups:
+                raise ValueError(f"base_channels*mult={self.base_channels * mult} must be divisible by norm_groups={self.norm_groups}.")
+        unused = sorted(set(self.attention_resolutions) - set(self.resolutions))
+        if unused:
+            raise ValueError(f"attention_resolutions {unused} match no level of this UNet, whose feature maps are "
+                             f"{self.resolutions}; pick from those sizes (or () for attention in the bottleneck only).")
+        if self.num_classes is not None and self.num_classes <= 0:
+            raise ValueError("num_classes must be a positive integer, or None for an unconditional model.")
+
+    @property
+    def out_channels(self) -> int:
+        return self.in_channels * (2 if self.learn_sigma else 1)
+
+    @property
+    def resolutions(self) -> list[int]:
+        """Feature-map side length at each level, e.g. [28, 14, 7]."""
+        return [self.image_size // 2**i for i in range(len(self.channel_mults))]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["channel_mults"] = list(self.channel_mults)
+        data["attention_resolutions"] = list(self.attention_resolutions)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "UNetConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown UNet config keys {sorted(unknown)}; this checkpoint was made by another version.")
+        return cls(**data)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of timesteps t [B] → [B, dim]: [cos(t·ω_i), sin(t·ω_i)],
+    ω_i = max_period^(−i/half) (Transformer §3.5; cosines first, as improved-diffusion orders them)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]                      # (B, half)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (B, 2·half)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+class ResBlock(nn.Module):
+    """GroupNorm → SiLU → conv, add the (time + class) embedding, GroupNorm → SiLU → dropout → conv,
+    plus a skip (1×1 conv when the channel count changes)."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb_proj = nn.Linear(emb_dim, out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]     # (B, out_ch, 1, 1) broadcast
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over the H·W positions, with a residual connection."""
+
+    def __init__(self, channels: int, num_heads: int, groups: int):
+        super().__init__()
+        if channels % num_heads:
+            raise ValueError(f"channels={channels} must be divisible by num_heads={num_heads}.")
+        self.num_heads = num_heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        qkv = self.qkv(self.norm(x))                                        # (B, 3C, H, W)
+        qkv = qkv.reshape(B, 3, self.num_heads, C // self.num_heads, H * W)  # (B, 3, nh, hs, HW)
+        q, k, v = qkv.permute(1, 0, 2, 4, 3).unbind(0)                       # each (B, nh, HW, hs)
+        h = F.scaled_dot_product_attention(q, k, v)                          # (B, nh, HW, hs)
+        h = h.transpose(2, 3).reshape(B, C, H, W)                            # (B, C, H, W)
+        return x + self.proj(h)
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)  # (B, C, H/2, W/2)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))  # (B, C, 2H, 2W)
+
+
+class Level(nn.Module):
+    """The ResBlocks (each optionally followed by attention) of one resolution level."""
+
+    def __init__(self, blocks: list[ResBlock], attns: list[nn.Module]):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.attns = nn.ModuleList(attns)
+
+
+class UNet(nn.Module):
+    """``model(x_t, t)`` or ``model(x_t, t, labels)`` → ε̂ with the shape of x_t (2C channels
+    when ``learn_sigma``).  ``t`` is a long tensor [B] or an int; ``labels`` a long tensor [B]
+    with values in [0, num_classes], where ``num_classes`` is the null (unconditional) label."""
+
+    def __init__(self, config: UNetConfig | None = None, **overrides):
+        super().__init__()
+        if config is None:
+            config = UNetConfig(**overrides)
+        elif overrides:
+            config = UNetConfig(**{**config.to_dict(), **overrides})
+        self.config = cfg = config
+        base, groups = cfg.base_channels, cfg.norm_groups
+        emb_dim = 4 * base
+
+        self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        # one extra row: the null label (index num_classes) for classifier-free guidance
+        self.label_emb = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.conv_in = nn.Conv2d(cfg.in_channels, base, 3, padding=1)
+
+        def attn_or_id(ch: int, res: int) -> nn.Module:
+            return AttentionBlock(ch, cfg.num_heads, groups) if res in cfg.attention_resolutions else nn.Identity()
+
+        # contracting path
+        self.down_levels = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        skip_channels, ch = [base], base
+        for level, (mult, res) in enumerate(zip(cfg.channel_mults, cfg.resolutions)):
+            blocks, attns = [], []
+            for _ in range(cfg.num_res_blocks):
+                blocks.append(ResBlock(ch, base * mult, emb_dim, cfg.dropout, groups))
+                ch = base * mult
+                attns.append(attn_or_id(ch, res))
+                skip_channels.append(ch)
+            self.down_levels.append(Level(blocks, attns))
+            is_last = level == len(cfg.channel_mults) - 1
+            self.downsamples.append(nn.Identity() if is_last else Downsample(ch))
+            if not is_last:
+                skip_channels.append(ch)
+
+        # bottleneck
+        self.mid_block1 = ResBlock(ch, ch, emb_dim, cfg.dropout, groups)
+        self.mid_attn = AttentionBlock(ch, cfg.num_heads, groups)
+        self.mid_block2 = ResBlock(ch, ch, emb_dim, cfg.dropout, groups)
+
+        # expanding path: one more block per level than on the way down, to use every skip
+        self.up_levels = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for level in reversed(range(len(cfg.channel_mults))):
+            mult, res = cfg.channel_mults[level], cfg.resolutions[level]
+            blocks, attns = [], []
+            for _ in range(cfg.num_res_blocks + 1):
+                blocks.append(ResBlock(ch + skip_channels.pop(), base * mult, emb_dim, cfg.dropout, groups))
+                ch = base * mult
+                attns.append(attn_or_id(ch, res))
+            self.up_levels.append(Level(blocks, attns))
+            self.upsamples.append(Upsample(ch) if level > 0 else nn.Identity())
+
+        self.norm_out = nn.GroupNorm(groups, ch)
+        self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    # -- checks -------------------------------------------------------------------------
+    def _check_inputs(self, x, t, labels):
+        cfg = self.config
+        expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
+        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"UNet expects images of shape [B, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}], got "
+                f"{tuple(x.shape)}. Resize or pad the images, or build the UNet with a matching image_size/in_channels."
+            )
+        t = torch.as_tensor(t, device=x.device)
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        if t.shape != (x.shape[0],):
+            raise ValueError(f"t must be an int or a tensor of shape [B]={x.shape[0]}, got shape {tuple(t.shape)}.")
+        if labels is not None:
+            if cfg.num_classes is None:
+                raise ValueError(
+                    "labels were given to an unconditional model (num_classes=None). Load or train a "
+                    "class-conditional model (num_classes=K), or call the model without labels."
+                )
+            labels = torch.as_tensor(labels, device=x.device).long()
+            if labels.shape != (x.shape[0],):
+                raise ValueError(f"labels must have shape [B]={x.shape[0]}, got {tuple(labels.shape)}.")
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > cfg.num_classes):
+                raise ValueError(
+                    f"labels must lie in [0, {cfg.num_classes - 1}] (or {cfg.num_classes}, the null label), "
+                    f"got values in [{int(labels.min())}, {int(labels.max())}]."
+                )
+        return t, labels
+
+    def null_labels(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """The null label (index ``num_classes``) for every item: the unconditional model."""
+        if self.config.num_classes is None:
+            raise ValueError("this model is unconditional; it has no null label.")
+        return torch.full((batch_size,), self.config.num_classes, dtype=torch.long, device=device)
+
+    # -- forward ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        t, labels = self._check_inputs(x, t, labels)
+        # the sinusoid is computed in float32; cast it so a .double() or .half() model also works
+        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))  # (B, 4·base)
+        if self.label_emb is not None:
+            if labels is None:
+                labels = self.null_labels(x.shape[0], x.device)
+            emb = emb + self.label_emb(labels)
+
+        h = self.conv_in(x)
+        skips = [h]
+        for level, down in zip(self.down_levels, self.downsamples):
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(h, emb))
+                skips.append(h)
+            if not isinstance(down, nn.Identity):
+                h = down(h)
+                skips.append(h)
+
+        h = self.mid_block2(self.mid_attn(self.mid_block1(h, emb)), emb)
+
+        for level, up in zip(self.up_levels, self.upsamples):
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))  # (B, ch + skip_ch, H, W) in
+            h = up(h)
+
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def trace_shapes(model: UNet, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """Run ``model`` once and return (module name, output shape) for the conv_in, every
+    ResBlock, attention, down/upsample and conv_out, in the order they ran (notebook 03)."""
+    wanted = (ResBlock, AttentionBlock, Downsample, Upsample)
+    records: list[tuple[str, tuple[int, ...]]] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, wanted) or name in ("conv_in", "conv_out"):
+            hooks.append(module.register_forward_hook(
+                lambda mod, inp, out, name=name: records.append((name, tuple(out.shape)))
+            ))
+    try:
+        with torch.no_grad():
+            model(x, t, labels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return records

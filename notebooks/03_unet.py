@@ -1,0 +1,788 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · The UNet: the network that predicts the noise
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/03_unet.ipynb)
+#
+# Notebooks 01 and 02 built the forward process $q(x_t \mid x_0)$ and its noise schedules. Everything
+# a diffusion model *learns* sits in one network, $\varepsilon_\theta(x_t, t)$, which looks at a noisy
+# image and the timestep and predicts the noise that was added. This notebook takes that network,
+# `ddpm_teach.unet.UNet`, apart: no training yet (that is notebook 04), only the architecture, its
+# shapes and its size.
+#
+# **Learning goals.** After this notebook you can
+# 1. say why the denoiser is a UNet: its output has the shape of its input;
+# 2. follow the contracting path, the bottleneck, the expanding path and the skip connections, and
+#    predict the shape of every intermediate tensor;
+# 3. write the sinusoidal time embedding (Transformer §3.5) and say how it reaches every ResBlock;
+# 4. explain why the ResBlocks use GroupNorm rather than BatchNorm;
+# 5. explain why self-attention is used only at low resolution, from its cost $\propto (HW)^2$;
+# 6. count the parameters of a UNet, by formula and by code, and say where they live;
+# 7. read off how class conditioning (with a *null* label) and a learned variance change the model,
+#    and why the model knows nothing about noise schedules.
+#
+# **Runtime.** Measured, executed top to bottom in a fresh kernel:
+# - CPU (this repo's CI machine: 2 cores, one thread, shared with background training jobs): 30 to
+#   55 s at full size and 20 to 35 s at CI size (`pytest --nbval`), kernel start included, over five
+#   runs. The timing cell of §9 takes about half of it.
+# - GPU: not needed, and not measured for this notebook (none was at hand when it was written): every
+#   cell builds or runs an untrained model on a few images. On a GPU machine the timing cells still run
+#   on the CPU, as written.
+#
+# **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) only changes how many times
+# the timing cells repeat a forward pass. Every shape and parameter count below is the same at both
+# sizes and is checked by `pytest --nbval`.
+
+# %%
+# Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
+import sys
+if "google.colab" in sys.modules:
+    import os, subprocess
+    if not os.path.isdir("/content/ddpm-teach"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/ddpm-teach/ddpm-teach", "/content/ddpm-teach"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ddpm-teach"], check=True)
+    sys.path.insert(0, "/content/ddpm-teach")
+    os.chdir("/content/ddpm-teach/notebooks")
+
+# %%
+import math
+import time
+from dataclasses import fields
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from matplotlib.patches import FancyBboxPatch
+from torch import nn
+
+import ddpm_teach
+import ddpm_teach.course
+import ddpm_teach.exercises.nb03
+from ddpm_teach.course import by_size, timed
+from ddpm_teach.unet import AttentionBlock, ResBlock, UNet, UNetConfig, timestep_embedding, trace_shapes
+
+SIZE = ddpm_teach.course.notebook_size()
+TIMING_REPEATS = by_size(full=3, ci=1)   # forward passes averaged in the timing cells
+TIMING_BATCH = 64                         # batch size of the timed forward passes
+torch.manual_seed(0)
+
+# %% [markdown]
+# Two configurations appear throughout. `UNetConfig()` is the package default for 28×28 Fashion-MNIST;
+# `SMALL` is the course's CPU configuration, the one notebook 04 trains for a few minutes on a laptop.
+# A config is a dataclass, and `image_size` is the only place the resolution lives.
+
+# %%
+DEFAULT = UNetConfig()
+SMALL = UNetConfig(base_channels=32, num_res_blocks=1, channel_mults=(1, 2, 2), attention_resolutions=(7,))
+for name, cfg in [("DEFAULT", DEFAULT), ("SMALL", SMALL)]:
+    print(f"{name:8s}", {k: v for k, v in cfg.to_dict().items()
+                         if k in ("image_size", "base_channels", "channel_mults", "num_res_blocks", "attention_resolutions")})
+    print(f"{'':8s} feature-map sizes per level: {cfg.resolutions}")
+
+# %% [markdown]
+# ## 1. Why a UNet: the output has the shape of the input
+#
+# DDPM trains $\varepsilon_\theta$ with the simplified objective (Ho et al. 2020, eq. 14)
+#
+# $$L_\text{simple}(\theta) = \mathbb{E}_{t, x_0, \varepsilon}\Big[\big\lVert \varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\; t\big)\big\rVert^2\Big],$$
+#
+# so the network must return one number per pixel and channel: **a tensor with exactly the shape of
+# $x_t$**. It is an image-to-image map, which is what the UNet of Ronneberger et al. (2015) was made
+# for. A UNet first *contracts* the image (lower resolution, more channels) so that each feature sees a
+# large part of the picture, and then *expands* it back to full resolution; *skip connections* carry the
+# fine detail of each resolution straight across, so it does not have to squeeze through the
+# bottleneck. DDPM §4 uses "a U-Net backbone similar to an unmasked PixelCNN++ with group normalization
+# throughout", the timestep given by "the Transformer sinusoidal position embedding", and self-attention
+# at one low resolution. `ddpm_teach.unet` follows it (and improved-diffusion's `unet.py`).
+#
+# The contract: `model(x_t, t)` returns $\hat\varepsilon$ with the shape of `x_t`.
+
+# %%
+model = UNet(SMALL).eval()
+x_t = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))  # [B, C, H, W]
+t = torch.tensor([0, 10, 500, 999])                                         # one 0-based timestep per image
+eps_hat = model(x_t, t)
+print("x_t  :", tuple(x_t.shape))
+print("ε̂    :", tuple(eps_hat.shape))
+print("ε̂ is all zeros at initialisation:", bool((eps_hat == 0).all()))
+
+# %% [markdown]
+# The untrained model predicts exactly $\hat\varepsilon = 0$: its last convolution `conv_out` starts
+# at zero (as in improved-diffusion), so training starts from "predict no noise", the mean of $\varepsilon$,
+# and the first loss is $\mathbb{E}\lVert\varepsilon\rVert^2 / (CHW) = 1$ per pixel. Likewise,
+# every ResBlock's second convolution starts at zero (each block starts as the identity, §4 below).
+#
+# To *see* anything depend on $t$ or on labels in this notebook, we give those zero-initialised weights
+# small random values. That is only a stand-in for training.
+
+# %%
+def wake_up(model: nn.Module, std: float = 0.05, seed: int = 0) -> nn.Module:
+    """Give the zero-initialised weights (conv_out, each ResBlock's conv2, attention's proj) small
+    random values, so that an untrained model is a non-trivial function of its inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            if torch.count_nonzero(param) == 0:
+                param.copy_(torch.randn(param.shape, generator=gen) * std)
+    return model
+
+
+awake = wake_up(UNet(SMALL)).eval()
+with torch.no_grad():
+    out = awake(x_t, t)
+print("shape:", tuple(out.shape), "| std of ε̂ per image:", [round(v, 3) for v in out.std(dim=(1, 2, 3)).tolist()])
+
+# %% [markdown]
+# ## 2. The picture: contracting path, bottleneck, expanding path, skips
+#
+# The diagram below is drawn from the model itself (the small configuration). Read it as a U:
+#
+# - **contracting path** (left, top to bottom): `conv_in` lifts the 1 input channel to
+#   `base_channels`; each level has `num_res_blocks` ResBlocks at width `base_channels × mult`; a
+#   stride-2 convolution (`downsample`) halves the side between levels, 28 → 14 → 7.
+# - **bottleneck** (bottom): ResBlock, self-attention, ResBlock, at 7×7.
+# - **expanding path** (right, bottom to top): nearest-neighbour ×2 upsampling plus a 3×3 convolution
+#   (`upsample`) doubles the side between levels; each level has `num_res_blocks + 1` ResBlocks.
+# - **skip connections** (dashed): every output of the contracting path (`conv_in`, every ResBlock,
+#   every downsample) is kept, and is concatenated onto the input of one ResBlock of the expanding path
+#   at the same resolution, last in first out. That is why the expanding path has one block more
+#   per level: it has one skip more to use.
+# - the output head: GroupNorm, SiLU and `conv_out` map back to the input's channel count.
+#
+# Orange blocks are followed by self-attention; the green labels on the right mark the upsampling.
+
+# %%
+KIND_COLOURS = {"conv": "#d9d9d9", "res": "#9ecae1", "attn": "#fdae6b", "down": "#a1d99b", "mid": "#bcbddc"}
+
+
+def unet_layout(model: UNet):
+    """The boxes of the diagram: the contracting path (one per skip), the bottleneck, and the expanding
+    path (one per ResBlock), each with its level, label and kind, read off the model's modules."""
+    cfg = model.config
+    res = cfg.resolutions
+    down = [dict(label=f"conv_in  {cfg.in_channels}→{cfg.base_channels}", level=0, kind="conv")]
+    for level, (lvl, downsample) in enumerate(zip(model.down_levels, model.downsamples)):
+        for block, attn in zip(lvl.blocks, lvl.attns):
+            kind = "attn" if isinstance(attn, AttentionBlock) else "res"
+            down.append(dict(label=f"ResBlock  {block.conv1.in_channels}→{block.conv1.out_channels}", level=level, kind=kind))
+        if not isinstance(downsample, nn.Identity):
+            ch = downsample.conv.out_channels
+            down.append(dict(label=f"downsample  {ch}→{ch}", level=level + 1, kind="down"))
+    skip_rows = list(range(len(down)))          # a stack: the expanding path pops from the end
+    up = []
+    for k, (lvl, upsample) in enumerate(zip(model.up_levels, model.upsamples)):
+        level = len(cfg.channel_mults) - 1 - k
+        for block, attn in zip(lvl.blocks, lvl.attns):
+            kind = "attn" if isinstance(attn, AttentionBlock) else "res"
+            out_ch, in_ch = block.conv1.out_channels, block.conv1.in_channels
+            row = skip_rows.pop()
+            skip_ch = in_ch - (up[-1]["out"] if up else model.mid_block2.conv1.out_channels)
+            up.append(dict(label=f"ResBlock  {in_ch - skip_ch}+{skip_ch}→{out_ch}", level=level, kind=kind,
+                           row=row, out=out_ch, upsample_after=not isinstance(upsample, nn.Identity)
+                           and block is lvl.blocks[-1]))
+    for d in down:
+        d["res"] = res[d["level"]]
+    for u in up:
+        u["res"] = res[u["level"]]
+    return down, up
+
+
+def draw_unet(model: UNet, title: str):
+    down, up = unet_layout(model)
+    n_rows, n_levels = len(down), len(model.config.channel_mults)
+    box_w, box_h, indent, gap = 3.0, 0.62, 0.9, 1.6
+    right_x0 = box_w + (n_levels - 1) * indent + gap + (n_levels - 1) * indent  # left edge of the right column at level 0
+    width = right_x0 + box_w
+    fig, ax = plt.subplots(figsize=(11, 0.62 * (n_rows + 4)))
+
+    def box(x, y, text, kind, w=box_w):
+        ax.add_patch(FancyBboxPatch((x, y - box_h / 2), w, box_h, boxstyle="round,pad=0.02,rounding_size=0.12",
+                                    facecolor=KIND_COLOURS[kind], edgecolor="black", linewidth=0.8))
+        ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=8.5)
+
+    def arrow(xy_from, xy_to, **kw):
+        style = dict(arrowstyle="-|>", color="black", linewidth=1.0, shrinkA=0, shrinkB=0)
+        style.update(kw)
+        ax.annotate("", xy=xy_to, xytext=xy_from, arrowprops=style)
+
+    # contracting path: row r holds skip r; y = -r
+    pos_down = []
+    for r, d in enumerate(down):
+        x = d["level"] * indent
+        box(x, -r, f"{d['label']}\n{d['res']}×{d['res']}", d["kind"])
+        pos_down.append(x)
+        if r:
+            arrow((pos_down[r - 1] + box_w / 2, -(r - 1) - box_h / 2), (x + box_w / 2, -r + box_h / 2))
+    # input
+    ax.text(box_w / 2, 1.1, f"x_t  [B, {model.config.in_channels}, {down[0]['res']}, {down[0]['res']}]",
+            ha="center", va="center", fontsize=9, fontweight="bold")
+    arrow((box_w / 2, 0.9), (box_w / 2, box_h / 2))
+
+    # bottleneck
+    mid_y = -n_rows - 0.3
+    ch = model.mid_block1.conv1.out_channels
+    mid_res = model.config.resolutions[-1]
+    mid_w = 2 * box_w
+    mid_x = width / 2 - mid_w / 2
+    box(mid_x, mid_y, f"bottleneck: ResBlock → attention → ResBlock  {ch}→{ch}\n{mid_res}×{mid_res}", "mid", w=mid_w)
+    arrow((pos_down[-1] + box_w / 2, -(n_rows - 1) - box_h / 2), (mid_x + box_w * 0.4, mid_y + box_h / 2))
+
+    # expanding path, each block on the row of the skip it consumes
+    prev = (mid_x + mid_w - box_w * 0.4, mid_y + box_h / 2)
+    prev_upsample = False
+    for u in up:
+        x = right_x0 - u["level"] * indent
+        y = -u["row"]
+        box(x, y, f"{u['label']}\n{u['res']}×{u['res']}", u["kind"])
+        arrow(prev, (x + box_w / 2, y - box_h / 2))
+        if prev_upsample:
+            ax.text((prev[0] + x + box_w / 2) / 2 + 0.2, (prev[1] + y - box_h / 2) / 2, "upsample ×2",
+                    fontsize=8.5, color="#31a354", ha="left", va="center", fontweight="bold")
+        # the skip: from the contracting path's box on the same row
+        arrow((pos_down[u["row"]] + box_w, y), (x, y), linestyle="--", color="#777777", linewidth=0.9)
+        prev = (x + box_w / 2, y + box_h / 2)
+        prev_upsample = u["upsample_after"]
+    # output head
+    head_x = right_x0
+    box(head_x, 1.1, f"GroupNorm·SiLU·conv_out  {model.config.base_channels}→{model.config.out_channels}", "conv")
+    arrow(prev, (head_x + box_w / 2, 1.1 - box_h / 2))
+    ax.text(head_x + box_w / 2, 2.0, f"ε̂  [B, {model.config.out_channels}, {down[0]['res']}, {down[0]['res']}]",
+            ha="center", va="center", fontsize=9, fontweight="bold")
+    arrow((head_x + box_w / 2, 1.1 + box_h / 2), (head_x + box_w / 2, 1.8))
+
+    ax.text(width / 2, -0.45, "skip connections (concatenated)", ha="center", fontsize=8, color="#777777")
+    legend = {"conv": "convolution", "res": "ResBlock", "attn": "ResBlock + self-attention",
+              "down": "downsample (stride-2 conv)", "mid": "bottleneck"}
+    ax.legend([plt.Rectangle((0, 0), 1, 1, facecolor=KIND_COLOURS[k], edgecolor="black") for k in legend],
+              legend.values(), loc="lower left", fontsize=8, frameon=False)
+    ax.set_xlim(-0.3, width + 0.3)
+    ax.set_ylim(mid_y - 0.8, 2.4)
+    ax.axis("off")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+draw_unet(UNet(SMALL), "The small UNet (base_channels=32, num_res_blocks=1, channel_mults=(1, 2, 2), attention at 7×7)")
+plt.show()
+
+# %% [markdown]
+# Labels read `in→out` channels, and on the right `h + skip → out`: the block's input is the running
+# feature map concatenated with the skip. The default configuration has the same shape with two
+# ResBlocks per level on the way down and three on the way up.
+
+# %% [markdown]
+# ## 3. The sinusoidal time embedding
+#
+# One network serves all $T$ timesteps: its parameters are shared across time, and $t$ is an input.
+# A raw integer in $[0, 1000)$ is a poor input for a network, so DDPM encodes it the way the Transformer
+# encodes a token's position (Vaswani et al. 2017, §3.5):
+#
+# $$PE(t, 2i) = \sin\!\big(t / 10000^{2i/d}\big), \qquad PE(t, 2i+1) = \cos\!\big(t / 10000^{2i/d}\big), \qquad i = 0, \dots, d/2 - 1.$$
+#
+# The frequencies $\omega_i = 10000^{-2i/d}$ run geometrically from 1 (period $2\pi \approx 6$ steps)
+# down to about $10^{-4}$ (a period far longer than $T$): the fast ones tell neighbouring steps apart,
+# the slow ones say roughly *where* in the process we are. `ddpm_teach` (like improved-diffusion) puts
+# all the cosines first and then all the sines, $[\cos(t\omega_0), \dots, \cos(t\omega_{d/2-1}),
+# \sin(t\omega_0), \dots]$; the Transformer interleaves them, and DDPM's TensorFlow code puts the sines
+# first. The order does not matter: the next layer is a `Linear`, which does not care how its inputs
+# are ordered.
+#
+# A teaching version, checked against the package:
+
+# %%
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """t [B] (any real timesteps) → [B, dim] = [cos(t·ω_i), sin(t·ω_i)], ω_i = max_period^(−i/half)."""
+    half = dim // 2
+    i = torch.arange(half, dtype=torch.float32)
+    omega = torch.exp(-math.log(max_period) * i / half)      # ω_i = max_period^(−2i/dim), from 1 down to ~1/max_period
+    angles = t.float()[:, None] * omega[None, :]             # (B, half)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)  # (B, dim)
+
+
+ts = torch.arange(1000)
+torch.testing.assert_close(sinusoidal_embedding(ts, 64), timestep_embedding(ts, 64))
+torch.testing.assert_close(sinusoidal_embedding(ts, 128), timestep_embedding(ts, 128))
+print("teaching version == ddpm_teach.unet.timestep_embedding  ✓")
+print("shape for 1000 timesteps, dim 64:", tuple(timestep_embedding(ts, 64).shape))
+
+# %% [markdown]
+# From here on, the package's `timestep_embedding`. Left: the embedding of every $t$ (rows) across its
+# 64 dimensions (columns), as the default model computes it. The first columns of each half oscillate
+# fast in $t$ (they alias into noise at this resolution), the last ones barely move. Right: the cosine
+# similarity between the embeddings of two timesteps. Nearby timesteps look alike and distant ones do
+# not, so the network can both tell $t=10$ from $t=11$ and treat them almost the same.
+
+# %%
+emb = timestep_embedding(ts, DEFAULT.base_channels)                     # (1000, 64)
+unit = emb / emb.norm(dim=1, keepdim=True)
+similarity = unit @ unit.T                                              # (1000, 1000)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+im = axes[0].imshow(emb.numpy(), aspect="auto", cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+axes[0].axvline(DEFAULT.base_channels / 2 - 0.5, color="black", linewidth=0.8)
+axes[0].set_xlabel("embedding dimension (cos | sin)")
+axes[0].set_ylabel("timestep t")
+axes[0].set_title("timestep_embedding(t, 64)")
+fig.colorbar(im, ax=axes[0], fraction=0.046)
+im = axes[1].imshow(similarity.numpy(), cmap="viridis", interpolation="nearest")
+axes[1].set_xlabel("timestep t'")
+axes[1].set_ylabel("timestep t")
+axes[1].set_title("cosine similarity of embeddings")
+fig.colorbar(im, ax=axes[1], fraction=0.046)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Inside the model the embedding goes through a small MLP, `time_mlp`: Linear(base → 4·base), SiLU,
+# Linear(4·base → 4·base). The result, a vector of `4·base_channels` numbers per image, is handed to
+# **every** ResBlock. A class embedding, when there is one, is added to it (§8).
+
+# %%
+print(model.time_mlp)
+with torch.no_grad():
+    e = model.time_mlp(timestep_embedding(t, SMALL.base_channels))
+print("timesteps", tuple(t.shape), "→ sinusoid", (len(t), SMALL.base_channels), "→ time_mlp", tuple(e.shape))
+
+# %% [markdown]
+# ## 4. ResBlocks with GroupNorm, and where the time enters
+#
+# Each ResBlock (`ddpm_teach.unet.ResBlock`) computes
+#
+# $$h = \mathrm{conv}_1\big(\mathrm{SiLU}(\mathrm{GN}(x))\big) + W_e\,\mathrm{SiLU}(e), \qquad
+# \text{out} = \mathrm{skip}(x) + \mathrm{conv}_2\big(\mathrm{dropout}(\mathrm{SiLU}(\mathrm{GN}(h)))\big),$$
+#
+# where $e$ is the time (+ class) embedding and $W_e$ (`emb_proj`) maps it to one number per output
+# channel. That vector is **broadcast over all positions**: the timestep shifts each channel's
+# activations up or down everywhere in the image, a per-channel bias that depends on $t$.
+# `skip` is the identity, or a 1×1 convolution when the channel count changes.
+
+# %%
+block = ResBlock(in_ch=32, out_ch=64, emb_dim=128, dropout=0.1, groups=8)
+print(block)
+x = torch.randn(2, 32, 14, 14, generator=torch.Generator().manual_seed(1))
+e = torch.randn(2, 128, generator=torch.Generator().manual_seed(2))
+print("emb_proj(SiLU(e))          :", tuple(block.emb_proj(F.silu(e)).shape), "→ [:, :, None, None] →",
+      tuple(block.emb_proj(F.silu(e))[:, :, None, None].shape), "broadcast over H×W")
+print("ResBlock(x [2, 32, 14, 14]):", tuple(block(x, e).shape))
+
+# %% [markdown]
+# `conv2` starts at zero, so a fresh ResBlock is exactly its skip path. A deep stack of identities is
+# easy to train; each block then learns a small correction.
+
+# %%
+same = ResBlock(64, 64, emb_dim=128, dropout=0.0, groups=8)
+x64 = torch.randn(2, 64, 7, 7, generator=torch.Generator().manual_seed(3))
+print("fresh ResBlock(64→64) is the identity:", torch.equal(same(x64, e), x64))
+
+# %% [markdown]
+# **Why GroupNorm, not BatchNorm?** BatchNorm normalises each channel with the mean and variance *over
+# the batch*. Diffusion models are trained with small per-device batches (a few images per GPU for large
+# images), and every batch mixes timesteps from almost clean to pure noise, whose statistics are wildly
+# different; at sampling time the batch may be a single image, and BatchNorm then has to fall back on
+# running averages that do not match. GroupNorm (Wu & He 2018) normalises each image on its own, over
+# groups of channels (`norm_groups = 8` here) and all positions, so the output for one image never
+# depends on the rest of the batch. The check below puts the same image in two different batches.
+
+# %%
+gen = torch.Generator().manual_seed(4)
+image = torch.randn(1, 32, 14, 14, generator=gen)
+batch_a = torch.cat([image, torch.randn(3, 32, 14, 14, generator=gen)])
+batch_b = torch.cat([image, 5 * torch.randn(3, 32, 14, 14, generator=gen) + 2])   # different companions
+for norm in [nn.BatchNorm2d(32), nn.GroupNorm(8, 32)]:
+    diff = (norm(batch_a)[0] - norm(batch_b)[0]).abs().max().item()
+    print(f"{type(norm).__name__:12s}: max change of image 0's output when its batch changes = {diff:.2f}")
+
+# %% [markdown]
+# ## 5. Self-attention, only at low resolution
+#
+# Convolutions see a small neighbourhood; self-attention lets every position look at every other one,
+# which helps with global structure (a shirt has two sleeves). With $N = HW$ positions, queries $Q$,
+# keys $K$ and values $V$ of $N$ rows each (Vaswani et al. 2017, eq. 1):
+#
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\Big(\frac{QK^\top}{\sqrt{d_k}}\Big)V.$$
+#
+# `AttentionBlock` normalises, computes $Q, K, V$ with one 1×1 convolution, splits the channels into
+# `num_heads` heads of $d_k = C/\text{heads}$, calls PyTorch's `F.scaled_dot_product_attention`
+# (SDPA: a fused kernel, flash attention where the hardware has it) and adds the result back through a
+# zero-initialised 1×1 projection. A teaching version, checked against the block:
+
+# %%
+def attention_by_hand(attn: AttentionBlock, x: torch.Tensor) -> torch.Tensor:
+    B, C, H, W = x.shape
+    nh, dk = attn.num_heads, C // attn.num_heads
+    q, k, v = attn.qkv(attn.norm(x)).reshape(B, 3, nh, dk, H * W).unbind(1)    # each (B, nh, dk, N)
+    weights = torch.softmax(q.transpose(2, 3) @ k / math.sqrt(dk), dim=-1)   # (B, nh, N, N): softmax(QKᵀ/√d_k)
+    h = (weights @ v.transpose(2, 3))                                        # (B, nh, N, dk)
+    h = h.transpose(2, 3).reshape(B, C, H, W)                                # (B, C, H, W)
+    return x + attn.proj(h)
+
+
+attn = wake_up(AttentionBlock(channels=64, num_heads=4, groups=8))
+x7 = torch.randn(2, 64, 7, 7, generator=torch.Generator().manual_seed(5))
+with torch.no_grad():
+    torch.testing.assert_close(attention_by_hand(attn, x7), attn(x7))
+print("teaching attention == AttentionBlock (SDPA)  ✓   attention weights per image:", (4, 49, 49))
+
+# %% [markdown]
+# The weight matrix has $N^2 = (HW)^2$ entries per head, and computing $QK^\top$ and the weighted sum
+# costs about $2 \cdot 2 N^2 C$ floating-point operations, against $2 \cdot 9 C^2 N$ for a 3×3
+# convolution. Halving the side divides attention's cost by 16 but a convolution's only by 4. The table
+# puts attention at each level of the default model (C = 64, 128, 128), for one image; the last column is
+# the memory of the weight matrices for a batch of 64 with 4 heads in float32, if they are stored (as
+# the backward pass of plain attention does).
+
+# %%
+print(f"{'level':>5} {'H×W':>6} {'N=HW':>6} {'C':>4} {'N² per head':>12} {'attn MFLOP':>11} {'3×3 conv MFLOP':>15} "
+      f"{'attn/conv':>9} {'weights B=64':>13}")
+for level, (res, mult) in enumerate(zip(DEFAULT.resolutions, DEFAULT.channel_mults)):
+    N, C = res * res, DEFAULT.base_channels * mult
+    attn_flops = 2 * 2 * N * N * C              # QKᵀ and weights·V, 2 FLOPs per multiply-add
+    conv_flops = 2 * 9 * C * C * N              # one 3×3 conv, C → C
+    weights_mb = N * N * DEFAULT.num_heads * 64 * 4 / 1e6
+    print(f"{level:>5} {f'{res}×{res}':>6} {N:>6} {C:>4} {N * N:>12,} {attn_flops / 1e6:>11.1f} {conv_flops / 1e6:>15.1f} "
+          f"{attn_flops / conv_flops:>9.2f} {f'{weights_mb:,.1f} MB':>13}")
+
+# %% [markdown]
+# At 28×28 one attention layer costs almost three 3×3 convolutions and needs 0.6 GB of attention
+# weights for a batch of 64; at 7×7 it is a rounding error. So the model attends only where it is
+# cheap, and the bottleneck always has attention. (DDPM used 16×16 for 32×32 CIFAR-10 images.) A
+# measured comparison on this machine, batch 16:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+attn_64 = AttentionBlock(64, num_heads=4, groups=8).eval()
+for res in (28, 14, 7):
+    xr = torch.randn(16, 64, res, res)
+    with torch.no_grad():
+        attn_64(xr)                                  # warm-up
+        start = time.perf_counter()
+        for _ in range(TIMING_REPEATS):
+            attn_64(xr)
+    print(f"AttentionBlock(64) on [16, 64, {res}, {res}]: {(time.perf_counter() - start) / TIMING_REPEATS * 1000:8.1f} ms per call")
+
+# %% [markdown]
+# ## 6. A shape trace through the network
+#
+# `trace_shapes(model, x, t)` runs the model once with forward hooks and returns (module name, output
+# shape) for `conv_in`, every ResBlock, attention, down/upsample and `conv_out`, in the order they ran.
+# The table adds what went *in*: on the expanding path a ResBlock's input is the running feature map
+# concatenated with a skip (`h+skip`).
+
+# %%
+def trace_table(model: UNet, batch: int = 2) -> list[dict]:
+    x = torch.zeros(batch, model.config.in_channels, model.config.image_size, model.config.image_size)
+    rows, prev_ch = [], model.config.in_channels
+    for name, shape in trace_shapes(model, x, torch.zeros(batch, dtype=torch.long)):
+        module = model.get_submodule(name)
+        if isinstance(module, ResBlock):
+            kind, in_ch = "ResBlock", module.norm1.num_channels
+        elif isinstance(module, AttentionBlock):
+            kind, in_ch = "attention", module.norm.num_channels
+        elif isinstance(module, nn.Conv2d):
+            kind, in_ch = "conv", module.in_channels
+        else:
+            kind, in_ch = type(module).__name__.lower(), module.conv.in_channels
+        inputs = f"{prev_ch}+{in_ch - prev_ch}" if in_ch != prev_ch else f"{in_ch}"
+        rows.append(dict(name=name, kind=kind, inputs=inputs, shape=shape))
+        prev_ch = shape[1]
+    return rows
+
+
+small_trace = trace_table(UNet(SMALL))
+print(f"{'#':>2}  {'module':24s} {'kind':10s} {'in channels':>11}   output [B, C, H, W]")
+for i, row in enumerate(small_trace):
+    print(f"{i:>2}  {row['name']:24s} {row['kind']:10s} {row['inputs']:>11}   {list(row['shape'])}")
+
+# %% [markdown]
+# Read it top to bottom: the side goes 28 → 14 → 7 and back, the channels 1 → 32 → 64 and back to 1,
+# and the output shape equals the input shape. The downsample and upsample layers keep the channel
+# count; the channels change in the first ResBlock of a level. The same trace, drawn, for both
+# configurations:
+
+# %%
+default_trace = trace_table(UNet(DEFAULT))
+KIND_BAR_COLOURS = {"conv": "#969696", "ResBlock": "#6baed6", "attention": "#fd8d3c", "downsample": "#74c476",
+                    "upsample": "#31a354"}
+fig, axes = plt.subplots(2, 2, figsize=(12, 5.5), sharex="col", gridspec_kw=dict(height_ratios=[1, 1.3]))
+for col, (name, rows) in enumerate([("small", small_trace), ("default", default_trace)]):
+    steps = range(len(rows))
+    sides = [r["shape"][-1] for r in rows]
+    channels = [r["shape"][1] for r in rows]
+    axes[0, col].step(steps, sides, where="mid", color="black")
+    axes[0, col].scatter(steps, sides, c=[KIND_BAR_COLOURS[r["kind"]] for r in rows], zorder=3, edgecolor="black", s=30)
+    axes[0, col].set_yticks(sorted(set(sides)))
+    axes[0, col].set_ylabel("side H = W")
+    axes[0, col].set_title(f"{name} config: {sum(p.numel() for p in UNet(SMALL if name == 'small' else DEFAULT).parameters()):,} parameters")
+    axes[0, col].grid(alpha=0.3)
+    axes[1, col].bar(steps, channels, color=[KIND_BAR_COLOURS[r["kind"]] for r in rows], edgecolor="black", linewidth=0.5)
+    axes[1, col].set_ylabel("channels C")
+    axes[1, col].set_xlabel("module, in the order it runs")
+    axes[1, col].set_xticks(list(steps))
+    axes[1, col].set_xticklabels([r["name"].replace("down_levels", "down").replace("up_levels", "up")
+                                  .replace("blocks.", "res").replace("attns.", "attn").replace("samples.", "sample")
+                                  for r in rows], rotation=90, fontsize=7)
+handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in KIND_BAR_COLOURS.values()]
+fig.legend(handles, KIND_BAR_COLOURS.keys(), loc="upper center", ncol=5, fontsize=8, bbox_to_anchor=(0.5, 1.0))
+fig.tight_layout(rect=(0, 0, 1, 0.95))
+plt.show()
+
+# %% [markdown]
+# The image size must survive every halving: with `len(channel_mults)` levels it must be divisible by
+# $2^{\text{levels}-1}$. 28 = 4·7 allows three levels, not four, and the config says so:
+
+# %%
+try:
+    UNetConfig(image_size=28, channel_mults=(1, 2, 2, 2))
+except ValueError as err:
+    print("ValueError:", err)
+
+# %% [markdown]
+# ## 7. Parameter count, and where the parameters live
+#
+# A 3×3 convolution from $C_\text{in}$ to $C_\text{out}$ channels has $9\,C_\text{in}C_\text{out} +
+# C_\text{out}$ parameters, a Linear layer $d_\text{in}d_\text{out} + d_\text{out}$, a GroupNorm $2C$
+# (a scale and a shift per channel). Almost everything is convolution weights, so the count grows
+# about **quadratically** with `base_channels`. By code it is one line, `model.num_parameters()`.
+
+# %%
+PARTS = {
+    "time embedding (time_mlp)": ("time_mlp",),
+    "class embedding (label_emb)": ("label_emb",),
+    "stem: conv_in, norm_out, conv_out": ("conv_in", "norm_out", "conv_out"),
+    "contracting path (down)": ("down_levels", "downsamples"),
+    "bottleneck (mid)": ("mid_block1", "mid_attn", "mid_block2"),
+    "expanding path (up)": ("up_levels", "upsamples"),
+}
+
+
+def parameter_breakdown(model: UNet) -> dict[str, int]:
+    counts = dict.fromkeys(PARTS, 0)
+    for name, param in model.named_parameters():
+        top = name.split(".")[0]
+        part = next(part for part, prefixes in PARTS.items() if top in prefixes)
+        counts[part] += param.numel()
+    assert sum(counts.values()) == model.num_parameters()
+    return counts
+
+
+models = {"default": UNet(DEFAULT), "small": UNet(SMALL)}
+breakdowns = {name: parameter_breakdown(m) for name, m in models.items()}
+print(f"{'part':36s} {'default':>11} {'':>6} {'small':>11} {'':>6}")
+for part in PARTS:
+    cells = [f"{breakdowns[n][part]:>11,} {breakdowns[n][part] / models[n].num_parameters():>6.1%}" for n in models]
+    print(f"{part:36s} {'  '.join(cells)}")
+print(f"{'total':36s} {models['default'].num_parameters():>11,} {'':>6}  {models['small'].num_parameters():>11,}")
+
+# %% [markdown]
+# About 60% of the weights are in the expanding path: it has one ResBlock more per level, and its
+# blocks read the concatenation of the feature map and a skip, so their first convolution is wider.
+# The default model has 6.5 M parameters, the small one 1.1 M; for comparison DDPM's CIFAR-10 model had
+# 35.7 M. How the count grows with `base_channels`:
+
+# %%
+print(f"{'base_channels':>13} {'parameters':>12} {'÷ default':>10} {'(base/64)²':>11}")
+for base in (16, 32, 64, 128):
+    n = UNet(DEFAULT, base_channels=base).num_parameters()
+    print(f"{base:>13} {n:>12,} {n / models['default'].num_parameters():>10.3f} {(base / 64) ** 2:>11.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 2.6))
+colours = ["#fdd0a2", "#fd8d3c", "#d9d9d9", "#9ecae1", "#bcbddc", "#3182bd"]
+for row, name in enumerate(models):
+    left = 0.0
+    for colour, (part, count) in zip(colours, breakdowns[name].items()):
+        if count == 0:                      # no class embedding: these models are unconditional
+            continue
+        share = count / models[name].num_parameters()
+        ax.barh(row, share, left=left, color=colour, edgecolor="black", linewidth=0.5, label=part if row == 0 else None)
+        if share > 0.05:
+            ax.text(left + share / 2, row, f"{share:.0%}", ha="center", va="center", fontsize=8)
+        left += share
+ax.set_yticks(range(len(models)))
+ax.set_yticklabels([f"{n}\n{m.num_parameters() / 1e6:.2f} M" for n, m in models.items()])
+ax.set_xlabel("share of the parameters")
+ax.set_xlim(0, 1)
+ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 8. Class conditioning, learned variance, and what the model does *not* know
+#
+# **Class conditioning** (notebook 07). With `num_classes=K` the model has a class embedding table with
+# **K + 1** rows; the extra row, label `K`, is the *null* label, "no class". It is added to the time
+# embedding, so it reaches every ResBlock the same way $t$ does. Training drops labels to the null label
+# at random, so one network is both the conditional and the unconditional model that classifier-free
+# guidance (Ho & Salimans 2022) mixes. Calling a conditional model without labels means the null label.
+
+# %%
+cond = wake_up(UNet(SMALL, num_classes=10)).eval()
+labels = torch.tensor([0, 3, 9, 10])                        # 10 is the null label
+with torch.no_grad():
+    out_labels = cond(x_t, t, labels)
+    out_none = cond(x_t, t)
+    out_null = cond(x_t, t, cond.null_labels(4))
+print("label_emb:", cond.label_emb, "| rows 0..9 are the classes, row 10 the null label")
+print("cond(x_t, t, labels):", tuple(out_labels.shape))
+print("cond(x_t, t) == cond(x_t, t, null labels):", torch.equal(out_none, out_null))
+print("a real label changes the prediction:", not torch.allclose(out_labels[:3], out_null[:3]))
+print("extra parameters for the class embedding:", cond.num_parameters() - models["small"].num_parameters(),
+      "= 11 ×", cond.label_emb.embedding_dim)
+
+# %% [markdown]
+# **Learned variance** (notebook 08). With `learn_sigma=True` the output has **2C channels**: the first C
+# are $\hat\varepsilon$, the other C the interpolation weight $v$ of Improved DDPM (Nichol & Dhariwal
+# 2021, eq. 15), $\Sigma_\theta = \exp\big(v \log\beta_t + (1-v)\log\tilde\beta_t\big)$. Only `conv_out`
+# changes. The last line is a CIFAR-10-shaped model: 32×32 RGB images, whose levels are 32, 16 and 8, so
+# its attention resolution is 8. (`attention_resolutions` lists side lengths; one that matches no level
+# adds no attention, apart from the bottleneck's, which is always there.)
+
+# %%
+for cfg in [SMALL, UNetConfig(**{**SMALL.to_dict(), "learn_sigma": True}),
+            UNetConfig(**{**SMALL.to_dict(), "image_size": 32, "in_channels": 3, "learn_sigma": True,
+                          "attention_resolutions": (8,)})]:
+    m = UNet(cfg)
+    x_in = torch.zeros(2, cfg.in_channels, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        out = m(x_in, 0)
+    print(f"in_channels={cfg.in_channels} learn_sigma={cfg.learn_sigma!s:5}: input {list(x_in.shape)} → output "
+          f"{list(out.shape)}   ({m.num_parameters():,} parameters)")
+eps_part, v_part = out.chunk(2, dim=1)
+print("split with out.chunk(2, dim=1):", list(eps_part.shape), "(ε̂) and", list(v_part.shape), "(v)")
+
+# %% [markdown]
+# **The model knows nothing about schedules.** Nothing in `UNetConfig` mentions $T$, $\beta_t$ or
+# $\bar\alpha_t$: the network maps $(x_t, t, \text{label})$ to a tensor, and $t$ is just a number fed to
+# the sinusoid, so even a timestep no schedule has is accepted. The schedule lives in `NoiseSchedule`,
+# the training loop (notebook 04) and the samplers (notebooks 05, 06); one trained model can therefore
+# be sampled with DDPM or DDIM, with any number of steps.
+
+# %%
+print("UNetConfig fields:", [f.name for f in fields(UNetConfig)])
+with torch.no_grad():
+    print("t = 5000, beyond any T = 1000 schedule, runs:", tuple(awake(x_t, 5000).shape))
+
+# %% [markdown]
+# ## 9. How long does one forward pass take?
+#
+# The time of one forward pass at batch 64 (the batch size notebook 04 trains with) on the CPU of this
+# machine, and of a forward + backward pass, which is most of a training step. No GPU is needed for this
+# notebook; training (notebook 04) is where a GPU pays off.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+x_batch = torch.randn(TIMING_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+t_batch = torch.randint(0, 1000, (TIMING_BATCH,), generator=torch.Generator().manual_seed(7))
+
+
+def seconds_per_call(fn, repeats: int = TIMING_REPEATS) -> float:
+    fn()                                                      # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+with timed("this cell"):
+    small_model = UNet(SMALL)
+    with torch.no_grad():
+        forward_s = seconds_per_call(lambda: small_model.eval()(x_batch, t_batch))
+    # a stand-in loss, to time the backward pass too
+    train_step_s = seconds_per_call(lambda: small_model.train()(x_batch, t_batch).square().mean().backward())
+    default_model = UNet(DEFAULT).eval()
+    with torch.no_grad():
+        default_forward_s = seconds_per_call(lambda: default_model(x_batch, t_batch), repeats=1)
+print(f"small UNet,   batch {TIMING_BATCH}: forward {forward_s:.2f} s, forward + backward {train_step_s:.2f} s "
+      f"(mean of {TIMING_REPEATS})")
+print(f"default UNet, batch {TIMING_BATCH}: forward {default_forward_s:.2f} s")
+print(f"on {ddpm_teach.course.machine()}, torch {torch.__version__}")
+
+# %% [markdown]
+# Measured while writing this notebook, on this repo's CI machine (2 cores, one thread, busy with other
+# jobs, so the numbers moved by up to 2× between runs): 0.4 to 1 s per forward pass of the small UNet
+# at batch 64, 1.6 to 2.8 s forward + backward, and 2 to 3.6 s per forward pass of the default
+# UNet (6 times the parameters). A laptop with several threads is faster. That is why notebook 04 trains the small model for its short CPU run, and the default one
+# on a GPU.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is checked with one call, which prints `Correct!` or a hint. The cells marked
+# **one possible answer** hold a reference answer; try your own first.
+#
+# **Exercise 1 (shapes).** A UNet built with `UNetConfig(image_size=32, in_channels=3, base_channels=64,
+# channel_mults=(1, 2, 2))` is given a batch of 8 images. What is the shape `(B, C, H, W)` of the output
+# of the **second** downsample, `downsamples.1`? Work it out on paper, then check it.
+
+# %%
+# one possible answer
+answer_shape = (8, 64 * 2, 32 // 2 // 2, 32 // 2 // 2)   # batch kept; level 1's width base·mult[1]; two halvings
+ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
+
+# %% [markdown]
+# **Exercise 2 (parameters by formula).** How many parameters does
+# `ResBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, groups=8)` have? Count them from the
+# formulas of §7 and the block's structure in §4, then (optionally) confirm with code.
+
+# %%
+# one possible answer
+in_ch, out_ch, emb_dim = 64, 128, 256
+answer_resblock = (
+    2 * in_ch                           # norm1: GroupNorm scale + shift per channel
+    + 9 * in_ch * out_ch + out_ch       # conv1: 3×3
+    + emb_dim * out_ch + out_ch         # emb_proj: Linear
+    + 2 * out_ch                        # norm2
+    + 9 * out_ch * out_ch + out_ch      # conv2: 3×3
+    + in_ch * out_ch + out_ch           # skip: 1×1 conv, because in_ch ≠ out_ch
+)
+print("by code:", sum(p.numel() for p in ResBlock(in_ch, out_ch, emb_dim, dropout=0.1, groups=8).parameters()))
+ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
+
+# %% [markdown]
+# **Exercise 3 (scaling).** The default UNet (`base_channels=64`) has 6,469,889 parameters. Estimate,
+# *without building it*, how many parameters the default UNet with `base_channels=96` has. Any answer
+# within 1% of the exact count is accepted.
+
+# %%
+# one possible answer
+answer_base96 = round(6_469_889 * (96 / 64) ** 2)   # conv weights grow with C_in·C_out: quadratic in base_channels
+ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
+
+# %% [markdown]
+# ## Summary
+#
+# - The denoiser $\varepsilon_\theta(x_t, t)$ returns a tensor with the shape of $x_t$ (eq. 14 needs
+#   one prediction per pixel), so it is an image-to-image UNet: a contracting path, a bottleneck, an
+#   expanding path, and skip connections that concatenate each contracting-path output onto an
+#   expanding-path ResBlock at the same resolution.
+# - The timestep enters as a sinusoidal embedding (Transformer §3.5; geometric frequencies from 1 to
+#   1/10000), passed through an MLP and added, per channel, inside **every** ResBlock. A class embedding
+#   (K classes + 1 null label) is added to it.
+# - ResBlocks use GroupNorm, which normalises each image on its own: batch size and batch composition
+#   do not matter. `conv2`, attention's projection and `conv_out` start at zero, so a fresh model
+#   predicts $\hat\varepsilon = 0$ and each block starts as the identity.
+# - Self-attention costs $\propto (HW)^2$: at 7×7 it is cheap, at 28×28 it costs almost three
+#   convolutions and 0.6 GB of weights per batch of 64 (measured here: hundreds of times slower than at 7×7), so it is used only at low resolution.
+# - `trace_shapes` shows the side 28 → 14 → 7 → 14 → 28 and the channel widths `base × mult`; the
+#   default model has 6,469,889 parameters, the small CPU model 1,112,801, about 60% of them in the
+#   expanding path; the count grows about quadratically with `base_channels`.
+# - `learn_sigma=True` doubles the output channels (ε̂ and v); the model knows nothing about $T$ or
+#   $\beta_t$, the schedule belongs to the training loop and the samplers.
+#
+# **Next:** notebook 04 trains this network with Algorithm 1.

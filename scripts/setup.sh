@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up ddpm-teach on a fresh machine: system packages (Debian/Ubuntu, when run as root or with
+# sudo), a virtual environment in .venv with a matched torch/torchvision pair, the package and the
+# test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
+  if [ "$(id -u)" -eq 0 ] || [ -n "$SUDO" ]; then
+    echo "== apt: Fashion-MNIST (offline copy), Chromium (browser test), venv"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq dataset-fashion-mnist chromium python3-venv >/dev/null
+  else
+    echo "note: not root and no sudo; install 'dataset-fashion-mnist' and 'chromium' with apt yourself, or use --download."
+  fi
+else
+  echo "note: no apt-get; Fashion-MNIST will need a download (python -m ddpm_teach train --download) and the browser test needs Chromium."
+fi
+
+echo "== Python environment in .venv"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch and torchvision come from the same index as a matched pair (pip resolves torchvision's exact torch pin)
+.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python - <<'PY'
+import torch, torchvision
+print(f"torch {torch.__version__} + torchvision {torchvision.__version__}: OK; cuda available: {torch.cuda.is_available()}")
+PY
+echo "== done. Open the course with:  .venv/bin/jupyter lab notebooks/"

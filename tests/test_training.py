@@ -1,0 +1,376 @@
+"""Training (notebook 04): exact resume, bit-for-bit repeats, the LR schedule, gradient
+accumulation, EMA, label dropout, the t distribution and the non-finite-loss stop."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+import ddpm_teach.training as training
+from ddpm_teach.checkpoint import load_checkpoint
+from ddpm_teach.data import ImageData
+from ddpm_teach.schedules import NoiseSchedule
+from ddpm_teach.training import BatchOrder, NonFiniteLossError, TrainConfig, Trainer, diffusion_loss, lr_at
+from ddpm_teach.unet import UNet
+
+from helpers_training import random_image_data, tiny_model_config, tiny_train_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _assert_state_dicts_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _randomize_zero_init(model: torch.nn.Module, seed: int = 1) -> None:
+    """The UNet's output and residual convs start at zero (so it outputs 0 and most gradients
+    vanish); give them small random values so gradient checks reach every layer."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
+def _record_diffusion_loss(monkeypatch, *, cheap: bool = False) -> list[dict]:
+    """Wrap training.diffusion_loss so every micro-batch's inputs are recorded.  With ``cheap``
+    the UNet is not run at all (a constant-plus-0·params loss), for statistics over many steps."""
+    calls: list[dict] = []
+    real = training.diffusion_loss
+
+    def recorder(model, schedule, x0, t, noise, labels=None, **kwargs):
+        calls.append({"x0": x0.detach().clone(), "t": t.detach().clone(), "noise": noise.detach().clone(),
+                      "labels": None if labels is None else labels.detach().clone()})
+        if cheap:
+            loss = sum(p.sum() for p in model.parameters()) * 0.0 + 1.0
+            return loss, {"mse": loss.detach()}
+        return real(model, schedule, x0, t, noise, labels, **kwargs)
+
+    monkeypatch.setattr(training, "diffusion_loss", recorder)
+    return calls
+
+
+# -- bit-for-bit repeats and exact resume ----------------------------------------------------------
+
+def test_seeded_training_repeats_bit_for_bit(tmp_path):
+    data = random_image_data()
+    runs = []
+    for name in ("a", "b"):
+        trainer = Trainer(tiny_train_config(tmp_path / name, steps=4), tiny_model_config(), data)
+        trainer.train(progress=False)
+        runs.append(trainer)
+    a, b = runs
+    assert a.loss_history == b.loss_history
+    assert len(a.loss_history) == 4 and all(math.isfinite(x) for x in a.loss_history)
+    _assert_state_dicts_equal(a.model.state_dict(), b.model.state_dict())
+    _assert_state_dicts_equal(a.ema.module.state_dict(), b.ema.module.state_dict())
+    # a different seed is a different run (so the equality above is not vacuous)
+    c = Trainer(tiny_train_config(tmp_path / "c", steps=4, seed=1), tiny_model_config(), data)
+    c.train(progress=False)
+    assert c.loss_history != a.loss_history
+
+
+RESUME_CASES = {
+    "eps": dict(),
+    "learn_sigma": dict(learn_sigma=True, vlb_weight=0.01),
+    "conditional_dropout_accum": dict(conditional=True, label_dropout=0.3, grad_accum=2),
+}
+
+
+@pytest.mark.parametrize("case", list(RESUME_CASES))
+def test_resumed_run_matches_uninterrupted_run(tmp_path, case):
+    data = random_image_data()
+    overrides = RESUME_CASES[case]
+    total, stop = 6, 3
+
+    straight = Trainer(tiny_train_config(tmp_path / "straight", steps=total, **overrides), tiny_model_config(), data)
+    straight.train(progress=False)
+
+    first = Trainer(tiny_train_config(tmp_path / "resumed", steps=total, **overrides), tiny_model_config(), data)
+    first.train(stop, progress=False)
+    assert first.step == stop
+    # scramble the global RNG (dropout's source), as a fresh process would have it
+    torch.manual_seed(12345)
+    torch.rand(100)
+    resumed = Trainer.resume(first.checkpoint_path, data=data)
+    assert resumed.step == stop
+    resumed.train(progress=False)
+
+    assert resumed.step == straight.step == total
+    assert resumed.loss_history == straight.loss_history
+    _assert_state_dicts_equal(resumed.model.state_dict(), straight.model.state_dict())
+    _assert_state_dicts_equal(resumed.ema.module.state_dict(), straight.ema.module.state_dict())
+    assert torch.equal(resumed.generator.get_state(), straight.generator.get_state())
+    assert resumed.lr_scheduler.get_last_lr() == straight.lr_scheduler.get_last_lr()
+    # and the run really trained: the weights moved from their initial values
+    init = Trainer(tiny_train_config(tmp_path / "init", steps=total, **overrides), tiny_model_config(), data)
+    assert not torch.equal(init.model.conv_out.weight, straight.model.conv_out.weight)
+
+
+def test_resume_can_extend_the_run(tmp_path):
+    data = random_image_data()
+    trainer = Trainer(tiny_train_config(tmp_path, steps=2), tiny_model_config(), data)
+    trainer.train(progress=False)
+    longer = Trainer.resume(trainer.checkpoint_path, data=data, steps=4)
+    assert longer.config.steps == 4 and longer.step == 2
+    longer.train(progress=False)
+    assert longer.step == 4 and len(longer.loss_history) == 4
+    assert longer.loss_history[:2] == trainer.loss_history
+    assert load_checkpoint(trainer.checkpoint_path)["step"] == 4
+
+
+# -- the learning-rate schedule -------------------------------------------------------------------
+
+def _reference_lr(step: int, warmup: int, total: int, floor: float) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then half a cosine from 1 down to ``floor`` at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    done = min(step - warmup, total - warmup) / (total - warmup)
+    return floor + (1 - floor) * (1 + math.cos(math.pi * done)) / 2
+
+
+def test_lr_at_warmup_then_cosine():
+    config = TrainConfig(warmup_steps=10, steps=110, min_lr_ratio=0.1)
+    for step in [0, 1, 4, 9, 10, 11, 35, 60, 85, 109, 110, 200]:
+        assert lr_at(step, config) == pytest.approx(_reference_lr(step, 10, 110, 0.1), abs=1e-12), step
+    # landmarks, by hand: warm-up is linear from 1/10, the decay starts at 1, is halfway at its
+    # midpoint, a quarter of the way in it is at cos(π/4), and it ends (and stays) at min_lr_ratio
+    assert lr_at(0, config) == pytest.approx(0.1)
+    assert [lr_at(s + 1, config) - lr_at(s, config) for s in range(9)] == pytest.approx([0.1] * 9)
+    assert lr_at(9, config) == pytest.approx(1.0) and lr_at(10, config) == pytest.approx(1.0)
+    assert lr_at(60, config) == pytest.approx(0.55)
+    assert lr_at(35, config) == pytest.approx(0.1 + 0.9 * (1 + math.sqrt(0.5)) / 2)
+    assert lr_at(110, config) == pytest.approx(0.1) and lr_at(10_000, config) == pytest.approx(0.1)
+    decay = [lr_at(s, config) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(decay, decay[1:]))
+    # no warm-up: the cosine starts at once
+    assert lr_at(0, TrainConfig(warmup_steps=0, steps=100, min_lr_ratio=0.0)) == pytest.approx(1.0)
+    assert lr_at(50, TrainConfig(warmup_steps=0, steps=100, min_lr_ratio=0.0)) == pytest.approx(0.5)
+
+
+def test_trainer_uses_lr_at_for_each_optimizer_step(tmp_path):
+    config = tiny_train_config(tmp_path, steps=6, warmup_steps=3, lr=1e-3, min_lr_ratio=0.2)
+    trainer = Trainer(config, tiny_model_config(dropout=0.0), random_image_data())
+    for step in range(config.steps):
+        assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * _reference_lr(step, 3, 6, 0.2))
+        trainer.train_step()
+
+
+# -- gradient accumulation ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("learn_sigma", [False, True])
+def test_gradient_of_two_micro_batches_equals_one_double_batch(learn_sigma):
+    """Averaging the losses of two micro-batches of B gives the gradient of one batch of 2B
+    (same examples, same t and ε): what grad_accum=2 relies on."""
+    model = UNet(tiny_model_config(dropout=0.0, learn_sigma=learn_sigma, in_channels=1))
+    _randomize_zero_init(model)
+    schedule = NoiseSchedule.from_name("linear", 50)
+    g = torch.Generator().manual_seed(3)
+    B = 4
+    x0 = torch.rand(2 * B, 1, 8, 8, generator=g) * 2 - 1
+    t = torch.randint(0, 50, (2 * B,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+
+    def grads(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    full = grads(diffusion_loss(model, schedule, x0, t, noise, learn_sigma=learn_sigma, vlb_weight=0.1)[0])
+    halves = [diffusion_loss(model, schedule, x0[s], t[s], noise[s], learn_sigma=learn_sigma, vlb_weight=0.1)[0]
+              for s in (slice(0, B), slice(B, 2 * B))]
+    accumulated = grads(halves[0] / 2 + halves[1] / 2)
+    for a, b in zip(full, accumulated):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    # every parameter gets a gradient (the check is not comparing zeros)
+    assert all(a.abs().sum() > 0 for a in full)
+
+
+def test_trainer_grad_accum_gradient_is_that_of_the_double_batch(tmp_path, monkeypatch):
+    """Through the Trainer: with grad_accum=2 and batch_size=B, the gradient it steps with is the
+    gradient of one batch of 2B built from the same examples, t and ε it drew."""
+    B = 4
+    trainer = Trainer(tiny_train_config(tmp_path, batch_size=B, grad_accum=2, grad_clip=0.0),
+                      tiny_model_config(dropout=0.0), random_image_data())
+    _randomize_zero_init(trainer.model)
+    before = copy.deepcopy(trainer.model)
+    calls = _record_diffusion_loss(monkeypatch)
+    trainer.train_step()
+    assert len(calls) == 2 and all(c["x0"].shape[0] == B for c in calls)
+    # the two micro-batches are different examples
+    assert not torch.equal(calls[0]["x0"], calls[1]["x0"])
+
+    x0, t, noise = (torch.cat([c[k] for c in calls]) for k in ("x0", "t", "noise"))
+    loss, _ = diffusion_loss(before, trainer.schedule, x0, t, noise)
+    loss.backward()
+    for (name, p_after), p_ref in zip(trainer.model.named_parameters(), before.parameters()):
+        torch.testing.assert_close(p_after.grad, p_ref.grad, rtol=1e-5, atol=1e-7, msg=name)
+    # the loss it reports is the mean over both micro-batches
+    assert trainer.loss_history[-1] == pytest.approx(loss.item(), rel=1e-5)
+
+
+# -- EMA ------------------------------------------------------------------------------------------
+
+def test_ema_is_the_exponential_average_of_the_parameter_snapshots(tmp_path):
+    decay, k = 0.8, 4
+    trainer = Trainer(tiny_train_config(tmp_path, steps=k, ema_decay=decay, lr=1e-2),
+                      tiny_model_config(dropout=0.0), random_image_data())
+    snapshots = []
+    for _ in range(k):
+        trainer.train_step()
+        snapshots.append({n: p.detach().double().clone() for n, p in trainer.model.named_parameters()})
+    # AveragedModel's first update copies; then ema ← d_n·ema + (1 − d_n)·θ with the warm-up
+    # d_n = min(decay, (1 + n)/(10 + n)), n = the number of updates averaged so far
+    expected = dict(snapshots[0])
+    for n, snap in enumerate(snapshots[1:], start=1):
+        d = min(decay, (1 + n) / (10 + n))
+        expected = {name: d * expected[name] + (1 - d) * snap[name] for name in expected}
+    ema = dict(trainer.ema.module.named_parameters())
+    assert int(trainer.ema.n_averaged) == k
+    for name, value in expected.items():
+        torch.testing.assert_close(ema[name].double(), value, rtol=1e-5, atol=1e-6, msg=name)
+    # the EMA lags the raw weights (so the check above is not just "EMA = model")
+    assert any(not torch.allclose(ema[n].double(), snapshots[-1][n]) for n in expected)
+
+
+# -- non-finite loss ------------------------------------------------------------------------------
+
+def test_non_finite_loss_stops_with_advice_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    data = random_image_data()
+    trainer = Trainer(tiny_train_config(tmp_path, steps=6, checkpoint_every=1), tiny_model_config(), data)
+    trainer.train(2, progress=False)
+    good = trainer.checkpoint_path.read_bytes()
+    files_before = sorted(p.name for p in tmp_path.iterdir())
+
+    real_forward = trainer.model.forward
+    monkeypatch.setattr(trainer.model, "forward",
+                        lambda x, t, labels=None: real_forward(x, t, labels) * float("nan"))
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.train(progress=False)
+    message = str(info.value)
+    assert "nan" in message.lower() and "step 2" in message
+    assert "--lr" in message and "--resume" in message          # says what to do
+    assert str(trainer.checkpoint_path) in message
+    assert isinstance(info.value, FloatingPointError)
+
+    assert trainer.checkpoint_path.read_bytes() == good          # byte-identical
+    assert sorted(p.name for p in tmp_path.iterdir()) == files_before   # no stray temp files
+    assert trainer.step == 2
+    monkeypatch.undo()
+    resumed = Trainer.resume(trainer.checkpoint_path, data=data)
+    assert resumed.step == 2 and resumed.loss_history == trainer.loss_history[:2]
+
+
+# -- what each step draws -------------------------------------------------------------------------
+
+def _labelled_constant_images(n: int, num_classes: int) -> ImageData:
+    """Image i is filled with 60·label_i, so a batch's true labels can be read off its pixels."""
+    labels = torch.arange(n) % num_classes
+    images = (labels * 60).to(torch.uint8)[:, None, None, None].expand(n, 1, 8, 8).contiguous()
+    return ImageData(images, labels, [f"c{k}" for k in range(num_classes)], "constant")
+
+
+def test_label_dropout_rate_matches_label_dropout(tmp_path, monkeypatch):
+    num_classes, p, steps, B = 3, 0.25, 40, 64
+    trainer = Trainer(tiny_train_config(tmp_path, steps=steps, batch_size=B, conditional=True, label_dropout=p),
+                      tiny_model_config(), _labelled_constant_images(128, num_classes))
+    calls = _record_diffusion_loss(monkeypatch, cheap=True)
+    for _ in range(steps):
+        trainer.train_step()
+    labels = torch.cat([c["labels"] for c in calls])
+    true = torch.cat([((c["x0"][:, 0, 0, 0] + 1) * 127.5 / 60).round().long() for c in calls])
+    dropped = labels == num_classes                 # the null label
+    n = labels.numel()
+    assert n == steps * B
+    # binomial: the rate is within 5 standard deviations of p
+    assert abs(dropped.float().mean().item() - p) < 5 * math.sqrt(p * (1 - p) / n)
+    # labels that were not dropped are the examples' own labels
+    assert torch.equal(labels[~dropped], true[~dropped])
+    assert set(true.tolist()) == set(range(num_classes))
+
+
+@pytest.mark.parametrize("p, expected", [(0.0, 0.0), (1.0, 1.0)])
+def test_label_dropout_extremes(tmp_path, monkeypatch, p, expected):
+    trainer = Trainer(tiny_train_config(tmp_path, batch_size=16, conditional=True, label_dropout=p),
+                      tiny_model_config(), random_image_data(num_classes=3))
+    calls = _record_diffusion_loss(monkeypatch, cheap=True)
+    trainer.train_step()
+    assert (calls[0]["labels"] == 3).float().mean().item() == expected
+
+
+def test_unconditional_training_passes_no_labels(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_train_config(tmp_path), tiny_model_config(), random_image_data())
+    calls = _record_diffusion_loss(monkeypatch, cheap=True)
+    trainer.train_step()
+    assert calls[0]["labels"] is None
+    assert trainer.model.config.num_classes is None
+
+
+def test_training_timesteps_are_uniform_on_0_to_T_minus_1(tmp_path, monkeypatch):
+    T, steps, B = 10, 50, 64
+    trainer = Trainer(tiny_train_config(tmp_path, T=T, steps=steps, batch_size=B), tiny_model_config(),
+                      random_image_data(n=64))
+    calls = _record_diffusion_loss(monkeypatch, cheap=True)
+    for _ in range(steps):
+        trainer.train_step()
+    t = torch.cat([c["t"] for c in calls])
+    assert t.dtype == torch.long
+    assert int(t.min()) == 0 and int(t.max()) == T - 1        # both ends, 0 included (the paper's t=1)
+    counts = torch.bincount(t, minlength=T).double()
+    assert counts.numel() == T
+    expected = t.numel() / T
+    chi2 = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi2 < 33.7                                         # χ²(9 dof) at p = 1e-4
+    # the noise is standard normal
+    noise = torch.cat([c["noise"] for c in calls])
+    assert abs(noise.mean().item()) < 0.01 and abs(noise.std().item() - 1) < 0.01
+
+
+# -- clear errors ---------------------------------------------------------------------------------
+
+def test_dataset_smaller_than_batch_size_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"(?i)batch.size"):
+        Trainer(tiny_train_config(tmp_path, batch_size=32), tiny_model_config(), random_image_data(n=20))
+    with pytest.raises(ValueError, match=r"(?i)batch.size"):
+        BatchOrder(20, 32, seed=0)
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    data = random_image_data()
+    with pytest.raises(ValueError, match="grad_accum"):
+        Trainer(tiny_train_config(tmp_path, grad_accum=0), tiny_model_config(), data)
+    with pytest.raises(ValueError, match="fp16"):
+        Trainer(tiny_train_config(tmp_path, mixed_precision="fp16"), tiny_model_config(), data)
+
+
+def test_trainer_derives_the_model_shape_from_the_data(tmp_path):
+    data = random_image_data(size=8, channels=3, num_classes=5)
+    trainer = Trainer(tiny_train_config(tmp_path, conditional=True, learn_sigma=True),
+                      tiny_model_config(image_size=16, in_channels=1, attention_resolutions=(8,)), data)
+    cfg = trainer.model.config
+    assert (cfg.image_size, cfg.in_channels, cfg.num_classes, cfg.learn_sigma) == (8, 3, 5, True)
+    out = trainer.model(torch.zeros(2, 3, 8, 8), torch.tensor([0, 1]), torch.tensor([0, 5]))
+    assert out.shape == (2, 6, 8, 8)
+
+
+def test_ema_without_warmup_uses_the_fixed_decay(tmp_path):
+    decay, k = 0.8, 3
+    trainer = Trainer(tiny_train_config(tmp_path, steps=k, ema_decay=decay, ema_warmup=False, lr=1e-2),
+                      tiny_model_config(dropout=0.0), random_image_data())
+    snapshots = []
+    for _ in range(k):
+        trainer.train_step()
+        snapshots.append({n: p.detach().double().clone() for n, p in trainer.model.named_parameters()})
+    expected = dict(snapshots[0])
+    for snap in snapshots[1:]:
+        expected = {n: decay * expected[n] + (1 - decay) * snap[n] for n in expected}
+    ema = dict(trainer.ema.module.named_parameters())
+    for name, value in expected.items():
+        torch.testing.assert_close(ema[name].double(), value, rtol=1e-5, atol=1e-6, msg=name)
