@@ -119,7 +119,7 @@ def load_diffusion_model(path: str | os.PathLike, *, device: torch.device | str 
 def strip_for_inference(ckpt: dict) -> dict:
     """Keep only what sampling needs (EMA weights as ``model``, configs, scores): the small
     files shipped in ``checkpoints/``."""
-    keep = {k: ckpt[k] for k in ("kind", "model_config", "schedule", "train_config", "dataset", "step", "scores",
+    keep = {k: ckpt[k] for k in ("kind", "model_config", "schedule", "train_config", "dataset", "step", "scores", "weights",
                                  "loss_history") if k in ckpt}
     keep["model"] = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
     keep["ema"] = None

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+import threading
 import types
 import typing
 from pathlib import Path
@@ -265,6 +267,10 @@ def cmd_train_classifier(args) -> int:
     return 0
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
@@ -272,9 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .training import NonFiniteLossError
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:  # `kill` saves a training run as Ctrl-C does
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError, ImportError, CheckpointError, NonFiniteLossError) as err:
         # clear errors (bad input, missing data, bad checkpoints) print as one line, not a traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -195,8 +195,9 @@ class Trainer:
         })
         self.schedule = NoiseSchedule.from_name(config.schedule, config.T)
 
-        torch.manual_seed(config.seed)  # the initial weights
+        torch.manual_seed(config.seed)  # the initial weights: the same on every rank
         self.model = UNet(self.model_config).to(self.device)
+        torch.manual_seed(config.seed + 7919 * self.rank)  # dropout masks: different on every rank
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
@@ -309,16 +310,36 @@ class Trainer:
                     callback(self, loss)
                 if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                     self.save()
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGTERM from the command line) keeps the work done so far; with several
+            # processes the others may already be gone, so only a single process saves here
+            if self.world_size == 1:
+                print(f"\ninterrupted at step {self.step}: saving {self.checkpoint_path}; continue with --resume")
+                self.save()
+            raise
         finally:
             bar.close()
         self.save()
         return self.loss_history
 
     # -- checkpoints ----------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def _rng_state(self) -> dict:
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _rng_states_of_all_ranks(self) -> list[dict]:
+        """Every process's RNG states (a collective: all ranks must call it), rank order."""
+        rng = self._rng_state()
+        if self.world_size == 1:
+            return [rng]
+        states: list = [None] * self.world_size
+        dist.all_gather_object(states, {k: v.cpu() for k, v in rng.items()})
+        return states
+
+    def state_dict(self, rng_per_rank: list[dict] | None = None) -> dict:
+        rng_per_rank = rng_per_rank or [self._rng_state()]
         return {
             "kind": "diffusion",
             "model_config": self.model_config.to_dict(),
@@ -331,16 +352,19 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": rng,
+            "rng": rng_per_rank[0],
+            "rng_per_rank": rng_per_rank,
             "step": self.step,
             "loss_history": list(self.loss_history),
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Write the full training state atomically (only the main process writes)."""
+        """Write the full training state atomically.  Every process must call it (their RNG
+        states are gathered so that each rank resumes its own stream); only rank 0 writes."""
+        rng_per_rank = self._rng_states_of_all_ranks()
         if not self.is_main:
             return None
-        return save_checkpoint(self.state_dict(), path or self.checkpoint_path)
+        return save_checkpoint(self.state_dict(rng_per_rank), path or self.checkpoint_path)
 
     def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
         load_state_dict_checked(self.model, ckpt["model"], source)
@@ -349,10 +373,15 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        self.generator.set_state(ckpt["rng"]["generator"])
-        if "cuda" in ckpt["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+        if len(per_rank) != self.world_size:
+            raise CheckpointError(f"{source} was saved by {len(per_rank)} processes but is resumed by {self.world_size}; "
+                                  "resume with the same --nproc_per_node for an exact continuation.")
+        rng = per_rank[self.rank]
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["generator"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
         self.step = int(ckpt["step"])
         self.loss_history = list(ckpt["loss_history"])
 

@@ -326,3 +326,316 @@ def schedule_explorer(image=None, **kwargs):
     ``image`` and ``kwargs`` (kind, T, t, beta_start, beta_end, seed) go to :class:`ScheduleExplorer`.
     """
     return ScheduleExplorer(image, **kwargs).widget
+
+
+# ====================================================================================================
+# The guidance explorer of notebook 07 (classifier-free guidance)
+# ====================================================================================================
+# Pick a class and a guidance scale s; the explorer samples a small grid of that class from one fixed
+# noise with DDIM (few steps, so it answers in a second or two on a CPU), guided by
+#
+#     ε̃ = ε_u + s (ε_c − ε_u)        (Ho & Salimans 2022, eq. 6, with s = w + 1)
+#
+# and the shipped Fashion-MNIST classifier says how many of the samples it recognises as that class.
+# Results are cached per (class, s, steps), so moving a control back is instant.  As above:
+#
+# * :func:`guidance_state` is a pure function (same inputs, same images: DDIM with η = 0 from fixed
+#   noise) from the control values to samples, the classifier's verdicts and the caption text;
+# * :func:`plot_guidance_state` draws such a state (the notebook's static figure uses it too);
+# * :class:`GuidanceExplorer` owns the widgets (``.controls``, ``.caption``, ``.output``, ``.widget``).
+#
+# CSS classes: the container ``ddpm-guidance``, the caption ``ddpm-guidance-caption``, the plot area
+# ``ddpm-guidance-plot`` and each control ``ddpm-guidance-<name>`` (``-label``, ``-guidance_scale``,
+# ``-steps``).  Only ipywidgets APIs common to 7.7 and 8 are used, as in ScheduleExplorer.
+import math as _math  # noqa: E402
+import time as _time  # noqa: E402
+
+__all__ += ["GUIDANCE_CSS_CLASSES", "format_guidance_caption", "guidance_state", "plot_guidance_state",
+            "GuidanceExplorer"]
+
+GUIDANCE_CSS_CLASSES = {
+    "container": "ddpm-guidance",
+    "caption": "ddpm-guidance-caption",
+    "plot": "ddpm-guidance-plot",
+}
+GUIDANCE_SCALE_RANGE = (0.0, 6.0)     # the slider's s range; s = 1 is the plain conditional model
+GUIDANCE_SCALE_STEP = 0.5
+GUIDANCE_STEP_CHOICES = (5, 10, 20)   # DDIM steps on offer: few, so the explorer answers quickly
+
+
+def format_guidance_caption(guidance_scale: float, class_name: str, correct: int | None, n: int,
+                            steps: int) -> str:
+    """``s=3 (paper's w=2), class 'Sneaker': the classifier calls 15 of 16 samples 'Sneaker' (accuracy
+    93.8%); DDIM, 10 steps``.  ``correct`` None: no classifier, so no accuracy."""
+    s = float(guidance_scale)
+    head = f"s={s:g} (paper's w={s - 1:g}), class {class_name!r}"
+    if correct is None:
+        verdict = "no classifier, so no accuracy"
+    else:
+        verdict = f"the classifier calls {correct} of {n} samples {class_name!r} (accuracy {100 * correct / n:.1f}%)"
+    return f"{head}: {verdict}; DDIM, {steps} steps"
+
+
+def _classifier_module(classifier):
+    """A Classifier from a Classifier, an Evaluator (its ``.classifier``) or None."""
+    if classifier is None:
+        return None
+    return getattr(classifier, "classifier", classifier)
+
+
+@torch.no_grad()
+def guidance_state(model: torch.nn.Module, schedule: NoiseSchedule, noise: torch.Tensor, label: int,
+                   guidance_scale: float, *, steps: int = 10, classifier=None,
+                   class_names=None) -> dict[str, Any]:
+    """Samples of one class at one guidance scale, and what the classifier makes of them.
+
+    model:          a class-conditional UNet trained with label dropout (null label = num_classes).
+    schedule:       its noise schedule; sampling is DDIM (η = 0) over ``steps`` uniform timesteps.
+    noise:          x_T [n, C, H, W]; the same noise for every class and scale, so only they change.
+    label:          the class in [0, num_classes).
+    guidance_scale: s in ε̃ = ε_u + s(ε_c − ε_u) (s = 1 conditional, s = 0 unconditional; w = s − 1).
+    classifier:     a :class:`~ddpm_teach.evaluation.Classifier` (or an ``Evaluator``), or None.
+    class_names:    names for the labels (default: the numbers).
+
+    Returns a dict with ``label``, ``class_name``, ``guidance_scale``, ``w``, ``steps``, ``n``,
+    ``images`` [n, C, H, W] in [-1, 1] (CPU), ``predicted`` (the classifier's classes [n], or None),
+    ``correct`` and ``accuracy`` (None without a classifier), ``caption`` and ``seconds`` (the time
+    the sampling took; the only entry that is not a function of the inputs).
+    """
+    from .samplers import DDIMSampler, sample
+
+    num_classes = getattr(model.config, "num_classes", None)
+    if num_classes is None:
+        raise ValueError("guidance needs a class-conditional model trained with label dropout; this model is "
+                         "unconditional (num_classes=None). Load checkpoints/fashion_mnist_cfg.pt.")
+    label = int(label)
+    if not 0 <= label < num_classes:
+        raise ValueError(f"label must lie in [0, {num_classes - 1}], got {label}.")
+    names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"{len(names)} class names for a model with {num_classes} classes.")
+    s = float(guidance_scale)
+    n = noise.shape[0]
+
+    started = _time.perf_counter()
+    images = sample(model, DDIMSampler(schedule, steps=int(steps), eta=0.0), noise=noise,
+                    labels=torch.full((n,), label, dtype=torch.long), guidance_scale=s, progress=False).cpu()
+    seconds = _time.perf_counter() - started
+
+    predicted = correct = accuracy = None
+    net = _classifier_module(classifier)
+    if net is not None:
+        was_training = net.training
+        net.eval()
+        device = next(net.parameters()).device
+        predicted = net(images.to(device)).argmax(1).cpu()            # (n,)
+        net.train(was_training)
+        correct = int((predicted == label).sum())
+        accuracy = correct / n
+    return {
+        "label": label,
+        "class_name": names[label],
+        "guidance_scale": s,
+        "w": s - 1.0,
+        "steps": int(steps),
+        "n": n,
+        "images": images,
+        "predicted": predicted,
+        "correct": correct,
+        "accuracy": accuracy,
+        "caption": format_guidance_caption(s, names[label], correct, n, int(steps)),
+        "seconds": seconds,
+    }
+
+
+def plot_guidance_state(state: dict[str, Any], ax=None):
+    """Draw :func:`guidance_state`'s samples as one grid on ``ax`` (a new figure if None), with a red
+    frame around each sample the classifier puts in another class, and a title with s, w and the
+    classifier's count.  Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .plotting import show_images
+
+    images, n = state["images"], state["n"]
+    nrow = max(1, _math.ceil(_math.sqrt(n)))
+    if ax is None:
+        rows = _math.ceil(n / nrow)
+        fig, ax = plt.subplots(figsize=(0.75 * nrow + 0.6, 0.75 * rows + 0.7))
+    else:
+        fig = ax.figure
+    show_images(images, nrow=nrow, ax=ax)
+    if state["predicted"] is not None:
+        H, W = images.shape[-2:]
+        padding = 2                                   # show_images' (make_grid's) gap
+        for i in torch.nonzero(state["predicted"] != state["label"]).flatten().tolist():
+            row, col = divmod(i, nrow)
+            ax.add_patch(Rectangle((padding + col * (W + padding) - 1.5, padding + row * (H + padding) - 1.5),
+                                   W + 2, H + 2, fill=False, edgecolor="#d62728", linewidth=1.5))
+    s = state["guidance_scale"]
+    title = f"{state['class_name']}, s={s:g} (w={s - 1:g})"
+    if state["accuracy"] is not None:
+        title += f"\nclassifier agrees: {state['correct']}/{n}"
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def _default_classifier():
+    """The shipped evaluation classifier and its class names, or (None, None, why not)."""
+    from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked
+    from .evaluation import DEFAULT_CLASSIFIER, Classifier, ClassifierConfig
+
+    try:
+        ckpt = load_checkpoint(DEFAULT_CLASSIFIER, kind="classifier")
+    except CheckpointError as error:
+        return None, None, f"No accuracy: the classifier could not be loaded ({error})."
+    net = Classifier(ClassifierConfig(**ckpt["model_config"]))
+    load_state_dict_checked(net, ckpt["model"], str(DEFAULT_CLASSIFIER))
+    return net.eval(), ckpt.get("classes"), ""
+
+
+class GuidanceExplorer:
+    """A class, a guidance scale and a number of DDIM steps, and a grid of samples they give.
+
+    Attributes:
+        controls: ``{"label": Dropdown, "guidance_scale": FloatSlider (0 to 6, step 0.5),
+                  "steps": Dropdown (5, 10, 20)}``.
+        caption:  an ``HTML`` widget with :func:`format_guidance_caption`'s text (class
+                  ``ddpm-guidance-caption``).
+        output:   an ``Output`` widget holding the grid; samples the classifier assigns to another
+                  class get a red frame (class ``ddpm-guidance-plot``).
+        widget:   the container to display (class ``ddpm-guidance``); displaying the explorer shows it.
+        cache:    ``{(label, s, steps): state}`` of every :func:`guidance_state` computed so far.
+        state:    the state on show; ``compute_count`` counts samplings, ``draw_count`` figures.
+        noise:    the one x_T [n, C, H, W] every grid starts from (seeded by ``seed``).
+
+    model, schedule: a class-conditional model and its schedule (``load_diffusion_model`` gives both).
+    classifier:      a Classifier or an Evaluator; None loads the shipped one (or shows no accuracy
+                     if it is missing).
+    class_names:     the labels' names (default: the classifier checkpoint's, else the numbers).
+    n:               samples per grid (16: a 4×4 grid).
+    """
+
+    def __init__(self, model: torch.nn.Module, schedule: NoiseSchedule, *, classifier=None, class_names=None,
+                 n: int = 16, steps: int = 10, label: int = 0, guidance_scale: float = 3.0, seed: int = 0):
+        import ipywidgets as widgets
+
+        config = model.config
+        if getattr(config, "num_classes", None) is None:
+            raise ValueError("GuidanceExplorer needs a class-conditional model (num_classes set, trained with "
+                             "label dropout), e.g. checkpoints/fashion_mnist_cfg.pt.")
+        self.model, self.schedule = model, schedule
+        self.classifier_note = ""
+        default_names = None
+        if classifier is None:
+            classifier, default_names, self.classifier_note = _default_classifier()
+        self.classifier = _classifier_module(classifier)
+        names = class_names if class_names is not None else default_names
+        if names is None or len(names) != config.num_classes:
+            names = [str(k) for k in range(config.num_classes)]
+        self.class_names = list(names)
+        generator = torch.Generator().manual_seed(seed)
+        self.noise = torch.randn((n, config.in_channels, config.image_size, config.image_size),
+                                 generator=generator)                    # x_T, (n, C, H, W)
+
+        steps_options = sorted({*GUIDANCE_STEP_CHOICES, int(steps)})
+        style = {"description_width": "initial"}
+        self.controls = {
+            "label": widgets.Dropdown(options=[(name, k) for k, name in enumerate(self.class_names)],
+                                      value=int(label), description="class", style=style),
+            "guidance_scale": widgets.FloatSlider(value=float(guidance_scale), min=GUIDANCE_SCALE_RANGE[0],
+                                                  max=GUIDANCE_SCALE_RANGE[1], step=GUIDANCE_SCALE_STEP,
+                                                  description="guidance scale s", readout_format=".1f",
+                                                  continuous_update=False, style=style),
+            "steps": widgets.Dropdown(options=steps_options, value=int(steps), description="DDIM steps",
+                                      style=style),
+        }
+        for name, control in self.controls.items():
+            control.add_class(f"{GUIDANCE_CSS_CLASSES['container']}-{name}")
+
+        self.caption = widgets.HTML(value="")
+        self.caption.add_class(GUIDANCE_CSS_CLASSES["caption"])
+        self.output = widgets.Output(layout=widgets.Layout(min_height="300px"))
+        self.output.add_class(GUIDANCE_CSS_CLASSES["plot"])
+        self.widget = widgets.VBox([
+            widgets.HBox([self.controls["label"], self.controls["steps"]]),
+            self.controls["guidance_scale"],
+            self.caption,
+            self.output,
+        ])
+        self.widget.add_class(GUIDANCE_CSS_CLASSES["container"])
+
+        self.cache: dict[tuple[int, float, int], dict[str, Any]] = {}
+        self.state: dict[str, Any] | None = None
+        self.figure = None
+        self.compute_count = 0
+        self.draw_count = 0
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    # ------------------------------------------------------------------ control logic
+    def values(self) -> dict[str, Any]:
+        """The controls' current values: label, guidance_scale, steps."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _on_change(self, change: dict) -> None:
+        self.update()
+
+    def state_for(self, label: int, guidance_scale: float, steps: int | None = None) -> dict[str, Any]:
+        """:func:`guidance_state` for these values, from the cache when it was computed before."""
+        steps = int(self.controls["steps"].value if steps is None else steps)
+        key = (int(label), round(float(guidance_scale), 6), steps)
+        if key not in self.cache:
+            self.cache[key] = guidance_state(self.model, self.schedule, self.noise, key[0], key[1], steps=steps,
+                                             classifier=self.classifier, class_names=self.class_names)
+            self.compute_count += 1
+        return self.cache[key]
+
+    def update(self) -> dict[str, Any]:
+        """Look up (or compute) the state for the controls, rewrite the caption, redraw the grid."""
+        values = self.values()
+        computed_before = self.compute_count
+        state = self.state_for(values["label"], values["guidance_scale"], values["steps"])
+        self.state = state
+        how = (f"sampled in {state['seconds']:.1f} s" if self.compute_count > computed_before
+               else "from the cache (computed before)")
+        uses = ("1 model pass" if state["guidance_scale"] in (0.0, 1.0)
+                else "2 model passes (conditional and unconditional)")
+        detail = f"{state['n']} samples from the same noise, {uses} per step, {how}"
+        note = f"<br><i>{html.escape(self.classifier_note)}</i>" if self.classifier_note else ""
+        self.caption.value = f"<b>{html.escape(state['caption'])}</b><br>{html.escape(detail)}{note}"
+        self._show(self._draw(state))
+        return state
+
+    # ------------------------------------------------------------------ drawing
+    def _draw(self, state: dict[str, Any]):
+        """The grid of samples (:func:`plot_guidance_state`) as a figure of its own."""
+        import matplotlib.pyplot as plt
+
+        fig = plot_guidance_state(state)
+        fig.tight_layout()
+        plt.close(fig)   # shown once, in the output area, not again by the inline backend
+        return fig
+
+    def _show(self, fig) -> None:
+        with self.output:
+            clear_output(wait=True)
+            display(fig)
+        self.figure = fig
+        self.draw_count += 1
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        v = self.values()
+        return (f"GuidanceExplorer(class={self.class_names[v['label']]!r}, guidance_scale={v['guidance_scale']:g}, "
+                f"steps={v['steps']}, n={self.noise.shape[0]})")
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        """Displaying the explorer shows its widget; the text is a short, stable summary."""
+        return {
+            "text/plain": repr(self),
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id,
+            },
+        }

@@ -374,3 +374,24 @@ def test_ema_without_warmup_uses_the_fixed_decay(tmp_path):
     ema = dict(trainer.ema.module.named_parameters())
     for name, value in expected.items():
         torch.testing.assert_close(ema[name].double(), value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
+    """Ctrl-C (KeyboardInterrupt) in the middle of train() saves the state at that step, and
+    --resume continues as if nothing had happened."""
+    data = random_image_data()
+    straight = Trainer(tiny_train_config(tmp_path / "a", steps=6), tiny_model_config(), data)
+    straight.train(progress=False)
+
+    def stop_at_3(trainer, loss):
+        if trainer.step == 3:
+            raise KeyboardInterrupt
+
+    interrupted = Trainer(tiny_train_config(tmp_path / "b", steps=6), tiny_model_config(), data)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train(progress=False, callback=stop_at_3)
+    resumed = Trainer.resume(tmp_path / "b" / "checkpoint.pt", data=data)
+    assert resumed.step == 3
+    resumed.train(progress=False)
+    assert resumed.loss_history == straight.loss_history
+    _assert_state_dicts_equal(resumed.model.state_dict(), straight.model.state_dict())

@@ -1,0 +1,1 @@
+"""Speed benchmarks against diffusers (not part of the installed package): see benchmarks/README.md."""

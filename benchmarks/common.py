@@ -1,0 +1,327 @@
+"""What the benchmarks share: sizes (``--smoke``, ``--quick``, full), the machine header,
+timing (warm-up, then the median of repeats), the matched-parameter diffusers peer, FLOP
+counts, MFU and plain-text tables.
+
+Timing rule used everywhere: run the work ``warmup`` times untimed (that is where
+``torch.compile`` compiles and oneDNN picks its kernels), then time ``repeats`` blocks and
+report the *median* block, so one slow block (another process waking up) does not decide
+the result.  On CUDA every timed block ends with ``torch.cuda.synchronize()``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ddpm_teach.devices import describe_device, pick_device
+from ddpm_teach.unet import UNet, UNetConfig
+
+__all__ = ["COURSE_UNET", "Sizes", "add_size_arguments", "sizes_from_args", "machine_header", "sync", "Timer",
+           "median_seconds", "diffusers_version", "build_peer", "PeerAdapter", "num_parameters",
+           "flops_per_image", "peak_tflops", "print_table", "autocast", "AMP_DTYPE_NAMES", "resolve_device"]
+
+# The course's small model (notebooks 04-08, the shipped checkpoints): ~1.1M parameters.
+COURSE_UNET = UNetConfig(image_size=28, in_channels=1, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
+                         attention_resolutions=(7,), dropout=0.0)
+
+
+# ----------------------------------------------------------------------------------------------
+# sizes and the command line
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Sizes:
+    """How much work one benchmark run does.  ``name`` is "smoke", "quick" or "full"."""
+
+    name: str
+    warmup: int        # untimed iterations (compilation happens here)
+    repeats: int       # timed blocks; the median is reported
+    iters: int         # iterations per timed block
+    compile: bool      # also measure torch.compile configurations (minutes on a 2-core CPU)
+
+
+SIZES = {
+    "smoke": Sizes("smoke", warmup=1, repeats=1, iters=1, compile=False),
+    "quick": Sizes("quick", warmup=2, repeats=3, iters=3, compile=False),
+    "full": Sizes("full", warmup=3, repeats=5, iters=5, compile=True),
+}
+
+
+def add_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--quick / --smoke (default: full size), --device, --threads, --seed, --compile/--no-compile."""
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a few minutes on a 2-core CPU (no torch.compile rows)")
+    size.add_argument("--smoke", action="store_true", help="seconds: tiny batch, one iteration (for the tests)")
+    parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ...")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice, normally one per core)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="measure torch.compile rows too (default: only at full size)")
+
+
+def sizes_from_args(args: argparse.Namespace) -> Sizes:
+    sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    if args.compile is not None:
+        sizes = Sizes(**{**sizes.__dict__, "compile": args.compile})
+    return sizes
+
+
+# ----------------------------------------------------------------------------------------------
+# the machine
+# ----------------------------------------------------------------------------------------------
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_features() -> str:
+    """The CPU features that matter here: AVX-512, AMX (bf16 matrix tiles), as torch sees them."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    wanted = [flag for flag in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if flag in flags]
+    return f"torch CPU capability {capability}" + (f"; flags {' '.join(wanted)}" if wanted else "")
+
+
+def diffusers_version() -> str:
+    try:
+        import diffusers
+        return diffusers.__version__
+    except ImportError:
+        return "not installed"
+
+
+def machine_header(title: str, device: torch.device, sizes: Sizes) -> str:
+    """The lines every benchmark prints first: what ran, where, and how loaded the machine was."""
+    lines = [f"== {title} ({sizes.name} size)", f"device:   {describe_device(device)}"]
+    if device.type == "cuda":
+        lines.append(f"GPU:      {torch.cuda.get_device_name(device)}")
+    lines.append(f"CPU:      {_cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads")
+    lines.append(f"          {_cpu_features()}")
+    lines.append(f"software: torch {torch.__version__}, diffusers {diffusers_version()}, python {platform.python_version()}")
+    if hasattr(os, "getloadavg"):
+        load = os.getloadavg()
+        lines.append(f"load:     {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min; above the core count "
+                     "means other processes shared the CPU and the numbers are low)")
+    lines.append(f"timing:   {sizes.warmup} warm-up iteration(s), then the median of {sizes.repeats} block(s) "
+                 f"of {sizes.iters} iteration(s)")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# timing
+# ----------------------------------------------------------------------------------------------
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so the clock measures the work and not its launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+class Timer:
+    """Seconds of ``fn()`` repeated ``iters`` times, collected per block: ``warmup()`` once,
+    then ``block()`` as often as wanted (several timers can be interleaved, so that a change
+    in the machine's load falls on every configuration alike)."""
+
+    def __init__(self, fn: Callable[[], object], device: torch.device, threads: int | None = None):
+        self.fn, self.device, self.threads = fn, device, threads
+        self.blocks: list[float] = []
+        self.warmup_seconds = 0.0
+
+    @contextlib.contextmanager
+    def _threads(self):
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def warmup(self, n: int) -> None:
+        with self._threads():
+            start = time.perf_counter()
+            for _ in range(n):
+                self.fn()
+            sync(self.device)
+            self.warmup_seconds += time.perf_counter() - start
+
+    def block(self, iters: int) -> float:
+        with self._threads():
+            sync(self.device)
+            start = time.perf_counter()
+            for _ in range(iters):
+                self.fn()
+            sync(self.device)
+            seconds = (time.perf_counter() - start) / iters
+        self.blocks.append(seconds)
+        return seconds
+
+    @property
+    def median(self) -> float:
+        """Median seconds per iteration over the timed blocks."""
+        return statistics.median(self.blocks)
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed ones."""
+    timer = Timer(fn, device)
+    timer.warmup(warmup)
+    for _ in range(repeats):
+        timer.block(1)
+    return timer.median
+
+
+# ----------------------------------------------------------------------------------------------
+# the diffusers peer at a matched parameter count
+# ----------------------------------------------------------------------------------------------
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_peer(config: UNetConfig, tolerance: float = 0.10):
+    """diffusers' ``UNet2DModel`` laid out like our UNet, with diffusers' own defaults for the rest.
+
+    Same levels (block_out_channels = base·mults), same ResBlocks per level (layers_per_block),
+    attention (``AttnDownBlock2D``/``AttnUpBlock2D``) at the same resolutions, plain
+    ``DownBlock2D``/``UpBlock2D`` elsewhere, and its default mid-block (ResBlock, attention,
+    ResBlock), time embedding (4·base), GroupNorm groups (32) and attention head size (8).
+    Raises if the parameter counts differ by more than ``tolerance``."""
+    from diffusers import UNet2DModel
+
+    down, up = [], []
+    for res in config.resolutions:
+        attention = res in config.attention_resolutions
+        down.append("AttnDownBlock2D" if attention else "DownBlock2D")
+        up.insert(0, "AttnUpBlock2D" if attention else "UpBlock2D")
+    peer = UNet2DModel(
+        sample_size=config.image_size, in_channels=config.in_channels, out_channels=config.out_channels,
+        block_out_channels=tuple(config.base_channels * m for m in config.channel_mults),
+        layers_per_block=config.num_res_blocks, down_block_types=tuple(down), up_block_types=tuple(up),
+        dropout=config.dropout,
+    )
+    ours, theirs = num_parameters(UNet(config)), num_parameters(peer)
+    if abs(theirs - ours) > tolerance * ours:
+        raise ValueError(f"the diffusers peer has {theirs:,} parameters, ours {ours:,}: not within ±{tolerance:.0%}.")
+    return peer
+
+
+class PeerAdapter(nn.Module):
+    """``peer(x_t, t)`` → ε̂ as a plain tensor, like our UNet (diffusers returns ``.sample``)."""
+
+    def __init__(self, peer: nn.Module):
+        super().__init__()
+        self.peer = peer
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels=None) -> torch.Tensor:
+        return self.peer(x, t).sample
+
+
+# ----------------------------------------------------------------------------------------------
+# precision, FLOPs, MFU
+# ----------------------------------------------------------------------------------------------
+
+AMP_DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` for ``dtype`` (bf16 on CPU uses AMX/AVX-512-BF16 where the CPU has
+    them), or a no-op for plain fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def flops_per_image(model: nn.Module, config: UNetConfig, device: torch.device, batch: int = 2) -> tuple[float, float]:
+    """(forward, forward+backward) FLOPs per image, counted by ``FlopCounterMode`` on one batch
+    (multiply-add = 2 FLOPs; convolutions, matmuls and attention are counted, element-wise ops not)."""
+    x = torch.randn(batch, config.in_channels, config.image_size, config.image_size, device=device)
+    t = torch.randint(0, 1000, (batch,), device=device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out = model(x, t)
+    forward = counter.get_total_flops() / batch
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x, t).float().pow(2).mean().backward()
+    model.zero_grad(set_to_none=True)
+    del out
+    return forward, counter.get_total_flops() / batch
+
+
+# Dense (no sparsity) peak tensor-core TFLOP/s in bf16 (fp16 for the T4, which has no bf16).
+PEAK_TFLOPS = [
+    (r"H100.*PCIe", 756.0),
+    (r"H100|H200|GH200", 989.0),
+    (r"A100", 312.0),
+    (r"\bL4\b", 121.0),
+    (r"\bT4\b", 65.0),
+]
+
+
+def peak_tflops(device: torch.device) -> float | None:
+    """The device's peak bf16 TFLOP/s from the table above, or None ("unknown peak")."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for pattern, peak in PEAK_TFLOPS if re.search(pattern, name)), None)
+
+
+# ----------------------------------------------------------------------------------------------
+# tables
+# ----------------------------------------------------------------------------------------------
+
+def print_table(rows: list[dict], columns: list[str] | None = None) -> None:
+    """A plain-text table, left-aligned text and right-aligned numbers."""
+    if not rows:
+        return
+    columns = columns or list(rows[0])
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = [all(_is_number(r[i]) for r in cells) for i in range(len(columns))]
+
+    def fmt(values):
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+
+    print(fmt(columns))
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print(fmt(r))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", "").rstrip("x%"))
+        return True
+    except ValueError:
+        return text in ("", "-")
+
+
+def resolve_device(name: str, threads: int | None) -> torch.device:
+    if threads:
+        torch.set_num_threads(threads)
+    return pick_device(name)

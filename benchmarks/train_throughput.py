@@ -1,0 +1,240 @@
+"""Training throughput: ddpm_teach's UNet against diffusers' ``UNet2DModel`` at a matched size.
+
+Both models are the course's small configuration (``COURSE_UNET``: base 32, mults 1-2-2, one
+ResBlock per level, attention at 7×7; ~1.1M parameters) on real 28×28 Fashion-MNIST batches,
+and both go through the *same* loop, DDPM Algorithm 1::
+
+    x_0 from the data, t ~ U{0..T−1}, ε ~ N(0, I)        (one seeded generator per row)
+    x_t = q_sample(x_0, t, ε)                             (eq. 4)
+    loss = ‖ε − model(x_t, t)‖²,  backward,  AdamW step   (eq. 14)
+
+Each model is measured in the configurations a user would pick: plain fp32 eager, bf16
+autocast (AMX/AVX-512-BF16 on a recent Xeon), channels_last, both, and (full size, or
+``--compile``) torch.compile.  The headline ratio is our fastest configuration against
+diffusers' plain fp32 eager at the same batch; the like-for-like ratios are printed under it.
+
+    python benchmarks/train_throughput.py --quick      # a few minutes on 2 cores
+    python benchmarks/train_throughput.py              # full size, with torch.compile rows
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.common import (AMP_DTYPE_NAMES, COURSE_UNET, PeerAdapter, Sizes, Timer, add_size_arguments, autocast,
+                               build_peer, flops_per_image, machine_header, num_parameters, peak_tflops, print_table,
+                               resolve_device, sizes_from_args)
+from ddpm_teach.data import load_dataset, to_model_range
+from ddpm_teach.forward import q_sample
+from ddpm_teach.schedules import NoiseSchedule
+from ddpm_teach.unet import UNet
+
+__all__ = ["RunConfig", "candidate_configs", "main"]
+
+RATIO_LINE = "ratio ours/diffusers train img/s: {:.2f}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One row of the table: which model, and how it is run."""
+
+    model: str                          # "ours" or "diffusers"
+    amp: torch.dtype | None = None      # autocast dtype, None for fp32
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None          # None: the process's thread count
+
+    @property
+    def label(self) -> str:
+        parts = [f"{AMP_DTYPE_NAMES[self.amp]} autocast" if self.amp else "fp32"]
+        if self.channels_last:
+            parts.append("channels_last")
+        parts.append("torch.compile" if self.compile else "eager")
+        return " + ".join(parts)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.amp is None and not self.channels_last and not self.compile
+
+    def ddpm_teach_flags(self) -> str:
+        """The same configuration as flags of ``python -m ddpm_teach train``."""
+        flags = []
+        if self.amp is not None:
+            flags.append(f"--mixed-precision {AMP_DTYPE_NAMES[self.amp]}")
+        if self.channels_last:
+            flags.append("--channels-last")
+        if self.compile:
+            flags.append("--compile")
+        if self.threads:
+            flags.append(f"--threads {self.threads}")
+        return " ".join(flags) or "(no extra flags)"
+
+
+def candidate_configs(device: torch.device, sizes: Sizes) -> list[RunConfig]:
+    """The rows to measure, the same for both models (plus a thread-count row for ours)."""
+    if device.type == "cuda":
+        amp = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+        shapes = [RunConfig("", None), RunConfig("", amp), RunConfig("", amp, channels_last=True)]
+        if sizes.compile:
+            shapes.append(RunConfig("", amp, compile=True))
+    elif device.type != "cpu":  # MPS: no bf16 autocast to rely on
+        shapes = [RunConfig("", None), RunConfig("", None, channels_last=True)]
+    elif sizes.name == "smoke":
+        shapes = [RunConfig("", None), RunConfig("", torch.bfloat16, channels_last=True)]
+    else:
+        shapes = [RunConfig("", None), RunConfig("", torch.bfloat16), RunConfig("", None, channels_last=True),
+                  RunConfig("", torch.bfloat16, channels_last=True)]
+        if sizes.compile:
+            shapes += [RunConfig("", None, compile=True), RunConfig("", torch.bfloat16, channels_last=True, compile=True)]
+    configs = [replace(shape, model=model) for model in ("ours", "diffusers") for shape in shapes]
+    threads = torch.get_num_threads()
+    if device.type == "cpu" and sizes.name == "full" and threads > 1:  # is one thread per process better here?
+        configs.append(RunConfig("ours", torch.bfloat16, channels_last=True, threads=1))
+    return configs
+
+
+def build_model(name: str, device: torch.device, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)  # the same initial weights for every row of one model
+    model = UNet(COURSE_UNET) if name == "ours" else PeerAdapter(build_peer(COURSE_UNET))
+    return model.to(device).train()
+
+
+class TrainLoop:
+    """Algorithm 1 for one row: its own model, AdamW, generator and batch counter."""
+
+    def __init__(self, config: RunConfig, images: torch.Tensor, order: torch.Tensor, batch: int,
+                 schedule: NoiseSchedule, device: torch.device, seed: int):
+        self.config, self.images, self.order, self.batch = config, images, order, batch
+        self.schedule, self.device = schedule, device
+        self.model = build_model(config.model, device, seed)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        fused = {"fused": True} if device.type == "cuda" else {}
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=2e-4, **fused)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.scaler = torch.amp.GradScaler(device.type, enabled=config.amp == torch.float16)
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+        self.k = 0
+        self.last_loss = torch.tensor(float("nan"))
+
+    def step(self) -> None:
+        start = (self.k * self.batch) % (len(self.order) - self.batch + 1)
+        x0 = to_model_range(self.images[self.order[start:start + self.batch]])          # (B, 1, 28, 28) in [-1, 1]
+        if self.config.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        t = torch.randint(0, self.schedule.T, (self.batch,), generator=self.generator, device=self.device)
+        noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
+        x_t = q_sample(self.schedule, x0, t, noise)                                       # eq. 4
+        with autocast(self.device, self.config.amp):
+            eps_pred = self.forward(x_t, t)
+        loss = F.mse_loss(eps_pred.float(), noise)                                        # eq. 14
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_loss = loss.detach()
+        self.k += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_size_arguments(parser)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="images per step, the same for every row (default: 64 on CPU, 256 on GPU, 4 with --smoke)")
+    parser.add_argument("--data-root", default=None, help="where Fashion-MNIST lives (found offline if installed)")
+    args = parser.parse_args(argv)
+    sizes = sizes_from_args(args)
+    device = resolve_device(args.device, args.threads)
+    batch = args.batch or (4 if sizes.name == "smoke" else 256 if device.type == "cuda" else 64)
+
+    print(machine_header("training throughput: ddpm_teach UNet vs diffusers UNet2DModel", device, sizes))
+    data = load_dataset("fashion_mnist", args.data_root, train=True)
+    images = data.images[:max(4096, 4 * batch)].to(device)   # uint8 (N, 1, 28, 28), resident on the device
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed)).to(device)
+    schedule = NoiseSchedule.from_name("linear", 1000)
+    print(f"data:     Fashion-MNIST train, real 28x28x1 images (no padding: both UNets take 28 = 7·2²), "
+          f"batch {batch}, the same batches, t and ε for every row")
+
+    # -- what each model costs per image ---------------------------------------------------
+    counts = {}
+    for name in ("ours", "diffusers"):
+        model = build_model(name, device, args.seed)
+        forward, train = flops_per_image(model, COURSE_UNET, device)
+        counts[name] = {"params": num_parameters(model), "fwd": forward, "train": train}
+    print("\nmodel size and cost (FlopCounterMode; 1 multiply-add = 2 FLOPs)")
+    print_table([{"model": name, "parameters": f"{c['params']:,}", "fwd MFLOP/img": f"{c['fwd'] / 1e6:.1f}",
+                  "fwd+bwd MFLOP/img": f"{c['train'] / 1e6:.1f}", "fwd+bwd / fwd": f"{c['train'] / c['fwd']:.2f}"}
+                 for name, c in counts.items()])
+    ratio_params = counts["diffusers"]["params"] / counts["ours"]["params"]
+    print(f"parameters: ours {counts['ours']['params']:,}, diffusers {counts['diffusers']['params']:,} "
+          f"(diffusers/ours = {ratio_params:.3f}, within ±10%)")
+
+    # -- time every configuration, interleaved ----------------------------------------------
+    loops, timers = [], []
+    for config in candidate_configs(device, sizes):
+        loop = TrainLoop(config, images, order, batch, schedule, device, args.seed)
+        timer = Timer(loop.step, device, threads=config.threads)
+        print(f"warming up {config.model:9s} {config.label}{f', {config.threads} thread(s)' if config.threads else ''} ...",
+              flush=True)
+        timer.warmup(sizes.warmup)
+        loops.append(loop)
+        timers.append(timer)
+    for _ in range(sizes.repeats):          # round-robin: a change in load hits every row alike
+        for timer in timers:
+            timer.block(sizes.iters)
+
+    peak = peak_tflops(device)
+    rows, rate = [], {}
+    baseline = next(i for i, l in enumerate(loops) if l.config.model == "diffusers" and l.config.is_baseline)
+    for loop, timer in zip(loops, timers):
+        rate[loop.config] = batch / timer.median
+    for loop, timer in zip(loops, timers):
+        c = loop.config
+        achieved = rate[c] * counts[c.model]["train"]                     # FLOP/s, fwd+bwd as counted
+        row = {"model": c.model, "configuration": c.label, "threads": c.threads or torch.get_num_threads(),
+               "img/s": f"{rate[c]:.1f}", "ms/step": f"{1000 * timer.median:.1f}",
+               "vs diffusers fp32": f"{rate[c] / rate[loops[baseline].config]:.2f}x",
+               "GFLOP/s": f"{achieved / 1e9:.1f}", "warm-up s": f"{timer.warmup_seconds:.1f}",
+               "loss": f"{loop.last_loss.item():.3f}"}
+        if device.type == "cuda":
+            row["MFU"] = f"{100 * achieved / (peak * 1e12):.1f}%" if peak else "unknown peak"
+        rows.append(row)
+        if not math.isfinite(loop.last_loss.item()):
+            raise FloatingPointError(f"{c.model} {c.label}: the loss is {loop.last_loss.item()}")
+    print(f"\ntraining steps, batch {batch} (img/s is the median block; GFLOP/s = img/s x fwd+bwd FLOPs/img)")
+    print_table(rows)
+    if device.type != "cuda":
+        print("MFU: unknown peak (the peak table covers H100/H200/A100/L4/T4 GPUs)")
+
+    # -- the ratios --------------------------------------------------------------------------
+    def best(model: str) -> RunConfig:
+        return max((l.config for l in loops if l.config.model == model), key=rate.get)
+
+    def plain(model: str) -> RunConfig:
+        return next(l.config for l in loops if l.config.model == model and l.config.is_baseline)
+
+    ours_best, theirs_best = best("ours"), best("diffusers")
+    print()
+    print(RATIO_LINE.format(rate[ours_best] / rate[plain("diffusers")]))
+    print(f"  = ours at its fastest ({ours_best.label}, {ours_best.threads or torch.get_num_threads()} threads) "
+          f"/ diffusers fp32 eager, batch {batch}")
+    print(f"ratio ours/diffusers train img/s, fp32 eager vs fp32 eager: {rate[plain('ours')] / rate[plain('diffusers')]:.2f}")
+    print(f"ratio ours/diffusers train img/s, each at its fastest ({ours_best.label} vs {theirs_best.label}): "
+          f"{rate[ours_best] / rate[theirs_best]:.2f}")
+    print(f"fastest configuration for ours here: {ours_best.label}; "
+          f"in the package: python -m ddpm_teach train {ours_best.ddpm_teach_flags()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1026 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Training: Algorithm 1 and what makes it work in practice
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/04_training.ipynb)
+#
+# Notebooks 01 to 03 built the forward process $q(x_t \mid x_0)$, its schedules, and the network
+# $\varepsilon_\theta(x_t, t)$. This notebook trains that network. The algorithm itself (DDPM
+# Algorithm 1) fits in four lines. Most of this notebook is about what a real training run adds:
+# EMA weights, mixed precision, gradient accumulation, a learning-rate schedule, gradient clipping,
+# checkpoints that resume exactly, and a clear stop when the loss blows up. It ends with a short training
+# run on this CPU and the pretrained model shipped with the course, and shows how to tell a bug from a
+# model that simply has not trained long enough.
+#
+# **Learning goals.** After this notebook you can
+# 1. write one training step of Algorithm 1 (ε-prediction, the MSE of eq. 14) by hand, and check it
+#    against `ddpm_teach.training.diffusion_loss`;
+# 2. say why $t$ is drawn uniformly from *all* of $\{0, \dots, T-1\}$ (index 0 included), and read the
+#    loss as a function of $t$: it is hardest at small $t$;
+# 3. explain the EMA of the weights, its warm-up $\min(d, \frac{1+n}{10+n})$, and its averaging window;
+# 4. explain bf16 and fp16 autocast, and why fp16 needs a gradient scaler but bf16 does not;
+# 5. show that gradient accumulation over 2 micro-batches of $B$ gives exactly the gradient of one batch
+#    of $2B$;
+# 6. compute the learning-rate multiplier of a linear warm-up followed by a cosine decay, and say what
+#    gradient clipping does;
+# 7. save a run, resume it, and check that it continues exactly as if it had never stopped; and say what
+#    `NonFiniteLossError` means;
+# 8. tell a bug from under-training: with the loss-versus-$t$ curve, samples over training, and the
+#    classifier-FID with its real-versus-real floor; and train the real model from the command line.
+#
+# **Runtime.** Measured, executed top to bottom in a fresh kernel:
+# - CPU (this repo's CI machine: 2 cores, shared with background training jobs): RUNTIME_FULL at full
+#   size, about two thirds of it the short training run of §10 and the classifier of §11; RUNTIME_CI at CI
+#   size (`pytest --nbval`), kernel start included.
+# - GPU: not measured (no GPU was at hand when this was written). On a GPU, training and sampling
+#   run much faster. The short run of §10 is fixed in steps, not in time, so a GPU gets through it in seconds.
+#
+# **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest). It sets how many steps the
+# short training run and the resume demonstration take, how many images and timesteps the loss-versus-$t$
+# curves use, how many images are sampled, and whether the classifier-FID is computed (full size only:
+# the evaluator takes about 40 s to load here). Every formula, shape and equality check below prints the
+# same at both sizes and is checked by `pytest --nbval`.
+
+# %%
+# Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
+import sys
+if "google.colab" in sys.modules:
+    import os, subprocess
+    if not os.path.isdir("/content/ddpm-teach"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/ddpm-teach/ddpm-teach", "/content/ddpm-teach"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ddpm-teach"], check=True)
+    sys.path.insert(0, "/content/ddpm-teach")
+    os.chdir("/content/ddpm-teach/notebooks")
+
+# %%
+import copy
+import math
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import ddpm_teach
+import ddpm_teach.course
+import ddpm_teach.exercises.nb04
+from ddpm_teach.checkpoint import load_checkpoint, load_diffusion_model
+from ddpm_teach.course import by_size, checkpoint_path, timed
+from ddpm_teach.data import load_dataset
+from ddpm_teach.forward import q_sample
+from ddpm_teach.plotting import plot_loss_curve, show_images
+from ddpm_teach.samplers import DDIMSampler, sample
+from ddpm_teach.training import (NonFiniteLossError, TrainConfig, Trainer, diffusion_loss, ema_decay_at, lr_at,
+                                 make_ema)
+from ddpm_teach.unet import UNet, UNetConfig
+
+SIZE = ddpm_teach.course.notebook_size()
+LOSS_T_IMAGES = by_size(full=64, ci=8)     # images per timestep on the loss-versus-t curves
+LOSS_T_POINTS = by_size(full=16, ci=5)     # timesteps on those curves
+RESUME_K = by_size(full=4, ci=2)           # §8: k steps, interrupt, k more
+SHORT_RUN_STEPS = by_size(full=80, ci=3)   # §10: the short CPU training run
+SNAPSHOT_N = by_size(full=8, ci=4)         # §10: images sampled at a few points during that run
+SAMPLE_N = by_size(full=32, ci=8)          # §10: images sampled from the short run and the shipped model
+SAMPLE_STEPS = by_size(full=50, ci=10)     # DDIM steps for those samples
+SCORE_SAMPLES = by_size(full=True, ci=False)  # §11: classifier-FID (loading the evaluator takes ~40 s)
+torch.manual_seed(0)
+WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb04_"))  # checkpoints written here
+
+# %% [markdown]
+# ## 0. The data and the shipped model
+#
+# `load_dataset("fashion_mnist")` finds the 60,000 training images offline if Debian's
+# `dataset-fashion-mnist` package is installed (or any folder with the four IDX files), and otherwise says
+# how to get them. They stay in memory as uint8; `data.batch(indices)` gives the model's view, float32
+# in $[-1, 1]$.
+#
+# The course ships a model trained with exactly the machinery of this notebook:
+# `checkpoints/fashion_mnist_ddpm.pt`, the small UNet of notebook 03 (about 1.1M parameters), trained on
+# a 2-core CPU. We use it to look at a trained model's loss and samples, and its configuration for the
+# short run of §10.
+
+# %%
+data = load_dataset("fashion_mnist")
+print(data)
+shipped, schedule, ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_ddpm.pt"))
+shipped_config = UNetConfig.from_dict(ckpt["model_config"])
+shipped_train = TrainConfig.from_dict(ckpt["train_config"])
+T = schedule.T
+print(schedule)
+print(f"shipped UNet: {shipped.num_parameters():,} parameters, base_channels={shipped_config.base_channels}, "
+      f"channel_mults={shipped_config.channel_mults}, attention at {shipped_config.attention_resolutions}")
+print(f"trained with: batch {shipped_train.batch_size}, lr {shipped_train.lr}, warm-up {shipped_train.warmup_steps} "
+      f"of {shipped_train.steps} steps, EMA decay {shipped_train.ema_decay}, grad clip {shipped_train.grad_clip}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"the shipped checkpoint was saved at step {ckpt['step']}, with {len(ckpt['loss_history'])} recorded losses")
+
+# %% [markdown]
+# ## 1. Algorithm 1 and the loss of eq. 14
+#
+# Ho et al. (2020) train $\varepsilon_\theta$ with **Algorithm 1**:
+#
+# > **repeat**
+# > 1. $x_0 \sim q(x_0)$ (a training image)
+# > 2. $t \sim \mathrm{Uniform}(\{1, \dots, T\})$
+# > 3. $\varepsilon \sim \mathcal N(0, I)$
+# > 4. take a gradient descent step on $\nabla_\theta \big\lVert \varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\rVert^2$
+# >
+# > **until** converged
+#
+# Step 4 is the gradient of the simplified objective (DDPM eq. 14)
+#
+# $$L_\text{simple}(\theta) = \mathbb{E}_{t, x_0, \varepsilon}\Big[\big\lVert \varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\; t\big)\big\rVert^2\Big],$$
+#
+# and its argument $\sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\varepsilon$ is a sample of
+# $q(x_t \mid x_0)$ in closed form (eq. 4, notebook 01). No chain of $t$ forward steps and no sampling
+# are needed: one random $t$ per image, one noise draw, one forward pass, an MSE. We average the squared
+# error over pixels and batch (`F.mse_loss`); that only rescales the loss.
+#
+# **Indices.** The package's timesteps are 0-based: index $t \in \{0, \dots, T-1\}$ is the paper's
+# $t+1$, and $x_0$ is the data. So "$t \sim \mathrm{Uniform}\{1..T\}$" becomes `torch.randint(0, T, ...)`,
+# which includes index 0 (the least noisy step). A classic bug is `torch.randint(1, T, ...)`: the model
+# never sees index 0, and the last step of sampling, the one that produces the final image, is then done
+# by a network that never trained on it.
+#
+# Here is one training step written out by hand on a real batch, for a fresh copy of the small UNet:
+
+# %%
+student = UNet(shipped_config)                 # a fresh, untrained copy of the shipped architecture
+optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
+gen = torch.Generator().manual_seed(1)
+
+B = 16
+x0, _ = data.batch(torch.randint(0, len(data), (B,), generator=gen))   # x_0 ~ q(x_0): (B, 1, 28, 28) in [-1, 1]
+t = torch.randint(0, T, (B,), generator=gen)                           # t ~ Uniform{0, ..., T-1}, 0-based
+noise = torch.randn(x0.shape, generator=gen)                           # ε ~ N(0, I)
+
+alpha_bar = schedule.alphas_cumprod[t].float().view(B, 1, 1, 1)        # ᾱ_t, (B, 1, 1, 1); float64 → float32
+x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise           # eq. 4
+eps_pred = student(x_t, t)                                             # ε_θ(x_t, t), (B, 1, 28, 28)
+loss = ((noise - eps_pred) ** 2).mean()                                # eq. 14, averaged over pixels and batch
+
+# the same loss from the package, with the same t and ε
+package_loss, parts = diffusion_loss(student, schedule, x0, t, noise)
+torch.testing.assert_close(loss, package_loss)
+print(f"loss by hand {loss.item():.4f} = diffusion_loss {package_loss.item():.4f}")
+print(f"the fresh model predicts ε̂ = 0, so the loss is the mean of ε²: {noise.square().mean().item():.4f}")
+
+optimizer.zero_grad(set_to_none=True)
+loss.backward()                                                        # step 4: the gradient...
+optimizer.step()                                                       # ...and the descent step
+with torch.no_grad():
+    print(f"after one AdamW step the same batch scores {diffusion_loss(student, schedule, x0, t, noise)[0].item():.3f}")
+
+# %% [markdown]
+# From here on, `diffusion_loss(model, schedule, x0, t, noise)` is the loss; `Trainer.train_step` calls
+# it (with mixed precision, accumulation and clipping around it, §4 to §7).
+#
+# The timesteps of the trainer come from `torch.randint(0, T, ...)`. Every index from 0 to $T-1$ is
+# drawn, and equally often:
+
+# %%
+t_draws = torch.randint(0, T, (200_000,), generator=torch.Generator().manual_seed(2))
+counts = torch.bincount(t_draws, minlength=T)
+print(f"smallest index drawn: {t_draws.min().item()}, largest: {t_draws.max().item()}, "
+      f"every index in [0, {T - 1}] drawn: {bool((counts > 0).all())}")
+print(f"draws per index: {counts.min().item()} to {counts.max().item()} (expected {200_000 // T} each)")
+
+# %% [markdown]
+# For the same batch, the trained model's loss is far lower (its value depends on how long the shipped model
+# was trained, so it is not checked):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+with torch.no_grad():
+    print(f"shipped model on the same batch, t and ε: {diffusion_loss(shipped, schedule, x0, t, noise)[0].item():.4f}")
+
+# %% [markdown]
+# ## 2. The loss as a function of $t$
+#
+# $L_\text{simple}$ is an average over $t$, and the average hides a lot: the task is very different at
+# different noise levels. Fix a batch of images and one noise draw, and measure the MSE at one timestep
+# at a time. `mse_per_t` below is eq. 14 at a fixed $t$; we check it once against `diffusion_loss`
+# with every $t$ equal.
+
+# %%
+@torch.no_grad()
+def mse_per_t(model, t_values, x0, noise, t_for_model=lambda t: t):
+    """ε-MSE of ``model`` at each timestep in ``t_values``, per image: [len(t_values), N].
+    ``t_for_model`` maps the true t to what the model is given (identity unless we simulate a bug)."""
+    rows = []
+    for t_value in t_values:
+        t_batch = torch.full((x0.shape[0],), int(t_value))
+        x_t = q_sample(schedule, x0, t_batch, noise)                       # eq. 4
+        eps_pred = model(x_t, t_for_model(t_batch))
+        rows.append(((noise - eps_pred) ** 2).mean(dim=(1, 2, 3)))         # (N,)
+    return torch.stack(rows)                                               # (len(t_values), N)
+
+
+x0_eval, _ = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(3))[:LOSS_T_IMAGES])
+noise_eval = torch.randn(x0_eval.shape, generator=torch.Generator().manual_seed(4))
+t_grid = np.unique(np.geomspace(1, T, LOSS_T_POINTS).round().astype(int) - 1)   # 0 ... T-1, dense at small t
+print("timesteps on the curve: from", t_grid[0], "to", t_grid[-1])
+
+with torch.no_grad():
+    t_check = torch.full((LOSS_T_IMAGES,), 500)
+    torch.testing.assert_close(mse_per_t(shipped, [500], x0_eval, noise_eval).mean(),
+                               diffusion_loss(shipped, schedule, x0_eval, t_check, noise_eval)[0])
+with timed("the loss-versus-t curve"):
+    shipped_mse_t = mse_per_t(shipped, t_grid, x0_eval, noise_eval)
+
+# %%
+def plot_mse_per_t(curves: dict, ax=None, title="ε-prediction MSE against t"):
+    """One line per model: the mean over images, with a band from the 10th to the 90th percentile."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8))
+    for label, (mse, style) in curves.items():
+        low, high = np.quantile(mse.numpy(), [0.1, 0.9], axis=1)
+        line, = ax.plot(t_grid + 1, mse.mean(dim=1).numpy(), style, label=label, marker=".")
+        ax.fill_between(t_grid + 1, low, high, color=line.get_color(), alpha=0.15)
+    ax.axhline(1.0, color="gray", linestyle=":", label="untrained (ε̂ = 0): E[ε²] = 1")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("t + 1 (the paper's t; log scale)")
+    ax.set_ylabel("MSE per pixel")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+plot_mse_per_t({"shipped model": (shipped_mse_t, "-")})
+plt.tight_layout()
+plt.show()
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for t_value, mse in zip(t_grid, shipped_mse_t.mean(dim=1).tolist()):
+    if t_value in (t_grid[0], t_grid[len(t_grid) // 2], t_grid[-1]):
+        print(f"t = {t_value:4d}: MSE {mse:.4f}")
+print(f"mean over the curve's timesteps: {shipped_mse_t.mean().item():.4f}")
+
+# %% [markdown]
+# **Hardest at small $t$.** At $t = T-1$, $x_t$ is almost pure noise ($\sqrt{1-\bar\alpha_t} \approx 1$),
+# so $\varepsilon \approx x_t$ and predicting it is easy: the MSE is close to 0. At $t = 0$ the noise has
+# a standard deviation of $\sqrt{\beta_1} = 0.01$, about one grey level of the 8-bit image. To tell that
+# noise from the picture, the model has to know the clean image to a fraction of a grey level, so the MSE
+# stays high however long you train. In between the curve falls steadily.
+#
+# Two consequences:
+# - **The training loss is noisy.** Each batch draws its own $t$'s, and a batch with a few small-$t$
+#   images scores much higher than one without. That is why loss curves are shown smoothed (§10).
+# - **$L_\text{simple}$ weights all $t$ equally.** In the variational bound (eq. 5) the same squared
+#   error is weighted by $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}$ (eq. 12), which is very
+#   large at small $t$. DDPM §3.4 drops that weight, which down-weights the small-$t$ terms so that the
+#   network can focus on the larger $t$, where denoising is more difficult; it gave the best samples.
+#   "Difficult" there means something else than the MSE of the curve above. The image predicted from
+#   $\hat\varepsilon$, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$,
+#   carries the ε-error multiplied by $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: about 0.01 at $t = 0$, where
+#   a large ε-error hardly changes the image, but far above 1 at large $t$, where a tiny ε-error is a
+#   large error in the image. Notebook 08 brings part of the bound back, to learn the variance.
+#
+# The same curve is the first tool for telling a bug from under-training (§11).
+
+# %% [markdown]
+# ## 3. EMA: an exponential moving average of the weights
+#
+# SGD with a non-vanishing learning rate never settles: the weights jitter around a good region from
+# step to step, and so do the samples. DDPM (Appendix B) samples instead from an **exponential moving
+# average** of the weights, updated after every optimizer step:
+#
+# $$\theta_\text{EMA} \leftarrow d\,\theta_\text{EMA} + (1 - d)\,\theta, \qquad \text{e.g. } d = 0.9999 \text{ (DDPM)}.$$
+#
+# Unrolled, $\theta_\text{EMA}$ is a weighted average of all past weights, the one from $k$ steps ago
+# with weight $(1-d)\,d^k$. That weight falls by a factor $e$ after about $1/(1-d)$ steps, the
+# **averaging window**: 1,000 steps for $d = 0.999$, 10,000 for $0.9999$.
+#
+# **Warm-up.** At the start $\theta_\text{EMA}$ is a copy of the random initial weights, and with
+# $d = 0.9999$ it would take tens of thousands of steps to forget them: a short run would sample from a
+# mostly untrained average. So the decay is warmed up (as TensorFlow's `ExponentialMovingAverage` does
+# with `num_updates`):
+#
+# $$d_n = \min\Big(d,\ \frac{1 + n}{10 + n}\Big), \qquad n = \text{number of earlier updates},$$
+#
+# which averages over only about $(10+n)/9$ steps early on, and reaches $d$ after
+# $n \approx 9/(1-d)$ updates. The package builds the EMA with torch's own `AveragedModel`
+# (`make_ema`), whose update function uses `ema_decay_at(n, d)`. `AveragedModel` copies the weights at its
+# first update ($n = 0$) and averages from then on. We check that against the formula by hand on a small
+# layer:
+
+# %%
+layer = torch.nn.Linear(3, 2)
+ema = make_ema(layer, decay=0.999)
+by_hand = None
+for n in range(6):
+    with torch.no_grad():                      # stand-in for an optimizer step: move the weights
+        layer.weight.add_(torch.randn(2, 3, generator=gen))
+        layer.bias.add_(torch.randn(2, generator=gen))
+    ema.update_parameters(layer)
+    current = torch.cat([layer.weight.flatten(), layer.bias])
+    if n == 0:
+        by_hand = current.clone()              # the first update copies
+    else:
+        d = ema_decay_at(n, 0.999)             # n earlier updates
+        by_hand = d * by_hand + (1 - d) * current
+    torch.testing.assert_close(torch.cat([ema.module.weight.flatten(), ema.module.bias]), by_hand)
+print(f"make_ema matches the formula by hand over {int(ema.n_averaged)} updates")
+print("decay of the updates 1..5:", [round(ema_decay_at(n, 0.999), 4) for n in range(1, 6)])
+
+# %%
+n_updates = [0, 1, 9, 99, 999, 9_999, 100_000]
+for decay in (0.995, 0.999, 0.9999):
+    print(f"d = {decay}:", "  ".join(f"n={n}: {ema_decay_at(n, decay):.4f}" for n in n_updates),
+          f"| full decay from n = {math.ceil((10 * decay - 1) / (1 - decay))}")
+
+# %%
+n_axis = np.unique(np.geomspace(1, 200_000, 400).astype(int))
+fig, (ax_d, ax_w) = plt.subplots(1, 2, figsize=(11, 3.6))
+for decay in (0.995, 0.999, 0.9999):
+    d_n = np.array([ema_decay_at(int(n), decay) for n in n_axis])
+    ax_d.plot(n_axis, d_n, label=f"d = {decay}")
+    ax_w.plot(n_axis, 1 / (1 - d_n), label=f"d = {decay}")
+ax_d.plot(n_axis, (1 + n_axis) / (10 + n_axis), "k:", linewidth=1, label="(1 + n)/(10 + n)")
+ax_d.set_ylim(0.0, 1.02)
+ax_d.set_ylabel("decay $d_n$")
+ax_d.set_title("EMA decay with warm-up")
+ax_w.set_yscale("log")
+ax_w.set_ylabel("averaging window 1/(1 − $d_n$), steps")
+ax_w.set_title("how many recent steps the EMA averages")
+for ax in (ax_d, ax_w):
+    ax.set_xscale("log")
+    ax.set_xlabel("n, updates so far")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The window grows with the run, about $n/9$ steps, until it reaches $1/(1-d)$. What that means at the
+# end of a run: unroll the updates and compute the weight that the final EMA gives to the weights after
+# each optimizer step. We check the unrolled weights against `make_ema` itself, by feeding it a
+# one-number "model" whose value after step $u$ is $u$:
+
+# %%
+def ema_composition(num_steps: int, decay: float, warmup: bool = True) -> np.ndarray:
+    """w[u-1]: the weight of the weights after step u (u = 1..num_steps) in the final EMA."""
+    weights = np.zeros(num_steps)
+    weights[0] = 1.0                                   # AveragedModel's first update copies
+    for u in range(2, num_steps + 1):                  # update u follows optimizer step u
+        d = ema_decay_at(u - 1, decay, warmup)         # u - 1 earlier updates
+        weights[:u - 1] *= d
+        weights[u - 1] = 1 - d
+    return weights
+
+
+RUN = shipped_train.steps
+runs = {f"d = {shipped_train.ema_decay}, warm-up (shipped)": (shipped_train.ema_decay, True),
+        "d = 0.99, warm-up": (0.99, True),
+        "d = 0.9999, no warm-up": (0.9999, False)}
+one_number = torch.nn.Module()
+one_number.value = torch.nn.Parameter(torch.zeros(()))
+composition = {}
+for label, (decay, warmup) in runs.items():
+    composition[label] = ema_composition(RUN, decay, warmup)
+    ema_check = make_ema(one_number, decay, warmup)
+    for u in range(1, RUN + 1):
+        one_number.value.data.fill_(float(u))
+        ema_check.update_parameters(one_number)
+    torch.testing.assert_close(ema_check.module.value.detach().double(),
+                               torch.tensor(composition[label] @ np.arange(1, RUN + 1), dtype=torch.float64),
+                               rtol=1e-5, atol=0)
+    print(f"{label:32s} weights sum to {composition[label].sum():.4f}; on the weights after step 1: "
+          f"{composition[label][0]:6.1%}; on the last {RUN // 10} steps: {composition[label][-(RUN // 10):].sum():6.1%}")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.6))
+for label, weights in composition.items():
+    ax.plot(np.arange(1, RUN + 1), weights, label=label)
+ax.set_yscale("log")
+ax.set_ylim(1e-8, 1.5)
+ax.set_xlabel("optimizer step u")
+ax.set_ylabel("weight in the final EMA")
+ax.annotate(f"the weights after step 1: {composition['d = 0.9999, no warm-up'][0]:.0%}", xy=(1, 0.86), xytext=(120, 0.1),
+            fontsize=8, arrowprops=dict(arrowstyle="->", color="gray"))
+ax.set_title(f"What the EMA is made of at the end of a {RUN}-step run")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The shipped run never leaves the warm-up: $d_n$ would reach 0.995 only after 1,790 updates, so at the end
+# of its 1,500 steps the decay is $\frac{1+n}{10+n}$ and the window $(10+n)/9 \approx 168$ steps (any
+# $d \ge 0.995$ with warm-up gives exactly this average). With $d = 0.99$ the decay is reached after 890
+# updates, and the window is then 100 steps. Without warm-up, the weights after the very first step, which
+# are still nearly the random initialisation, keep most of the weight ($0.9999^{1499}$): sampling from that
+# EMA would give noise. A good rule is to choose $d$ so that the full window $1/(1-d)$ is a small fraction
+# of the run; the 0.9999 of DDPM suits its runs of 800k steps. The Trainer keeps the EMA model next to the raw one (`trainer.ema.module`), saves both, and
+# `load_diffusion_model` loads the EMA weights by default; the shipped files contain only those.
+
+# %% [markdown]
+# ## 4. Mixed precision: bf16, fp16 and the gradient scaler
+#
+# On a GPU, most of a training step's time goes into convolutions and matrix products, which run several
+# times faster in 16-bit floats (tensor cores) and move half the bytes. **Autocast**
+# (`torch.autocast(device, dtype=...)`) runs those operations in 16 bits and keeps the rest
+# (reductions, normalisations, the loss) in float32. The weights, the optimizer state and the EMA stay in
+# float32, so only the forward and backward passes are approximate. Two 16-bit formats:
+
+# %%
+for dtype in (torch.float32, torch.bfloat16, torch.float16):
+    info = torch.finfo(dtype)
+    print(f"{str(dtype):15s} bits: {info.bits}  relative precision (eps): {info.eps:.1e}  "
+          f"largest: {info.max:.1e}  smallest normal: {info.tiny:.1e}")
+
+# %% [markdown]
+# - **bf16** keeps float32's 8 exponent bits (the same range, from $10^{-38}$ to $10^{38}$) and gives up
+#   precision: about 2-3 significant digits. Nothing overflows or underflows that would not in float32,
+#   so it needs no extra machinery. It is the default (`--mixed-precision auto`) on GPUs that support it
+#   (Ampere and newer).
+# - **fp16** has more precision but only 5 exponent bits: nothing above 65,504, and values below about
+#   $6\cdot10^{-8}$ become 0. Gradients are often that small, and they would vanish:
+
+# %%
+small_gradients = torch.tensor([1e-3, 1e-6, 1e-8])
+print("float32:", small_gradients.tolist())
+print("fp16:   ", small_gradients.half().float().tolist(), "(1e-8 underflows to 0)")
+print("bf16:   ", [float(f"{v:.3g}") for v in small_gradients.bfloat16().float().tolist()])
+scale = 2.0 ** 16                                     # GradScaler's initial scale
+scaled = (small_gradients * scale).half()             # the backward pass of loss × scale, in fp16
+print("fp16 of gradient × 2^16, unscaled in float32:", [float(f"{v:.3g}") for v in (scaled.float() / scale).tolist()])
+
+# %% [markdown]
+# That is what **`torch.amp.GradScaler`** does for fp16:
+# 1. multiply the loss by a scale $S$ (initially $2^{16}$) before `backward()`, so every gradient is
+#    $S$ times larger and stays representable in fp16;
+# 2. `unscale_` the gradients (divide by $S$, in float32) before anything looks at them (gradient
+#    clipping, §7);
+# 3. `step()`: if any gradient is inf or NaN ($S$ was too large), **skip** this optimizer step and halve
+#    $S$; otherwise step as usual, and double $S$ after 2,000 clean steps in a row.
+#
+# `Trainer.train_step` is written this way for every precision (`scaler.scale(loss).backward()`,
+# `scaler.unscale_`, `scaler.step`), and the scaler is enabled only for fp16. With bf16 or float32 it
+# passes everything through unchanged. fp16 needs CUDA; on a CPU the choices are `no` (the default there)
+# and `bf16`.
+#
+# On this CPU, autocast to bf16 is easy to try. We run the shipped model in float32 and under bf16
+# autocast on the same inputs and compare:
+
+# %%
+x_t_mp = q_sample(schedule, x0, t, noise)      # the batch of §1: 16 images, their t and ε
+with torch.no_grad():
+    out_fp32 = shipped(x_t_mp, t)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out_bf16 = shipped(x_t_mp, t)
+    loss_fp32 = F.mse_loss(out_fp32, noise)
+    loss_bf16 = F.mse_loss(out_bf16.float(), noise)
+print("output dtype: float32 run", out_fp32.dtype, "| under bf16 autocast", out_bf16.dtype)
+relative = (out_bf16.float() - out_fp32).abs().mean() / out_fp32.std()
+print("mean |bf16 − float32| below 1% of the output's spread:", bool(relative < 0.01))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+diff = (out_bf16.float() - out_fp32).abs()
+print(f"max |ε̂_bf16 − ε̂_fp32| = {diff.max().item():.4f}, mean {diff.mean().item():.5f}, "
+      f"for outputs of std {out_fp32.std().item():.3f}")
+print(f"loss: float32 {loss_fp32.item():.5f}, bf16 autocast {loss_bf16.item():.5f}")
+
+# %% [markdown]
+# The bf16 output differs from float32 in the second or third significant digit, about bf16's precision.
+# The loss hardly changes, because it averages many such errors. In training, the weights and their
+# updates stay in float32 (autocast casts a copy of the weights for each operation), so these errors do
+# not build up from step to step.
+
+# %% [markdown]
+# ## 5. Gradient accumulation
+#
+# A batch that does not fit in memory can be split into micro-batches: run forward and backward on each,
+# let the gradients add up in `.grad`, and step once. With $L_\text{simple}$ averaged over the batch,
+# one batch of $2B$ images has loss
+#
+# $$L_{2B} = \frac{1}{2B}\sum_{i=1}^{2B} \ell_i = \frac12\Big(\underbrace{\frac1B\sum_{i=1}^{B}\ell_i}_{L_\text{micro 1}} + \underbrace{\frac1B\sum_{i=B+1}^{2B}\ell_i}_{L_\text{micro 2}}\Big),$$
+#
+# so backpropagating $L_\text{micro}/2$ for each micro-batch gives exactly $\nabla L_{2B}$. This is
+# exact only because every image is processed on its own. BatchNorm would couple the images of a batch,
+# but the UNet uses GroupNorm (notebook 03) and no dropout here. Numerically, with the same $t$ and
+# $\varepsilon$:
+
+# %%
+net = copy.deepcopy(shipped).train()           # a trained model, so that every weight gets a gradient
+B_micro = 8
+acc_gen = torch.Generator().manual_seed(5)
+x0_big, _ = data.batch(torch.randint(0, len(data), (2 * B_micro,), generator=acc_gen))
+t_big = torch.randint(0, T, (2 * B_micro,), generator=acc_gen)
+noise_big = torch.randn(x0_big.shape, generator=acc_gen)
+
+# one batch of 2B
+net.zero_grad(set_to_none=True)
+diffusion_loss(net, schedule, x0_big, t_big, noise_big)[0].backward()
+grads_big = [p.grad.clone() for p in net.parameters()]
+
+# two micro-batches of B, each loss divided by the number of micro-batches, gradients accumulated
+grad_accum = 2
+net.zero_grad(set_to_none=True)
+for micro in range(grad_accum):
+    part = slice(micro * B_micro, (micro + 1) * B_micro)
+    loss_micro, _ = diffusion_loss(net, schedule, x0_big[part], t_big[part], noise_big[part])
+    (loss_micro / grad_accum).backward()       # .grad += ∇(L_micro / 2)
+grads_accum = [p.grad.clone() for p in net.parameters()]
+
+for g_big, g_acc in zip(grads_big, grads_accum):
+    torch.testing.assert_close(g_acc, g_big, rtol=1e-4, atol=1e-6)
+print(f"all {len(grads_big)} parameter gradients match (2 micro-batches of {B_micro} vs one batch of {2 * B_micro})")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+worst = max((g_acc - g_big).abs().max().item() for g_big, g_acc in zip(grads_big, grads_accum))
+print(f"largest difference {worst:.2e}, for gradients up to {max(g.abs().max().item() for g in grads_big):.2e}: "
+      "float32 rounding (the sums are taken in a different order)")
+
+# %% [markdown]
+# `TrainConfig(grad_accum=k)` (`--grad-accum k`) does this in `Trainer.train_step`: `batch_size` images per
+# micro-batch, $k$ micro-batches per optimizer step, each loss divided by $k$. Under DDP, gradients are
+# synchronised across processes only on the last micro-batch (`no_sync`). The effective batch is
+# `batch_size × grad_accum × processes`.
+
+# %% [markdown]
+# ## 6. Learning rate: linear warm-up, then cosine decay
+#
+# Adam divides each update by a running estimate of the gradient's scale, and in the first steps that
+# estimate rests on a handful of noisy gradients. A full learning rate there can throw the weights far
+# off. A **warm-up** grows the rate linearly over the first `warmup_steps` steps (DDPM used 5,000). After
+# it, a **cosine decay** lowers it smoothly to a floor, which gives a calmer end of training:
+#
+# $$\text{multiplier}(s) = \begin{cases} \dfrac{s+1}{W} & s < W \\[2mm]
+# r + (1 - r)\cdot\tfrac12\big(1 + \cos(\pi p)\big), \quad p = \min\Big(1, \dfrac{s - W}{S - W}\Big) & s \ge W \end{cases}$$
+#
+# with $s$ the 0-based optimizer step, $W$ = `warmup_steps`, $S$ = `steps` and $r$ = `min_lr_ratio`. The
+# learning rate at step $s$ is `lr × lr_at(s, config)`. The Trainer hands `lr_at` to torch's `LambdaLR`;
+# the check below steps a `LambdaLR` through the shipped model's schedule and compares:
+
+# %%
+probe = torch.nn.Parameter(torch.zeros(1))
+probe_opt = torch.optim.SGD([probe], lr=shipped_train.lr)
+scheduler = torch.optim.lr_scheduler.LambdaLR(probe_opt, lambda s: lr_at(s, shipped_train))
+lrs = []
+for step in range(shipped_train.steps):
+    lrs.append(probe_opt.param_groups[0]["lr"])         # the lr used by optimizer step `step`
+    probe_opt.step()
+    scheduler.step()
+torch.testing.assert_close(torch.tensor(lrs, dtype=torch.float64),
+                           torch.tensor([shipped_train.lr * lr_at(s, shipped_train) for s in range(shipped_train.steps)],
+                                        dtype=torch.float64))
+print("LambdaLR's learning rates = lr × lr_at(step) at all", shipped_train.steps, "steps")
+for step in (0, shipped_train.warmup_steps - 1, shipped_train.warmup_steps, shipped_train.steps // 2, shipped_train.steps - 1):
+    print(f"step {step:5d}: multiplier {lr_at(step, shipped_train):.4f}, lr {lrs[step]:.2e}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.5, 3.3))
+ax.plot(range(shipped_train.steps), lrs, label=f"lr × lr_at (W={shipped_train.warmup_steps}, S={shipped_train.steps}, "
+                                             f"r={shipped_train.min_lr_ratio})")
+ax.axvline(shipped_train.warmup_steps, color="gray", linestyle=":", label="end of warm-up")
+ax.axhline(shipped_train.lr * shipped_train.min_lr_ratio, color="gray", linestyle="--", linewidth=0.8, label="floor lr·r")
+ax.set_xlabel("optimizer step")
+ax.set_ylabel("learning rate")
+ax.set_title("The shipped model's learning-rate schedule")
+ax.grid(True, alpha=0.3)
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 7. Gradient clipping
+#
+# One unlucky batch can produce a huge gradient, and the step it causes can undo much of the training.
+# **Clipping by the global norm** (`--grad-clip`, 1.0 by default) rescales the gradient of all parameters
+# together when its norm $\lVert g\rVert_2$ exceeds $c$:
+#
+# $$g \leftarrow g \cdot \min\Big(1, \frac{c}{\lVert g\rVert_2}\Big).$$
+#
+# The direction is kept, only the length is capped. Late in training the gradient norm is usually below
+# the default $c = 1$ (the trained model's value for the batch of §5 is printed below), and clipping then
+# does nothing: it is a guard against rare spikes, not a constant change. To see it act, we clip the
+# gradients of §5 at a quarter of their norm, by hand and with `torch.nn.utils.clip_grad_norm_`, which
+# the Trainer calls (after `scaler.unscale_`, so that it sees the true gradients):
+
+# %%
+grads = [g.clone() for g in grads_big]
+total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))   # ‖g‖₂ over all
+clip = 0.25 * total_norm.item()                  # c: a threshold this gradient exceeds
+clipped_by_hand = [g * min(1.0, clip / (total_norm.item() + 1e-6)) for g in grads]
+
+for p, g in zip(net.parameters(), grads_big):
+    p.grad = g.clone()
+norm_before = torch.nn.utils.clip_grad_norm_(net.parameters(), clip)      # returns the norm before clipping
+torch.testing.assert_close(norm_before, total_norm)
+for p, g in zip(net.parameters(), clipped_by_hand):
+    torch.testing.assert_close(p.grad, g)
+norm_after = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in net.parameters()]))
+cosine = F.cosine_similarity(torch.cat([g.flatten() for g in grads_big]).double(),
+                             torch.cat([p.grad.flatten() for p in net.parameters()]).double(), dim=0)
+print("clip_grad_norm_ matches the formula by hand")
+print("norm after clipping = c:", math.isclose(norm_after.item(), clip, rel_tol=1e-4),
+      "| direction unchanged (cosine = 1):", math.isclose(cosine.item(), 1.0, abs_tol=1e-5))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"‖g‖₂ of the trained model on the batch of §5: {norm_before.item():.4f} (the Trainer clips at "
+      f"{shipped_train.grad_clip}); clipped at c = {clip:.4f}: {norm_after.item():.4f}")
+
+# %% [markdown]
+# ## 8. Checkpoints and an exact resume
+#
+# Training runs stop: a Colab session ends, a job hits its time limit, a machine restarts. A checkpoint
+# must hold everything the run needs to continue **as if it had never stopped**, not merely the model:
+#
+# | in the checkpoint | why |
+# |---|---|
+# | `model`, `ema`, `ema_n_averaged` | the weights, and the EMA with its update count (its warm-up) |
+# | `optimizer` | AdamW's moment estimates; without them the first steps after a resume are a different optimizer |
+# | `lr_scheduler`, `step` | where in the warm-up and cosine the run is |
+# | `scaler` | the fp16 loss scale |
+# | `rng`, `rng_per_rank` | the state of the generator that draws $t$, $\varepsilon$ and label dropout, and of torch's global RNG (dropout); one per process under DDP |
+# | `model_config`, `schedule`, `train_config`, `dataset` | plain data to rebuild the run, loadable with `torch.load(weights_only=True)` |
+# | `loss_history` | the curve so far |
+#
+# The batch at step $k$ is a pure function of (seed, $k$) (`BatchOrder`: one seeded permutation per
+# epoch), so nothing about the data order needs saving. `save_checkpoint` writes to a temporary file and
+# renames it over the old one, so a crash mid-write leaves the last good checkpoint intact.
+#
+# The test: a tiny UNet trained for $2k$ steps without a break, against the same run stopped after $k$
+# steps, saved, rebuilt from the file by `Trainer.resume`, and trained for $k$ more.
+
+# %%
+TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), norm_groups=8)
+tiny_data = data.subset(range(256))
+print(tiny_data)
+
+
+def tiny_config(out_dir: Path) -> TrainConfig:
+    return TrainConfig(steps=2 * RESUME_K, batch_size=8, lr=1e-3, warmup_steps=2, ema_decay=0.99, seed=0,
+                       checkpoint_every=0, log_every=1, out_dir=str(out_dir))
+
+
+with timed("the resume demonstration"):
+    # A: 2k steps without a break
+    straight = Trainer(tiny_config(WORK_DIR / "straight"), TINY, data=tiny_data)
+    straight.train(progress=False)
+
+    # B: k steps, save (train() saves at the end), forget everything, rebuild from the file, k more
+    interrupted = Trainer(tiny_config(WORK_DIR / "interrupted"), TINY, data=tiny_data)
+    interrupted.train(steps=RESUME_K, progress=False)
+    saved_path = interrupted.checkpoint_path
+    del interrupted
+    resumed = Trainer.resume(saved_path, data=tiny_data)      # pass the same data: batches are indices into it
+    resumed_at = resumed.step
+    resumed.train(progress=False)
+
+print(f"tiny UNet: {straight.model.num_parameters():,} parameters; resumed at step {resumed_at // RESUME_K}·k of "
+      f"{resumed.config.steps // RESUME_K}·k")
+print("checkpoint holds:", sorted(load_checkpoint(saved_path, kind="diffusion")))
+
+# %%
+print("loss histories identical:", resumed.loss_history == straight.loss_history)
+print("weights identical:       ", all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(),
+                                                                       straight.model.state_dict().values())))
+print("EMA weights identical:   ", all(torch.equal(a, b) for a, b in zip(resumed.ema.module.state_dict().values(),
+                                                                       straight.ema.module.state_dict().values())))
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print("uninterrupted:", [round(v, 5) for v in straight.loss_history])
+print("resumed:      ", [round(v, 5) for v in resumed.loss_history])
+
+# %% [markdown]
+# Identical to the last bit, not just close: same weights, same optimizer state, same random draws.
+# (On a GPU, some kernels are not deterministic, so there the two runs agree closely but not bit for
+# bit.) On the command line the same thing is `python -m ddpm_teach train --out-dir runs/x --resume`
+# (§12).
+
+# %% [markdown]
+# ## 9. When the loss becomes NaN: `NonFiniteLossError`
+#
+# A learning rate that is too high, fp16 without a working scaler, or a bad input can make the loss
+# `inf` or `NaN`. From then on every weight the gradient reaches becomes NaN, and training silently
+# produces garbage, which would then be saved over the last good checkpoint. `Trainer.train_step` checks
+# every loss before `backward()`, and on a non-finite one raises `NonFiniteLossError` (a
+# `FloatingPointError`). It does not save, so the checkpoint on disk is still the last good one, and the
+# message says what to try: a lower `--lr`, a smaller `--grad-clip`, or `--mixed-precision no`, then
+# `--resume`.
+#
+# We simulate a blow-up by poisoning one weight of the resumed tiny model with a NaN:
+
+# %%
+with torch.no_grad():
+    resumed.model.conv_out.weight[0, 0, 0, 0] = float("nan")
+try:
+    resumed.train(steps=resumed.step + 1, progress=False)
+except NonFiniteLossError as error:
+    print(type(error).__name__, "(a FloatingPointError):", str(error).split(" at step")[0])
+on_disk = load_checkpoint(resumed.checkpoint_path, kind="diffusion")
+print("the checkpoint on disk is still finite:", all(torch.isfinite(v).all().item() for v in on_disk["model"].values()))
+
+# %% [markdown]
+# ## 10. A short training run on this CPU, and the shipped model
+#
+# Now the real thing, in miniature: the shipped model's architecture, trained from scratch by `Trainer`
+# with a progress bar, for as many steps as fit in about two minutes on this CPU (at full size; a handful
+# at CI size). The learning rate is the shipped one, with a warm-up shortened to fit. A callback samples a few
+# images from the EMA weights at three points during the run, with the same starting noise each time.
+
+# %%
+short_config = TrainConfig(steps=SHORT_RUN_STEPS, batch_size=32, lr=shipped_train.lr,
+                           warmup_steps=max(1, SHORT_RUN_STEPS // 8), ema_decay=shipped_train.ema_decay,
+                           grad_clip=shipped_train.grad_clip, seed=0, checkpoint_every=0, log_every=10,
+                           out_dir=str(WORK_DIR / "short_run"))
+snapshot_at = sorted({max(1, SHORT_RUN_STEPS // 4), max(1, SHORT_RUN_STEPS // 2), SHORT_RUN_STEPS})
+snapshots = {}
+
+
+def take_snapshot(trainer: Trainer, loss: float) -> None:
+    """Called after every step: at a few steps, sample SNAPSHOT_N images from the EMA weights."""
+    if trainer.step in snapshot_at:
+        snapshots[trainer.step] = sample(trainer.ema.module, DDIMSampler(schedule, steps=20), SNAPSHOT_N,
+                                         generator=torch.Generator().manual_seed(0), progress=False)
+
+
+short = Trainer(short_config, shipped_config, data=data)
+print(f"short run: {SHORT_RUN_STEPS} steps of batch {short_config.batch_size}, "
+      f"{short.model.num_parameters():,} parameters, on {short.device}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+with timed("the short training run"):
+    short.train(callback=take_snapshot)
+print(f"first loss {short.loss_history[0]:.3f}, mean of the last 10: {np.mean(short.loss_history[-10:]):.3f}")
+
+# %%
+fig, (ax_short, ax_shipped) = plt.subplots(1, 2, figsize=(11, 3.5))
+plot_loss_curve(short.loss_history, smooth=0.9, ax=ax_short)
+ax_short.set_title(f"short run: {len(short.loss_history)} steps, batch {short_config.batch_size}")
+plot_loss_curve(ckpt["loss_history"], ax=ax_shipped)
+ax_shipped.set_title(f"shipped model: {len(ckpt['loss_history'])} steps, batch {shipped_train.batch_size}")
+low = min(ax_short.get_ylim()[0], ax_shipped.get_ylim()[0])
+high = max(ax_short.get_ylim()[1], ax_shipped.get_ylim()[1])
+for ax in (ax_short, ax_shipped):
+    ax.set_ylim(low, high)                     # the same y axis, to compare
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Both curves start at 1 (a fresh UNet predicts $\hat\varepsilon = 0$, §1), drop fast at first, and
+# then fall slowly for a long time. The raw loss (faint) jumps from batch to batch
+# because every batch draws different $t$'s (§2); the smoothed line (an EMA of the loss, bias-corrected)
+# shows the trend.
+#
+# Samples from both, with DDIM (50 steps, deterministic; notebook 06), from the **same** starting noise:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+sampler = DDIMSampler(schedule, steps=SAMPLE_STEPS)
+with timed("sampling both models"):
+    short_samples = sample(short.ema.module, sampler, SAMPLE_N, generator=torch.Generator().manual_seed(0), progress=False)
+    shipped_samples = sample(shipped, sampler, SAMPLE_N, generator=torch.Generator().manual_seed(0), progress=False)
+
+# %%
+fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(12, 3.4))
+show_images(short_samples, nrow=8, ax=ax_a, title=f"short run ({SHORT_RUN_STEPS} steps), EMA weights")
+show_images(shipped_samples, nrow=8, ax=ax_b, title=f"shipped model (step {ckpt['step']}), EMA weights")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The short run's samples are bad: blobs with a rough clothing-like silhouette at best. That is expected and
+# is not a bug. It is a teaching run: a few dozen steps on a fraction of one epoch, while the shipped
+# model had many times more steps on twice the batch. A diffusion model has to learn to denoise at every
+# noise level, and its samples are only as good as the worst of those levels that the sampler passes
+# through. The shipped model, from the same code and the same architecture, only trained for longer,
+# draws recognisable garments from the same noise.
+
+# %% [markdown]
+# ## 11. A bug, or under-training?
+#
+# Bad samples after a short run are normal; bad samples after a long one may be a bug. Three tools tell
+# them apart.
+#
+# **1. The loss against $t$.** Under-training leaves the shape of the curve of §2 intact: high at small
+# $t$, falling towards 0 at large $t$, just higher everywhere, and dropping with more steps. A bug
+# usually breaks the shape. Two signs:
+# - the curve is **flat at 1**: the model ignores its input (its output is detached or multiplied by 0,
+#   the learning rate is 0, the optimizer holds other parameters);
+# - the loss at **large $t$ is not small**: there $\varepsilon \approx x_t$, which any working model
+#   learns within a few hundred steps. If it stays high, the $x_t$ or the $t$ the model gets do not match
+#   the ones the loss assumes.
+#
+# Below, the short run and the shipped model, and a simulated bug: the shipped model given $t/T \in [0, 1)$
+# instead of the integer index (mixing the continuous-time convention of some code bases with the 0-based
+# index of this one):
+
+# %%
+with timed("two more loss-versus-t curves"):
+    short_mse_t = mse_per_t(short.ema.module, t_grid, x0_eval, noise_eval)
+    bug_mse_t = mse_per_t(shipped, t_grid, x0_eval, noise_eval, t_for_model=lambda t: t.float() / T)
+plot_mse_per_t({"shipped model": (shipped_mse_t, "-"), f"short run ({SHORT_RUN_STEPS} steps)": (short_mse_t, "-"),
+                "bug: shipped model given t/T": (bug_mse_t, "--")},
+               title="Under-training keeps the shape; a t-mismatch bug breaks it")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# At full size, the short run's curve has the right shape but is higher than the shipped one: under-training.
+# The buggy curve is fine at $t = 0$, where $t/T = 0$ happens to be correct, and gets worse as $t$
+# grows, the opposite of a working model. (At CI size the short run has only a few steps and its curve is
+# still close to the flat line at 1.)
+#
+# **2. Samples over training.** With the same starting noise, samples at successive points of a healthy
+# run drift from noise to blobs to shapes. A run whose samples stay pure noise, go all black or all white
+# (saturated by the $[-1, 1]$ clipping), or stop changing while the loss falls, has a bug: often a
+# mismatch between training and sampling (schedule, index, the sign or scale of $\varepsilon$).
+
+# %%
+fig, axes = plt.subplots(1, len(snapshot_at) + 1, figsize=(3.0 * (len(snapshot_at) + 1), 2.3), squeeze=False)
+for ax, step in zip(axes[0], snapshot_at):
+    show_images(snapshots[step], nrow=SNAPSHOT_N // 2, ax=ax, title=f"short run, step {step}")
+show_images(sample(shipped, DDIMSampler(schedule, steps=20), SNAPSHOT_N, generator=torch.Generator().manual_seed(0),
+                   progress=False), nrow=SNAPSHOT_N // 2, ax=axes[0, -1], title=f"shipped, step {ckpt['step']}")
+fig.suptitle("Samples during training: same noise, DDIM 20 steps, EMA weights")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **3. The classifier-FID, with its floor.** Notebook 05 introduces the measure: the Fréchet distance
+# between features of samples and of the Fashion-MNIST test set, from a classifier trained by the package.
+# Lower is better, but it never reaches 0: even real training images score a *floor* against the test set,
+# and that floor grows as the number of images $N$ shrinks. So an FID means something only next to the
+# floor at the same $N$. A model that improves with training moves towards the floor; a bug stays far from
+# it whatever the loss does. With our few samples the numbers are rough, but the order is clear (full size
+# only: loading the evaluator takes about 40 s on this CPU):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+if SCORE_SAMPLES:
+    from ddpm_teach.evaluation import Evaluator
+
+    with timed("loading the evaluator and scoring"):
+        evaluator = Evaluator.load()
+        for name, images in (("short run", short_samples), ("shipped  ", shipped_samples)):
+            print(name, Evaluator.format_scores(evaluator.score(images)))
+else:
+    print("skipped at CI size; run the notebook at full size (the default) to see the scores")
+
+# %% [markdown]
+# A checklist, from the cheapest check to the most expensive:
+# 1. **Overfit one batch.** Train on one fixed batch for a few hundred steps; the loss must fall far
+#    below the curve of a normal run. If it cannot, the model, the loss or the optimizer is broken.
+# 2. **Loss against $t$** (above): right shape? Small at large $t$?
+# 3. **The loss curve:** starts at 1 for a fresh UNet (its output layer starts at zero), falls fast, then
+#    slowly. A curve that rises, or NaNs (`NonFiniteLossError`), calls for a lower learning rate or
+#    more warm-up.
+# 4. **Samples over training** from fixed noise, with the EMA weights: getting better?
+# 5. **Classifier-FID** next to its floor at the same $N$: moving towards it?
+# 6. **Sample with the true noise.** Replace the model by an oracle that returns the true $\varepsilon$
+#    (notebook 06 does this for DDIM): the sampler must then recover $x_0$. If it does not, the bug is
+#    in the sampler, not in training.
+
+# %% [markdown]
+# ## 12. Training the real thing
+#
+# Everything above is `ddpm_teach.training.Trainer`, and the command line drives the same class, with one
+# flag per field of `TrainConfig` and `UNetConfig` (`python -m ddpm_teach train --help` lists them all).
+# The shipped model was trained with
+#
+# ```bash
+# python -m ddpm_teach train --dataset fashion_mnist --out-dir runs/fmnist_ddpm \
+#     --base-channels 32 --channel-mults 1 2 2 --num-res-blocks 1 --attention-resolutions 7 --dropout 0 \
+#     --steps 1500 --batch-size 64 --lr 1e-3 --warmup-steps 200 --ema-decay 0.995 \
+#     --checkpoint-every 250 --log-every 25 --threads 1
+# ```
+#
+# On a GPU, train a larger model for longer; mixed precision is picked automatically (`--mixed-precision
+# auto`: bf16 where supported, else fp16 with the scaler):
+#
+# ```bash
+# python -m ddpm_teach train --dataset fashion_mnist --out-dir runs/fmnist_big \
+#     --steps 20000 --batch-size 128 --lr 2e-4 --warmup-steps 1000 --ema-decay 0.999
+# ```
+#
+# Stopped? Continue exactly where it left off (from `{out-dir}/checkpoint.pt`, written every
+# `--checkpoint-every` steps and at the end); `--steps` may extend the run:
+#
+# ```bash
+# python -m ddpm_teach train --out-dir runs/fmnist_big --resume                # continue to the planned 20000 steps
+# python -m ddpm_teach train --out-dir runs/fmnist_big --resume --steps 40000  # or train longer
+# ```
+#
+# Several GPUs, with DistributedDataParallel (each process takes `--batch-size` images per micro-batch):
+#
+# ```bash
+# torchrun --nproc_per_node=4 -m ddpm_teach train --dataset fashion_mnist --out-dir runs/fmnist_ddp --steps 20000
+# ```
+#
+# Then sample, score, and keep only what sampling needs (the EMA weights and the configs, a few MB):
+#
+# ```bash
+# python -m ddpm_teach sample --checkpoint runs/fmnist_big/checkpoint.pt --n 64 --out grid.png
+# python -m ddpm_teach export --checkpoint runs/fmnist_big/checkpoint.pt --out checkpoints/my_model.pt
+# ```
+#
+# Other data: `--dataset mnist` or `--dataset cifar10` (with `--download` when online), or a folder of
+# images with one sub-folder per class.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise is checked with one call, which prints `Correct!` or a hint. The cells marked
+# **one possible answer** hold a reference answer; try your own first.
+#
+# **Exercise 1 (the loss of Algorithm 1).** Write `algorithm1_loss(model, schedule, x0, t, noise)`: it
+# returns $L_\text{simple}$ (eq. 14) for one batch, as a scalar tensor that `backward()` can use. Use only
+# `schedule.alphas_cumprod` (float64, shape $[T]$), torch, and the model; not `diffusion_loss` or
+# `q_sample`. The check runs it on a small model with random weights and compares it with
+# `diffusion_loss`.
+
+# %%
+# one possible answer
+def algorithm1_loss(model, schedule, x0, t, noise):
+    alpha_bar = schedule.alphas_cumprod[t].float().view(-1, 1, 1, 1)      # ᾱ_t, (B, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise          # eq. 4
+    return ((noise - model(x_t, t)) ** 2).mean()                          # eq. 14
+
+
+ddpm_teach.exercises.nb04.check_algorithm1_loss(algorithm1_loss)
+
+# %% [markdown]
+# **Exercise 2 (the learning-rate multiplier).** A run is configured with
+# `TrainConfig(steps=1000, warmup_steps=100, min_lr_ratio=0.1, lr=2e-4)`. What is the learning-rate
+# *multiplier* `lr_at(step, config)` at steps 0, 400 and 1000? Work it out from the formula of §6, then
+# check it (without calling `lr_at`, which would give it away).
+
+# %%
+# one possible answer
+W, S, r = 100, 1000, 0.1
+m0 = (0 + 1) / W                                                 # inside the warm-up
+p = (400 - W) / (S - W)                                          # 1/3 of the way through the cosine
+m400 = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * p))
+m1000 = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(1.0, (1000 - W) / (S - W))))   # the floor
+ddpm_teach.exercises.nb04.check_lr_multipliers([m0, m400, m1000])
+
+# %% [markdown]
+# **Exercise 3 (the EMA).** With `ema_decay=0.999` and the warm-up of §3: (a) what decay $d_n$ does the
+# update after $n = 99$ earlier updates use? (b) Late in a long run, over about how many recent steps does
+# the EMA average (the window $1/(1-d)$)?
+
+# %%
+# one possible answer
+d_99 = min(0.999, (1 + 99) / (10 + 99))
+window_late = 1 / (1 - 0.999)
+ddpm_teach.exercises.nb04.check_ema(d_99, window_late)
+
+# %% [markdown]
+# ## Summary
+#
+# - **Algorithm 1:** draw $x_0$, a 0-based $t$ uniformly from $\{0, \dots, T-1\}$ (index 0 included), and
+#   $\varepsilon$; form $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\varepsilon$ (eq. 4); step on
+#   $\lVert\varepsilon - \varepsilon_\theta(x_t, t)\rVert^2$ (eq. 14). `diffusion_loss` is exactly that;
+#   the hand-written step matched it.
+# - **The loss depends strongly on $t$:** near 0 at large $t$ (ε ≈ x_t), highest at small $t$, where the
+#   noise is about one grey level. That makes training losses noisy, and their curve against $t$ is the
+#   first diagnostic.
+# - **EMA:** sample from $\theta_\text{EMA} \leftarrow d\,\theta_\text{EMA} + (1-d)\theta$, with
+#   $d_n = \min(d, \frac{1+n}{10+n})$ so that short runs do not drag the random start along; the window is
+#   about $n/9$ steps early and $1/(1-d)$ late. `make_ema` uses torch's `AveragedModel`.
+# - **Mixed precision:** autocast runs the heavy operations in 16 bits and keeps the weights in float32.
+#   bf16 has float32's range and needs nothing more; fp16 underflows small gradients, so `GradScaler`
+#   scales the loss, unscales before clipping and skips steps that overflow. On this CPU, bf16 changed the
+#   model's output in the second or third digit.
+# - **Gradient accumulation** of $k$ micro-batches with the loss divided by $k$ gives the gradient of the
+#   big batch, exactly up to float rounding (GroupNorm, no BatchNorm).
+# - **LR:** linear warm-up $(s+1)/W$, then a cosine from 1 to `min_lr_ratio` (`lr_at`); **clipping**
+#   caps the global gradient norm.
+# - **Checkpoints** hold the model, EMA, optimizer, scheduler, scaler, RNG states and loss history; a resumed
+#   run repeated the uninterrupted one bit for bit. A NaN loss raises `NonFiniteLossError` and leaves the
+#   last good checkpoint alone.
+# - **A short CPU run gives bad samples, and that is under-training, not a bug:** its loss-versus-$t$ curve
+#   has the right shape, its samples improve over training, and its FID moves towards the floor. The shipped
+#   model is the same recipe, trained for longer.
+#
+# **Next:** notebook 05 samples from the trained model with Algorithm 2.

@@ -1,0 +1,659 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Classifier-free guidance
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/07_guidance.ipynb)
+#
+# Notebooks 05 and 06 sampled from an *unconditional* model: you get a Fashion-MNIST item, but you
+# cannot say which. This notebook asks for a class ("a sneaker, please"), and then asks *harder*.
+# **Classifier-free guidance** (Ho & Salimans 2022, *Classifier-Free Diffusion Guidance*,
+# [arXiv:2207.12598](https://arxiv.org/abs/2207.12598)) trains one network to be both a conditional
+# and an unconditional model, and at sampling time pushes each step past the conditional prediction,
+# away from the unconditional one. One number, the guidance scale, trades sample diversity for how
+# strongly the samples look like their class. We measure that trade-off.
+#
+# **Learning goals.** By the end you can
+# 1. say how a class label enters the UNet (an embedding added to the time embedding) and what the
+#    extra *null* label (index `num_classes`) is for;
+# 2. write down label dropout, the one change to training (Ho & Salimans, Algorithm 1);
+# 3. write the guided prediction $\tilde\varepsilon = \varepsilon_u + s(\varepsilon_c - \varepsilon_u)$,
+#    convert it to the paper's $(1+w)\varepsilon_c - w\varepsilon_u$ ($w = s - 1$), and say what
+#    $s = 0$, $s = 1$ and $s > 1$ do;
+# 4. read a guidance-scale sweep of samples, and explain the measured trade-off between
+#    classifier-FID (quality and diversity) and conditional accuracy (does the sample show its class?);
+# 5. explore guidance interactively, class by class.
+#
+# **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`):
+# - CPU (this repo's CI machine: 2 cores, shared with background training jobs): RUNTIME_FULL at full
+#   size, RUNTIME_CI under `pytest --nbval` at CI size. Most of it is sampling for the measured sweep of
+#   §5 (a guided step costs two UNet evaluations per image), and about 10 to 40 s goes to loading the
+#   evaluation classifier's reference features (`Evaluator.load()`, 10,000 test images).
+# - GPU: not measured (no GPU was available for this work). Every cell runs on the CPU as written; on a
+#   GPU, move `model` with `.to("cuda")` and the sampling cells take seconds.
+#
+# **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets how many images are
+# sampled and with how many DDIM steps (section "Imports and the size knob"). The maths cells print
+# the same at both sizes and are checked by `pytest --nbval`; the measured numbers are not.
+
+# %%
+# Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
+import sys
+if "google.colab" in sys.modules:
+    import os, subprocess
+    if not os.path.isdir("/content/ddpm-teach"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/ddpm-teach/ddpm-teach", "/content/ddpm-teach"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ddpm-teach"], check=True)
+    sys.path.insert(0, "/content/ddpm-teach")
+    os.chdir("/content/ddpm-teach/notebooks")
+
+# %% [markdown]
+# ## Imports and the size knob
+#
+# Every size-dependent number comes from `ddpm_teach.course.by_size(full=..., ci=...)`. Sampling is
+# DDIM with $\eta = 0$ (notebook 06): deterministic, and good in 20 to 50 steps.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import ddpm_teach.course
+import ddpm_teach.exercises.nb07
+from ddpm_teach.checkpoint import load_diffusion_model
+from ddpm_teach.course import by_size, checkpoint_path, timed
+from ddpm_teach.data import load_dataset
+from ddpm_teach.evaluation import Evaluator
+from ddpm_teach.forward import predict_x0_from_eps, q_sample
+from ddpm_teach.plotting import show_images
+from ddpm_teach.samplers import DDIMSampler, guided_model_output, sample
+from ddpm_teach.unet import timestep_embedding
+from ddpm_teach.widgets import GuidanceExplorer, guidance_state, plot_guidance_state
+
+torch.manual_seed(0)                        # every random draw below also has its own torch.Generator
+SIZE = ddpm_teach.course.notebook_size()    # "full" or "ci"
+
+SCALES = [0.0, 1.0, 1.5, 2.0, 3.0, 5.0]     # the guidance scales s of the sweep (§4 and §5)
+GRID_STEPS = by_size(full=50, ci=5)         # DDIM steps for the sweep grid of §4
+MEASURE_N = by_size(full=200, ci=20)        # images per guidance scale for the measurements of §5
+MEASURE_STEPS = by_size(full=20, ci=5)      # DDIM steps for them
+SIGNAL_BATCH = by_size(full=64, ci=8)       # test images for the x̂_0 curve of §3
+EXPLORER_N = by_size(full=16, ci=8)         # samples per grid in the explorer of §6
+EXPLORER_STEPS = by_size(full=10, ci=5)     # DDIM steps in the explorer
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"size: {SIZE}; sweep grid: DDIM-{GRID_STEPS}; measurements: N={MEASURE_N} per scale, DDIM-{MEASURE_STEPS}; "
+      f"explorer: {EXPLORER_N} samples, DDIM-{EXPLORER_STEPS}")
+
+# %% [markdown]
+# ## 1. Class conditioning: one embedding added to the time embedding
+#
+# The shipped conditional model, `checkpoints/fashion_mnist_cfg.pt`, is the UNet of notebook 03 with
+# `num_classes=10`, trained like the unconditional one of notebook 04 (same size, same schedule), with
+# one change to training described in §2. `load_diffusion_model` rebuilds it from the checkpoint's own
+# config and loads its EMA weights.
+
+# %%
+model, schedule, ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_cfg.pt"))
+classes = ckpt["dataset"]["classes"]
+config = model.config
+print(f"schedule: {ckpt['schedule']}")
+print(f"UNet: base_channels={config.base_channels}, channel_mults={config.channel_mults}, "
+      f"num_classes={config.num_classes}, {sum(p.numel() for p in model.parameters()):,} parameters")
+print("classes:", ", ".join(f"{k}={name}" for k, name in enumerate(classes)))
+print(f"label embedding table: {tuple(model.label_emb.weight.shape)}  (10 classes + 1 null label, "
+      f"4·base_channels = {4 * config.base_channels} wide)")
+print(f"the null label: {int(model.null_labels(1)[0])}")
+
+# %% [markdown]
+# How the label gets in (notebook 03, §8): the timestep $t$ becomes a sinusoidal embedding, an MLP
+# maps it to a vector $e_t$ of width $4\cdot$`base_channels`, and a class label $y$ is looked up in an
+# embedding table and **added** to it,
+#
+# $$e = \mathrm{MLP}\big(\mathrm{sinusoid}(t)\big) + E[y], \qquad E \in \mathbb{R}^{(K+1)\times 4\cdot\text{base}} .$$
+#
+# Every ResBlock adds a projection of $e$ to its feature maps, so the class steers every level of
+# the network, exactly as the timestep does. The table has $K + 1 = 11$ rows: row $K = 10$ is the
+# **null label** $\varnothing$, "no class given". With it, the same network is also an
+# unconditional model, $\varepsilon_\theta(x_t, t, \varnothing)$. Calling the model with
+# `labels=None` uses the null label.
+#
+# A teaching version of the embedding, checked against what the first ResBlock actually receives
+# (caught with a forward hook):
+
+# %%
+x = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))     # [B, C, H, W]
+t = torch.tensor([0, 250, 500, 999])                                           # 0-based timesteps
+y = torch.tensor([0, 3, 7, 10])                                                # 10 = the null label
+
+seen = {}
+first_block = model.down_levels[0].blocks[0]
+hook = first_block.register_forward_hook(lambda module, args, output: seen.update(emb=args[1]))
+with torch.no_grad():
+    model(x, t, y)
+    emb = model.time_mlp(timestep_embedding(t, config.base_channels)) + model.label_emb(y)   # (B, 4·base)
+hook.remove()
+torch.testing.assert_close(emb, seen["emb"])
+print(f"e = MLP(sinusoid(t)) + E[y] is what every ResBlock gets: shape {tuple(emb.shape)}")
+
+with torch.no_grad():
+    same = torch.equal(model(x, t), model(x, t, model.null_labels(4)))
+print("model(x_t, t) with no labels is model(x_t, t, null label):", same)
+
+# %% [markdown]
+# What did the model learn about the classes? The cosine similarity between the rows of the label
+# embedding table (a trained model's picture, so it changes with the checkpoint): classes the model
+# finds alike may get similar embeddings. The null label's row is one more learned vector: the
+# unconditional model's "class".
+
+# %%
+with torch.no_grad():
+    table = torch.nn.functional.normalize(model.label_emb.weight, dim=1)       # (K + 1, 4·base)
+    similarity = (table @ table.T).numpy()
+names = [*classes, "∅ (null)"]
+fig, ax = plt.subplots(figsize=(6.2, 5.2))
+image = ax.imshow(similarity, cmap="RdBu_r", vmin=-1, vmax=1)
+ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+ax.set_yticks(range(len(names)), names, fontsize=8)
+for i in range(len(names)):
+    for j in range(len(names)):
+        ax.text(j, i, f"{similarity[i, j]:.1f}", ha="center", va="center", fontsize=6)
+fig.colorbar(image, ax=ax, shrink=0.8, label="cosine similarity")
+ax.set_title("label embeddings E[y] of the shipped model")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 2. Label dropout: one network, two models (Ho & Salimans, Algorithm 1)
+#
+# To have an unconditional model for free, training sometimes hides the label. Algorithm 1 of the
+# paper ("joint training of a diffusion model with classifier-free guidance"), in this course's
+# notation:
+#
+# > **repeat**
+# > 1. $(x_0, c) \sim p(x_0, c)$: an image and its class
+# > 2. $c \leftarrow \varnothing$ with probability $p_\text{uncond}$ (**label dropout**)
+# > 3. $t \sim \mathrm{Uniform}\{1, \dots, T\}$, $\varepsilon \sim \mathcal N(0, I)$,
+# >    $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ (DDPM eq. 4)
+# > 4. take a gradient step on $\nabla_\theta \lVert \varepsilon - \varepsilon_\theta(x_t, t, c)\rVert^2$ (DDPM eq. 14)
+# >
+# > **until** converged
+#
+# Everything but step 2 is DDPM's Algorithm 1 (notebook 04). With $p_\text{uncond} = 0.1$, one
+# network learns the conditional $\varepsilon_\theta(x_t, t, c)$ on 90% of the examples and the
+# unconditional $\varepsilon_\theta(x_t, t, \varnothing)$ on the other 10%. The paper found
+# $p_\text{uncond} = 0.1$ or $0.2$ better than $0.5$ (their Table 1): the unconditional model
+# needs only a small share of the capacity. In the package this is three lines of
+# `Trainer.train_step` in `ddpm_teach/training.py`; here is the same step on one batch of labels:
+
+# %%
+p_uncond = ckpt["train_config"]["label_dropout"]
+null_label = config.num_classes
+generator = torch.Generator().manual_seed(0)
+labels = torch.randint(0, config.num_classes, (64,), generator=generator)     # a batch's true classes
+drop = torch.rand(64, generator=generator) < p_uncond                          # step 2 of Algorithm 1
+train_labels = torch.where(drop, torch.full_like(labels, null_label), labels)  # what the model is given
+print(f"p_uncond = {p_uncond} (train_config['label_dropout'] of the shipped checkpoint)")
+print("true labels   :", labels[:20].tolist())
+print("model is given:", train_labels[:20].tolist())
+print(f"dropped in this batch: {int(drop.sum())} of 64")
+many = torch.rand(1_000_000, generator=torch.Generator().manual_seed(1)) < p_uncond
+print(f"dropped over a million draws: {many.double().mean():.4f}")
+
+# %% [markdown]
+# ## 3. The guided prediction $\tilde\varepsilon$
+#
+# At sampling time the network gives two predictions for the same $x_t$: the conditional
+# $\varepsilon_c = \varepsilon_\theta(x_t, t, c)$ and the unconditional
+# $\varepsilon_u = \varepsilon_\theta(x_t, t, \varnothing)$. Classifier-free guidance combines them.
+# The paper writes (Ho & Salimans 2022, **eq. 6**)
+#
+# $$\tilde\varepsilon_\theta(x_t, c) = (1 + w)\,\varepsilon_\theta(x_t, t, c) - w\,\varepsilon_\theta(x_t, t, \varnothing),$$
+#
+# and this course (like diffusers and most code) uses the guidance scale $s = 1 + w$:
+#
+# $$\boxed{\tilde\varepsilon = \varepsilon_u + s\,(\varepsilon_c - \varepsilon_u)} \qquad
+# \text{(`ddpm\_teach.samplers.guided\_model\_output`)}.$$
+#
+# Expanding, $\varepsilon_u + s(\varepsilon_c - \varepsilon_u) = s\,\varepsilon_c - (s-1)\,\varepsilon_u
+# = (1+w)\,\varepsilon_c - w\,\varepsilon_u$: the same thing, with **$w = s - 1$**. So
+#
+# | package $s$ | paper $w$ | what it is |
+# |---|---|---|
+# | 0 | −1 | the unconditional model, $\tilde\varepsilon = \varepsilon_u$ |
+# | 1 | 0 | the plain conditional model, $\tilde\varepsilon = \varepsilon_c$ (no guidance) |
+# | $> 1$ | $> 0$ | guidance: past $\varepsilon_c$, away from $\varepsilon_u$ |
+#
+# **Why it works** (the paper's §3.2). A trained $\varepsilon_\theta$ estimates a scaled score,
+# $\varepsilon_\theta(x_t, t) \approx -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log p_t(x_t)$. By Bayes'
+# rule $p_t(c \mid x_t) \propto p_t(x_t \mid c)/p_t(x_t)$, so
+# $\varepsilon_c - \varepsilon_u \approx -\sqrt{1-\bar\alpha_t}\,\nabla_{x_t}\log p_t(c \mid x_t)$:
+# the difference of the two predictions is the gradient of an *implicit classifier*. Then
+#
+# $$\tilde\varepsilon \approx -\sqrt{1-\bar\alpha_t}\;\nabla_{x_t}\big[\log p_t(x_t) + s\,\log p_t(c \mid x_t)\big],$$
+#
+# the score of $p_t(x_t)\,p_t(c \mid x_t)^s$: for $s > 1$ a sharpened conditional that favours
+# images the (implicit) classifier is very sure about. This is classifier guidance (Dhariwal & Nichol
+# 2021) with the classifier taken from the diffusion model itself, so no separate noisy-image
+# classifier is trained. It is a heuristic: the guided $\tilde\varepsilon$ is in general not the exact
+# score of any noised distribution (Bradley & Nakkiran 2024,
+# [arXiv:2408.09000](https://arxiv.org/abs/2408.09000)), and what it samples depends on the sampler.
+#
+# A teaching version with two forward passes, checked against the package, which runs both passes as
+# one batch of $2B$:
+
+# %%
+def guided_eps_by_hand(model, x_t, t, labels, s):
+    """ε̃ = ε_u + s (ε_c − ε_u)  (Ho & Salimans eq. 6 with s = w + 1), two separate forward passes."""
+    eps_c = model(x_t, t, labels)                                  # ε_θ(x_t, t, c)
+    eps_u = model(x_t, t, model.null_labels(x_t.shape[0]))         # ε_θ(x_t, t, ∅)
+    return eps_u + s * (eps_c - eps_u)
+
+
+x_t = torch.randn(6, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+t = torch.tensor([999, 800, 600, 400, 200, 50])
+y = torch.tensor([0, 1, 5, 6, 7, 9])
+with torch.no_grad():
+    eps_c = model(x_t, t, y)
+    eps_u = model(x_t, t, model.null_labels(6))
+    for s in (0.0, 0.5, 1.0, 1.5, 3.0, 5.0):
+        package = guided_model_output(model, x_t, t, y, guidance_scale=s)
+        torch.testing.assert_close(guided_eps_by_hand(model, x_t, t, y, s), package)
+        w = s - 1
+        torch.testing.assert_close((1 + w) * eps_c - w * eps_u, package)          # the paper's form, eq. 6
+    print("guided_eps_by_hand = guided_model_output = (1 + w)·ε_c − w·ε_u for s in 0, 0.5, 1, 1.5, 3, 5")
+    print("s = 1 gives the conditional ε_c exactly:  ",
+          torch.equal(guided_model_output(model, x_t, t, y, guidance_scale=1.0), eps_c))
+    print("s = 0 gives the unconditional ε_u exactly:",
+          torch.equal(guided_model_output(model, x_t, t, y, guidance_scale=0.0), eps_u))
+
+# %% [markdown]
+# `guided_model_output` takes a shortcut at those two scales: $s = 1$ needs only $\varepsilon_c$ and
+# $s = 0$ only $\varepsilon_u$, one UNet evaluation each. Any other $s$ needs both, so a guided
+# sampler costs **twice** as much per step. Every sampler of the package takes the guided
+# prediction through `sample(model, sampler, labels=..., guidance_scale=s)`; the paper's
+# Algorithm 2 plugs $\tilde\varepsilon$ into ancestral sampling, and here we plug it into DDIM.
+#
+# **Where does guidance act?** The model's $\varepsilon$ is easiest to read through the clean image it
+# implies, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon)/\sqrt{\bar\alpha_t}$ (DDPM eq. 15),
+# clipped to $[-1, 1]$ as the samplers do. Below, one test image is noised to four timesteps; for
+# each $x_t$ the model is asked for $\hat x_0$ under the null label and under each of the ten
+# classes.
+
+# %%
+test_data = load_dataset("fashion_mnist", train=False)
+x0, y0 = test_data.batch(torch.arange(SIGNAL_BATCH))                       # [B, 1, 28, 28] in [-1, 1], [B]
+noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3))
+all_labels = torch.tensor([null_label, *range(config.num_classes)])        # ∅, then the ten classes
+show_ts = [750, 600, 450, 300]
+fig, axes = plt.subplots(len(show_ts), 1, figsize=(10, 1.15 * len(show_ts) + 0.6))
+with torch.no_grad():
+    for ax, step in zip(axes, show_ts):
+        x_noisy = q_sample(schedule, x0[:1], step, noise[:1]).expand(len(all_labels), -1, -1, -1)  # (11, 1, 28, 28)
+        eps = model(x_noisy, torch.full((len(all_labels),), step), all_labels)
+        pred_x0 = predict_x0_from_eps(schedule, x_noisy, step, eps).clamp(-1, 1)                   # eq. 15
+        show_images(torch.cat([x_noisy[:1], pred_x0]), nrow=12, ax=ax)
+        ax.set_ylabel(f"t={step}", rotation=0, ha="right", va="center", fontsize=9)
+for k, name in enumerate(["x_t", "∅ (null)", *classes]):
+    axes[0].text(2 + 30 * k + 14, -3, name, ha="center", va="bottom", fontsize=7)
+fig.suptitle(f"one x_t (a noised {classes[int(y0[0])]!r}), x̂_0 under each label", fontsize=10)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# At high noise the label largely decides what the model "sees" in $x_t$: under different labels
+# the same noisy image turns into different garments. As $t$ falls, the image itself pins $\hat x_0$ down and the labels
+# matter less and less (how fast depends on the checkpoint). The same measurement over a batch of
+# test images with their true labels: the root-mean-square difference between $\hat x_0$ under the
+# true class and under $\varnothing$, per pixel, against $t$.
+
+# %%
+signal_ts = torch.linspace(0, schedule.T - 1, 21).round().long()
+difference = []
+with torch.no_grad():
+    for step in signal_ts.tolist():
+        x_noisy = q_sample(schedule, x0, step, noise)                       # x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε
+        t_batch = torch.full((len(x0),), step)
+        eps_c, eps_u = model(x_noisy, t_batch, y0), model(x_noisy, t_batch, model.null_labels(len(x0)))
+        x0_c = predict_x0_from_eps(schedule, x_noisy, step, eps_c).clamp(-1, 1)        # eq. 15, clipped
+        x0_u = predict_x0_from_eps(schedule, x_noisy, step, eps_u).clamp(-1, 1)
+        difference.append((x0_c - x0_u).flatten(1).pow(2).mean(1).sqrt().numpy())    # RMS per image
+difference = np.stack(difference)                                          # (21 timesteps, B)
+
+fig, ax = plt.subplots(figsize=(6.5, 3.4))
+ax.plot(signal_ts.numpy(), np.median(difference, axis=1), "o-", color="C0", label="median over images")
+ax.fill_between(signal_ts.numpy(), np.percentile(difference, 10, axis=1), np.percentile(difference, 90, axis=1),
+                color="C0", alpha=0.2, label="10th to 90th percentile")
+ax.set_xlabel("t (0-based; 999 is pure noise)")
+ax.set_ylabel("RMS of x̂_0(c) − x̂_0(∅)")
+ax.set_title(f"how much the class changes the predicted x_0 ({len(x0)} test images)", fontsize=10)
+ax.grid(True, alpha=0.3)
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Guidance multiplies exactly this difference by $s$. So it mostly shapes the early, noisy part of
+# sampling, where the coarse form of the item is decided; near $t = 0$ there is little left for it
+# to change.
+#
+# ## 4. A guidance-scale sweep
+#
+# Rows: the guidance scale $s$ (with the paper's $w = s - 1$). Columns: the ten classes. Every
+# column starts from **the same noise** $x_T$ in every row, and DDIM with $\eta = 0$ is
+# deterministic, so all that changes down a column is $s$. The top row, $s = 0$, is the
+# unconditional model: the label is ignored and the column shows whatever that noise becomes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+grid_noise = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(4))   # one x_T per column
+grid_labels = torch.arange(10)                                                          # column k asks for class k
+sweep = {}
+with timed(f"sampling the sweep grid ({len(SCALES)} scales × 10 classes, DDIM-{GRID_STEPS})"):
+    for s in SCALES:
+        sweep[s] = sample(model, DDIMSampler(schedule, steps=GRID_STEPS), noise=grid_noise, labels=grid_labels,
+                          guidance_scale=s, progress=False)
+
+
+# %%
+def draw_sweep(sweep: dict, title: str):
+    """One row per guidance scale, one column per class: sweep[s] is [10, 1, 28, 28]."""
+    fig, axes = plt.subplots(len(sweep), 1, figsize=(10, 1.15 * len(sweep) + 0.6))
+    for ax, (s, images) in zip(axes, sweep.items()):
+        show_images(images, nrow=10, ax=ax)
+        ax.set_ylabel(f"s={s:g}\n(w={s - 1:g})", rotation=0, ha="right", va="center", fontsize=9)
+    for k, name in enumerate(classes):                     # class names over the columns (30 px per tile)
+        axes[0].text(2 + 30 * k + 14, -3, name, ha="center", va="bottom", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+draw_sweep(sweep, f"classifier-free guidance: the same noise per column, DDIM-{GRID_STEPS}")
+plt.show()
+
+# %% [markdown]
+# What to look for (the exact pictures depend on the checkpoint):
+#
+# * **$s = 0$**: unconditional samples, not sorted by column; some may be hard to name.
+# * **$s = 1$**: plain conditional sampling. Most columns show their class, but a model this small
+#   (trained for minutes on a CPU) is not always sure: look for shirts that could be T-shirts or
+#   pullovers, or items that are no garment at all.
+# * **$s = 1.5$ to $3$**: the classes become unmistakable; outlines get crisper, and items within a
+#   column become more "typical" (less like their $s = 1$ selves).
+# * **$s = 5$**: over-guided. Contrast saturates (the sampler clips $\hat x_0$ to $[-1, 1]$ at every
+#   step, so the push past $\varepsilon_c$ shows up as hard black and white), textures become
+#   exaggerated and, across a class, samples start to look alike.
+#
+# ## 5. Measured: quality versus accuracy
+#
+# Two numbers from the course's evaluation classifier (`ddpm_teach.evaluation`, a small CNN trained
+# on Fashion-MNIST and shipped as weights):
+#
+# * **classifier-FID**: the Fréchet distance between Gaussians fitted to the classifier's features of
+#   the samples and of the 10,000 test images (Heusel et al. 2017). It rises when samples look wrong
+#   *and* when they lack diversity. Always read it next to its **floor**: the FID of $N$ real
+#   training images against the same test set, what a perfect generator would score at this $N$
+#   (FID is biased upwards at small $N$).
+# * **conditional accuracy**: the share of samples that the classifier assigns to the class they
+#   were asked for.
+#
+# For each $s$ we sample $N$ images with labels cycling through the ten classes (so every class gets
+# $N/10$), all scales from the same noise, and score them with `Evaluator.score`. The accuracy is
+# also taken class by class (`Evaluator.accuracy` on each class's samples).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+with timed("Evaluator.load() (the classifier, and the features of the 10,000 test images)"):
+    evaluator = Evaluator.load()
+classifier = evaluator.classifier
+print(f"classifier: {sum(p.numel() for p in classifier.parameters()):,} parameters; reference features: "
+      f"{tuple(evaluator.test_features.shape)}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+measure_labels = torch.arange(MEASURE_N) % 10                       # 0, 1, ..., 9, 0, 1, ...: N/10 per class
+measure_noise = torch.randn(MEASURE_N, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+results = []
+started = time.perf_counter()
+for s in SCALES:
+    t0 = time.perf_counter()
+    images = sample(model, DDIMSampler(schedule, steps=MEASURE_STEPS), noise=measure_noise, labels=measure_labels,
+                    guidance_scale=s, progress=False)
+    seconds = time.perf_counter() - t0
+    scores = evaluator.score(images, measure_labels)                # n, fid, fid_floor, accuracy, class_histogram
+    per_class = [evaluator.accuracy(images[measure_labels == k], measure_labels[measure_labels == k])
+                 for k in range(10)]
+    results.append({"s": s, "w": s - 1, **scores, "per_class": per_class, "seconds": seconds})
+    print(f"s={s:<4g} " + Evaluator.format_scores(scores) + f"  ({seconds:.0f} s)")
+print(f"all {len(SCALES)} scales: {time.perf_counter() - started:.0f} s")
+
+# %% [markdown]
+# The table (the numbers come from this run: the checkpoint, $N$ and the number of steps all move
+# them; at CI size $N$ is tiny and the FIDs are mostly noise):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"N = {MEASURE_N} per scale (labels cycling over the 10 classes), DDIM-{MEASURE_STEPS}, same noise for every s")
+print(f"real-vs-real FID floor at N = {MEASURE_N}: {results[0]['fid_floor']:.3f}\n")
+print(f"{'s':>5}{'w':>6}{'N':>6}{'classifier-FID':>16}{'floor':>8}{'accuracy':>10}{'time':>8}")
+for r in results:
+    print(f"{r['s']:>5g}{r['w']:>6g}{r['n']:>6}{r['fid']:>16.3f}{r['fid_floor']:>8.3f}{100 * r['accuracy']:>9.1f}%"
+          f"{r['seconds']:>7.0f}s")
+best = min(results, key=lambda r: r["fid"])
+print(f"\nlowest FID at s = {best['s']:g} (w = {best['w']:g}); highest accuracy at "
+      f"s = {max(results, key=lambda r: r['accuracy'])['s']:g}")
+print("(s = 0 is unconditional: its 'accuracy' is how often an unconditional sample happens to be the "
+      "class written next to it)")
+
+# %%
+s_values = np.array([r["s"] for r in results])
+fid = np.array([r["fid"] for r in results])
+accuracy = 100 * np.array([r["accuracy"] for r in results])
+floor = results[0]["fid_floor"]
+
+fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+ax = axes[0, 0]
+ax.plot(s_values, fid, "o-", color="C3", label="samples")
+ax.axhline(floor, color="0.5", linestyle="--", label=f"real-vs-real floor (N={MEASURE_N})")
+ax.set_xlabel("guidance scale s  (w = s − 1)")
+ax.set_ylabel("classifier-FID (lower is better)")
+ax.set_title("classifier-FID against s")
+ax.legend(fontsize=8)
+
+ax = axes[0, 1]
+ax.plot(s_values, accuracy, "o-", color="C0")
+ax.axhline(10, color="0.5", linestyle=":", label="chance (10 classes)")
+ax.set_xlabel("guidance scale s  (w = s − 1)")
+ax.set_ylabel("conditional accuracy (%)")
+ax.set_ylim(0, 102)
+ax.set_title("conditional accuracy against s")
+ax.legend(fontsize=8)
+
+ax = axes[1, 0]
+ax.plot(accuracy, fid, "-", color="0.6", zorder=1)
+points = ax.scatter(accuracy, fid, c=s_values, cmap="viridis", s=60, zorder=2)
+for s_, a_, f_ in zip(s_values, accuracy, fid):
+    ax.annotate(f"s={s_:g}", (a_, f_), textcoords="offset points", xytext=(6, 4), fontsize=8)
+ax.axhline(floor, color="0.5", linestyle="--")
+ax.set_xlabel("conditional accuracy (%)  (higher is better)")
+ax.set_ylabel("classifier-FID  (lower is better)")
+ax.set_title("the trade-off: FID against accuracy")
+fig.colorbar(points, ax=ax, label="s")
+
+ax = axes[1, 1]
+per_class = 100 * np.array([r["per_class"] for r in results]).T             # (10 classes, scales)
+heat = ax.imshow(per_class, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+ax.set_xticks(range(len(results)), [f"{s:g}" for s in s_values])
+ax.set_yticks(range(10), classes, fontsize=8)
+ax.set_xlabel("guidance scale s")
+ax.set_title(f"accuracy per class (%), {MEASURE_N // 10} samples each")
+for i in range(10):
+    for j in range(len(results)):
+        ax.text(j, i, f"{per_class[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                color="white" if per_class[i, j] < 60 else "black")
+for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
+    ax.grid(True, alpha=0.3)
+fig.suptitle(f"classifier-free guidance, measured: N={MEASURE_N} per scale, DDIM-{MEASURE_STEPS}", fontsize=11)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Reading the trade-off.** The numbers are in the table and plots above (they depend on the
+# checkpoint and on $N$); what to look for, and why:
+#
+# * **Accuracy rises with $s$**: guidance pushes every step towards images the model's implicit
+#   classifier is sure about, and the evaluation classifier mostly agrees with it. At $s = 0$ the
+#   accuracy is near chance (10%), since the labels are ignored. The per-class panel shows which
+#   classes need guidance most (in Fashion-MNIST usually the upper-body garments: shirt, T-shirt,
+#   pullover, coat).
+# * **FID first falls, then rises.** It falls because a wrong-class or malformed sample is far from
+#   the test distribution, and guidance removes many of those. It rises again because
+#   $p(x_t)\,p(c \mid x_t)^s$ with a large $s$ concentrates on the most typical members of each
+#   class: the samples become too alike and too contrasty (the $s = 5$ row of §4), and FID, which
+#   compares whole distributions, charges for the lost diversity. So the best FID sits at a moderate
+#   scale and the best accuracy at a large one. That is the paper's central finding (their Table 1
+#   and Figure 4, on ImageNet 64×64: the best FID at small $w$, the best Inception Score at large
+#   $w$). Where the turn comes depends on the model: the weaker the plain conditional model, the
+#   more guidance helps before it hurts, and for a small model trained for minutes on a CPU the
+#   best FID can sit at a larger $s$ than in the paper (or beyond the scales swept here).
+# * **How much to trust it**: with $N$ = a few hundred, FID has a large bias and a noticeable
+#   random error; compare each FID with the floor, and compare scales with each other (same noise,
+#   same $N$) rather than with published numbers. The classifier that measures accuracy is not the
+#   one that guides (the guide is implicit in the diffusion model), so high accuracy is not just a
+#   classifier being fooled, but it is still one small CNN's opinion.
+#
+# ## 6. The guidance explorer
+#
+# The explorer samples a grid of one class from one fixed noise, at the guidance scale you pick,
+# and the caption says how many of the samples the classifier recognises. Samples it puts in another
+# class get a red frame. The static version first: the class Shirt, usually the hardest, at four
+# scales, drawn with the explorer's own pure functions, `guidance_state` and `plot_guidance_state`
+# (in `ddpm_teach.widgets`).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+shirt = classes.index("Shirt")
+explorer_noise = torch.randn(EXPLORER_N, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+static_scales = (0.0, 1.0, 3.0, 6.0)
+with timed(f"{len(static_scales)} grids of {EXPLORER_N}, DDIM-{EXPLORER_STEPS}"):
+    states = [guidance_state(model, schedule, explorer_noise, shirt, s, steps=EXPLORER_STEPS, classifier=classifier,
+                             class_names=classes) for s in static_scales]
+for state in states:
+    print(state["caption"])
+
+# %%
+fig, axes = plt.subplots(1, len(states), figsize=(3.1 * len(states), 3.8))
+for ax, state in zip(axes, states):
+    plot_guidance_state(state, ax=ax)          # red frame: the classifier sees another class
+fig.suptitle(f"class {classes[shirt]!r}, the same noise in every panel, DDIM-{EXPLORER_STEPS}", fontsize=10)
+fig.tight_layout(rect=(0, 0, 1, 0.95))
+plt.show()
+
+# %% [markdown]
+# Now interactively. `GuidanceExplorer` (in `ddpm_teach.widgets`) has a class menu, the guidance
+# scale $s$ from 0 to 6, and the number of DDIM steps. Each new setting is sampled once (a second
+# or two on a CPU with the defaults; a guided step costs two UNet evaluations per image) and cached,
+# so going back is instant. Things to try:
+#
+# 1. Shirt: move $s$ from 0 to 6 and watch the caption's accuracy and the red frames.
+# 2. Trouser or Bag (easy classes): already right at $s = 1$; what does more guidance add?
+# 3. Any class at $s = 6$: how alike do the samples become?
+# 4. 5 DDIM steps against 20: does guidance need many steps?
+#
+# The widget needs a live kernel (JupyterLab, Jupyter Notebook, VS Code or Colab); on a static page
+# such as GitHub it does not render, and the figures above show the same things.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (nbval has no widget front end, so the explorer's figure lands in the cell's outputs there)
+explorer = GuidanceExplorer(model, schedule, classifier=classifier, class_names=classes, n=EXPLORER_N,
+                            steps=EXPLORER_STEPS, label=shirt, guidance_scale=3.0)
+explorer
+
+# %% [markdown]
+# ## 7. Exercises
+#
+# **Exercise 1 (conventions).** A paper reports its samples "with guidance strength $w = 2$" in the
+# form $(1 + w)\,\varepsilon_c - w\,\varepsilon_u$. Which `guidance_scale` $s$ do you pass to
+# `ddpm_teach.samplers.sample` to get the same? Check with
+# `ddpm_teach.exercises.nb07.check_scale_from_w(s)`.
+#
+# **Exercise 2 (the guided prediction by hand).** `eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps()`
+# gives two small tensors. Compute $\tilde\varepsilon$ at $s = 3$ and check it with
+# `ddpm_teach.exercises.nb07.check_guided_eps(answer)`.
+#
+# **Exercise 3 (cost).** How many UNet evaluations (counted per image) does sampling 100 images with
+# DDIM-25 at each of the guidance scales $s = 0, 1, 2, 3$ take, using `guided_model_output`? Check with
+# `ddpm_teach.exercises.nb07.check_model_evaluations(count)`.
+#
+# Try them first in the next cell; one possible answer for each follows it.
+
+# %%
+# Your answers: uncomment, fill in and run.
+# ddpm_teach.exercises.nb07.check_scale_from_w(...)
+# eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps()
+# ddpm_teach.exercises.nb07.check_guided_eps(...)
+# ddpm_teach.exercises.nb07.check_model_evaluations(...)
+
+# %%
+# One possible answer (exercise 1): s·ε_c − (s − 1)·ε_u = (1 + w)·ε_c − w·ε_u, so s = w + 1.
+w_paper = 2.0
+ddpm_teach.exercises.nb07.check_scale_from_w(w_paper + 1)
+
+# %%
+# One possible answer (exercise 2): start from ε_u and go s times the difference towards ε_c.
+eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps()
+ddpm_teach.exercises.nb07.check_guided_eps(eps_u + 3.0 * (eps_c - eps_u))
+
+# %%
+# One possible answer (exercise 3): s = 0 and s = 1 need one pass per step, s = 2 and s = 3 two.
+passes = {0.0: 1, 1.0: 1, 2.0: 2, 3.0: 2}
+ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in passes.values()))
+
+# %% [markdown]
+# ## Summary
+#
+# * A class-conditional UNet adds a label embedding $E[y]$ to its time embedding; the table has one
+#   extra row, the **null label** $\varnothing$ (index `num_classes`), which makes the same network an
+#   unconditional model.
+# * **Label dropout** (Ho & Salimans, Algorithm 1) is the only change to training: replace the label
+#   by $\varnothing$ with probability $p_\text{uncond}$ (0.1 here).
+# * **Guidance** combines the two predictions, $\tilde\varepsilon = \varepsilon_u + s(\varepsilon_c -
+#   \varepsilon_u)$ (`guided_model_output`), which is the paper's eq. 6,
+#   $(1+w)\varepsilon_c - w\varepsilon_u$, with $w = s - 1$. $s = 0$ is unconditional, $s = 1$ plain
+#   conditional, $s > 1$ guided. It follows the gradient of $\log p(x_t) + s \log p(c \mid x_t)$ with
+#   the classifier implicit in the diffusion model, and costs two UNet evaluations per step.
+# * The measured trade-off: as $s$ grows, conditional accuracy rises while the samples of a class
+#   become more alike; classifier-FID first improves and then worsens, so the best FID comes at a
+#   moderate scale and the best accuracy at a large one. Report every FID with its $N$ and the
+#   real-vs-real floor.
+# * `GuidanceExplorer` shows it class by class; `guidance_state` is the same logic as a plain,
+#   tested function.
+#
+# **Further reading.** Dhariwal & Nichol 2021, *Diffusion Models Beat GANs on Image Synthesis*
+# ([arXiv:2105.05233](https://arxiv.org/abs/2105.05233)), introduced classifier guidance with a
+# separately trained noisy-image classifier. Kynkäänniemi et al. 2024, *Applying Guidance in a
+# Limited Interval Improves Sample and Distribution Quality*
+# ([arXiv:2404.07724](https://arxiv.org/abs/2404.07724)), guide only at middle noise levels, where
+# §3's curve says guidance acts.
+#
+# **Next:** notebook 08 lets the model learn its own reverse variance (Improved DDPM), which helps
+# most when sampling in few steps.

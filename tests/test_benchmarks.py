@@ -1,0 +1,41 @@
+"""The benchmark scripts (benchmarks/) run end to end at ``--smoke`` size and print their ratio
+line with a positive, finite number.  Needs the optional ``bench`` extra (diffusers); skipped
+without it.  The numbers themselves are not checked: at this size they mean nothing."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+pytest.importorskip("diffusers", reason="the benchmarks compare against diffusers: pip install -e '.[bench]'")
+
+
+def _ratio(output: str, what: str) -> float:
+    match = re.search(rf"^ratio ours/diffusers {what} img/s: (\S+)$", output, flags=re.MULTILINE)
+    assert match, f"no 'ratio ours/diffusers {what} img/s: X' line in:\n{output}"
+    return float(match.group(1))
+
+
+@pytest.mark.slow
+def test_train_throughput_smoke(capsys):
+    from benchmarks import train_throughput
+
+    assert train_throughput.main(["--smoke", "--threads", "1"]) == 0
+    output = capsys.readouterr().out
+    ratio = _ratio(output, "train")
+    assert math.isfinite(ratio) and ratio > 0
+    assert "fwd MFLOP/img" in output and "1,112,801" in output  # the FLOP table and the matched sizes
+
+
+@pytest.mark.slow
+def test_sample_throughput_smoke(capsys):
+    from benchmarks import sample_throughput
+
+    assert sample_throughput.main(["--smoke", "--threads", "1", "--checkpoint-threads", "1"]) == 0
+    output = capsys.readouterr().out
+    ratio = _ratio(output, "sample")
+    assert math.isfinite(ratio) and ratio > 0
+    # the matched pair (same spacing, ε re-derived from the clipped x̂_0) agrees to float precision
+    matched = re.search(r"timed pair\)\s+\d+\s+(\S+)", output)
+    assert matched and float(matched.group(1)) < 1e-3, output
