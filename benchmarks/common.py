@@ -149,6 +149,7 @@ class Timer:
     def __init__(self, fn: Callable[[], object], device: torch.device, threads: int | None = None):
         self.fn, self.device, self.threads = fn, device, threads
         self.blocks: list[float] = []
+        self.cpu_blocks: list[float] = []   # CPU seconds of this process (all its threads) per iteration
         self.warmup_seconds = 0.0
 
     @contextlib.contextmanager
@@ -172,18 +173,25 @@ class Timer:
     def block(self, iters: int) -> float:
         with self._threads():
             sync(self.device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for _ in range(iters):
                 self.fn()
             sync(self.device)
             seconds = (time.perf_counter() - start) / iters
+            self.cpu_blocks.append((time.process_time() - cpu_start) / iters)
         self.blocks.append(seconds)
         return seconds
 
     @property
     def median(self) -> float:
-        """Median seconds per iteration over the timed blocks."""
+        """Median wall seconds per iteration over the timed blocks."""
         return statistics.median(self.blocks)
+
+    @property
+    def cpu_median(self) -> float:
+        """Median CPU seconds per iteration (summed over threads; spin-waiting included).  On a
+        shared machine, wall ≫ CPU ÷ threads says the process waited for a core."""
+        return statistics.median(self.cpu_blocks)
 
 
 def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:

@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         achieved = rate[c] * counts[c.model]["train"]                     # FLOP/s, fwd+bwd as counted
         row = {"model": c.model, "configuration": c.label, "threads": c.threads or torch.get_num_threads(),
                "img/s": f"{rate[c]:.1f}", "ms/step": f"{1000 * timer.median:.1f}",
+               "CPU ms/step": f"{1000 * timer.cpu_median:.1f}",
                "vs diffusers fp32": f"{rate[c] / rate[loops[baseline].config]:.2f}x",
                "GFLOP/s": f"{achieved / 1e9:.1f}", "warm-up s": f"{timer.warmup_seconds:.1f}",
                "loss": f"{loop.last_loss.item():.3f}"}
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         if not math.isfinite(loop.last_loss.item()):
             raise FloatingPointError(f"{c.model} {c.label}: the loss is {loop.last_loss.item()}")
-    print(f"\ntraining steps, batch {batch} (img/s is the median block; GFLOP/s = img/s x fwd+bwd FLOPs/img)")
+    print(f"\ntraining steps, batch {batch} (img/s and ms/step: wall clock, median block; CPU ms/step: this "
+          "process's CPU time, all threads; GFLOP/s = img/s x fwd+bwd FLOPs/img)")
     print_table(rows)
     if device.type != "cuda":
         print("MFU: unknown peak (the peak table covers H100/H200/A100/L4/T4 GPUs)")

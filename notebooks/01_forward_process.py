@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -35,7 +35,7 @@
 # **Runtime** (measured: the whole notebook in a fresh kernel, Jupyter start-up included).
 # - **CPU**, on this repo's CI machine (2 cores, shared with other jobs while we measured; `OMP_NUM_THREADS=1`):
 #   full size about 20 s of CPU time, 40–55 s wall clock; CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`)
-#   about 8 s of CPU time, 15–20 s wall clock. Most of it is the 100 000 draws of the numerical proof in section 5.
+#   about 8 s of CPU time, 15–20 s wall clock. Most of it is the 100 000 draws of the numerical proofs in sections 5 and 6.
 # - **GPU:** not needed, and not measured: everything here is small tensor arithmetic on the CPU, and a laptop is plenty.
 
 # %%
@@ -53,8 +53,8 @@ if "google.colab" in sys.modules:
 # ## Imports and the size knob
 #
 # The one size knob is the environment variable `DDPM_TEACH_SIZE`: `full` (the default) or `ci`
-# (what `pytest --nbval` runs). Here it sets only how many random draws the numerical proof in
-# section 5 makes. Every printed number that nbval checks is the same at both sizes.
+# (what `pytest --nbval` runs). Here it sets only how many random draws the numerical proofs in
+# sections 5 and 6 make. Every printed number that nbval checks is the same at both sizes.
 
 # %%
 import math
@@ -474,7 +474,7 @@ plt.show()
 def posterior_teaching(betas, x0, x_t, t):
     """Eqs. 6-7 by Bayes' rule: the product of two Gaussians in x_{t−1}. 0-based index t ≥ 1."""
     alpha_bar = torch.cumprod(1.0 - betas, dim=0)
-    beta, alpha_bar_prev = betas[t].item(), alpha_bar[t - 1].item()      # β_t and ᾱ_{t−1}
+    beta, alpha_bar_prev = betas[t].item(), alpha_bar[t - 1].item()      # paper's β_{t+1} and ᾱ_t (0-based index t)
     alpha = 1.0 - beta
     precision_step = alpha / beta                                          # from q(x_t | x_{t−1})
     precision_prior = 1.0 / (1.0 - alpha_bar_prev)                         # from q(x_{t−1} | x_0)

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -311,7 +311,8 @@ plt.show()
 #
 # $\bar\alpha_T \approx e^{-\sum\beta}$ depends on the *sum* of the betas, so keep the sum: scale
 # both end points by $1000/T$, i.e. $\beta_1 = 0.1/T$ and $\beta_T = 20/T$. The sum stays
-# $\approx 10$, so $\bar\alpha_T \approx e^{-10}$ at every $T$. This is what
+# $\approx 10$, so $\bar\alpha_T \approx e^{-10}$ for large $T$ (less still for small $T$, where the
+# large last betas make $\log(1-\beta) \approx -\beta$ an underestimate). This is what
 # openai/improved-diffusion does for its `"linear"` schedule (`get_named_beta_schedule`). It works
 # while $\beta_T = 20/T < 1$, i.e. $T > 20$; for shorter chains use the cosine schedule, which is
 # defined through $\bar\alpha$ and reaches (almost) 0 at any $T$. The other way to sample in fewer
@@ -434,7 +435,7 @@ plt.show()
 # the numbers. It redraws when you release a slider; the slider for $t$ follows $T$.
 #
 # Things to try:
-# 1. linear, $T = 1000$: drag $t$. The boot is gone by $t \approx 500$ and the caption's
+# 1. linear, $T = 1000$: drag $t$. The boot is barely visible at $t \approx 500$, gone by about 600, and the caption's
 #    $\sqrt{\bar\alpha_t}$ is below 0.1 from $t \approx 670$ on.
 # 2. Set $T = 100$, then $t = 99$: $x_T$ still shows the boot, $\sqrt{\bar\alpha_T} = 0.60$ (section 4).
 # 3. Keep $T = 100$ and apply the fix: $\beta_\text{start} = 10^{-3}$, $\beta_\text{end} = 0.2$.
@@ -502,8 +503,8 @@ ddpm_teach.exercises.nb02.check_smallest_T(answer_2)
 #   signal in $x_T$ ($\sqrt{\bar\alpha_T} = 0.60$ at $T = 100$, $0.78$ at $T = 50$), so training's
 #   $x_T$ no longer matches the $\mathcal N(0, I)$ that sampling starts from, and $L_T$ (eq. 5)
 #   grows from $2\cdot10^{-5}$ bits per dimension at $T = 1000$ to 0.24 at $T = 100$ and 0.53 at
-#   $T = 50$. Scaling the betas by $1000/T$ keeps the sum, and $\bar\alpha_T \approx e^{-10}$, at
-#   any $T > 20$.
+#   $T = 50$. Scaling the betas by $1000/T$ keeps the sum, so $\bar\alpha_T$ stays at about $e^{-10}$
+#   or below for any $T > 20$.
 # * Eq. 17 ends at $\bar\alpha_T = 0$, so the uncapped $\beta_T = 1$ at every $T$ (and the last
 #   few betas stay large however big $T$ is). Capping $\beta$ at 0.999 keeps $1/\sqrt{\alpha_T}$
 #   and $1/\sqrt{\bar\alpha_T}$ finite.

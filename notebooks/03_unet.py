@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -778,7 +778,7 @@ ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
 #   do not matter. `conv2`, attention's projection and `conv_out` start at zero, so a fresh model
 #   predicts $\hat\varepsilon = 0$ and each block starts as the identity.
 # - Self-attention costs $\propto (HW)^2$: at 7×7 it is cheap, at 28×28 it costs almost three
-#   convolutions and 0.6 GB of weights per batch of 64 (measured here: hundreds of times slower than at 7×7), so it is used only at low resolution.
+#   convolutions and 0.6 GB of weights per batch of 64 (measured here: well over a hundred times slower than at 7×7), so it is used only at low resolution.
 # - `trace_shapes` shows the side 28 → 14 → 7 → 14 → 28 and the channel widths `base × mult`; the
 #   default model has 6,469,889 parameters, the small CPU model 1,112,801, about 60% of them in the
 #   expanding path; the count grows about quadratically with `base_channels`.

@@ -42,9 +42,8 @@
 # RUNTIME_FULL on CPU at full size (this repo's CI machine: 2 cores, shared with other jobs), most
 # of it the quality table of section 7 (12 sampling runs of 100 images, 540 model calls per image
 # in all); about RUNTIME_CI under `pytest --nbval` at CI size (`DDPM_TEACH_SIZE=ci`: 16 images per
-# cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work). Every cell
-# is a handful of batched UNet calls on a 1.1M-parameter model, so a Colab T4 should run the full
-# size in well under a minute, plus the time to load the evaluation classifier's test features.
+# cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work); `sample` and
+# the evaluator run on whatever device the model is on.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -78,6 +77,7 @@ import ddpm_teach.exercises.nb06
 from ddpm_teach.checkpoint import load_diffusion_model
 from ddpm_teach.course import by_size, checkpoint_path, timed
 from ddpm_teach.data import load_dataset
+from ddpm_teach.devices import pick_device
 from ddpm_teach.evaluation import Evaluator
 from ddpm_teach.forward import q_sample
 from ddpm_teach.plotting import show_images
@@ -85,6 +85,7 @@ from ddpm_teach.samplers import DDIMSampler, DDPMSampler, sample
 
 torch.manual_seed(0)                        # every random draw below also has its own torch.Generator
 SIZE = ddpm_teach.course.notebook_size()   # "full" or "ci"
+DEVICE = pick_device("auto")               # a GPU if there is one (e.g. in Colab), else the CPU
 N_FID = by_size(full=100, ci=16)                        # images per cell of the quality table (section 7)
 TABLE_STEPS = by_size(full=(10, 20, 50, 100), ci=(5, 10))   # DDIM step counts in the table
 TABLE_ETAS = (0.0, 0.5, 1.0)                            # η values in the table
@@ -94,12 +95,20 @@ FIGURE_STEPS = by_size(full=(10, 20, 50, 100), ci=(5, 10, 20))   # step counts i
 
 
 def generator(seed: int) -> torch.Generator:
-    """A fresh CPU generator: the only source of randomness of each sampling call."""
+    """A fresh CPU generator: the only source of randomness of each sampling call (the package
+    draws on the generator's device and moves the numbers, so they are the same on any DEVICE)."""
     return torch.Generator().manual_seed(seed)
 
 
+@torch.no_grad()
+def predict_eps(x_t: torch.Tensor, t: int) -> torch.Tensor:
+    """The shipped model's ε̂(x_t, t) for a batch x_t [B, 1, 28, 28] at one timestep t, on the CPU."""
+    t_batch = torch.full((len(x_t),), t, dtype=torch.long, device=DEVICE)
+    return model(x_t.to(DEVICE), t_batch).cpu()
+
+
 # %%
-model, schedule, ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_ddpm.pt"))
+model, schedule, ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_ddpm.pt"), device=DEVICE)
 print(f"UNet: {sum(p.numel() for p in model.parameters()):,} parameters, "
       f"{'class-conditional' if model.config.num_classes else 'unconditional'}")
 print(schedule)
@@ -178,7 +187,7 @@ for name, sigma in [("0 (DDIM, η = 0)", 0.0), (f"{sigma_ddpm:.4f} (DDPM-like, �
 # + \underbrace{\sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\;\varepsilon_\theta(x_t, t)}_{\text{direction pointing to } x_t}
 # + \underbrace{\sigma_t\, z}_{\text{random noise}}, \qquad z \sim \mathcal N(0, I) \qquad \text{(DDIM eq. 12)}.$$
 #
-# Two details, both as in the package (and in DDPM's and DDIM's code): $\hat x_0$ is **clipped** to
+# Two details, both as in the package (and in DDPM's and improved-diffusion's code): $\hat x_0$ is **clipped** to
 # $[-1, 1]$, the range of the data, and then $\varepsilon$ is re-derived from the clipped $\hat x_0$ so
 # that the two terms stay consistent; and the last step (to "$t = -1$", $\bar\alpha = 1$) returns
 # $\hat x_0$ with no noise.
@@ -226,8 +235,7 @@ t, t_prev = 666, sampler_10.prev_timestep(666)
 print(f"the step at t = {t} goes to t = {t_prev}")
 
 x_t = q_sample(schedule, x0_real, t, torch.randn(x0_real.shape, generator=generator(2)))   # eq. 4
-with torch.no_grad():
-    eps_model = model(x_t, torch.full((len(x_t),), t))                                       # ε̂ [N_SHOW, 1, 28, 28]
+eps_model = predict_eps(x_t, t)                                                              # ε̂ [N_SHOW, 1, 28, 28]
 
 for eta in (0.0, 0.5, 1.0):
     by_package = DDIMSampler(schedule, steps=10, eta=eta).step(eps_model, t, x_t, generator=generator(3))
@@ -238,8 +246,7 @@ for eta in (0.0, 0.5, 1.0):
 
 # the last step (t = 0 → "t = −1") returns x̂_0 itself, with no noise even for η = 1
 x_0_noisy = q_sample(schedule, x0_real, 0, torch.randn(x0_real.shape, generator=generator(4)))
-with torch.no_grad():
-    eps_last = model(x_0_noisy, torch.zeros(len(x_0_noisy), dtype=torch.long))
+eps_last = predict_eps(x_0_noisy, 0)
 last = DDIMSampler(schedule, steps=10, eta=1.0).step(eps_last, 0, x_0_noisy, generator=generator(5))
 torch.testing.assert_close(ddim_step_by_hand(eps_last, 0, -1, x_0_noisy, 1.0, torch.zeros_like(x_0_noisy))["x_prev"],
                            last.prev_sample)
@@ -361,8 +368,7 @@ max_diffs = {}
 print(f"{'t':>5}{'max |DDIM(η=1) − DDPM|':>25}{'max |DDIM(η=0) − DDPM|':>25}")
 for t_now in (999, 666, 333, 100, 1, 0):
     x_now = q_sample(schedule, x0_real, t_now, torch.randn(x0_real.shape, generator=generator(t_now)))
-    with torch.no_grad():
-        eps_now = model(x_now, torch.full((len(x_now),), t_now))
+    eps_now = predict_eps(x_now, t_now)
     ddpm_step = ddpm.step(eps_now, t_now, x_now, generator=generator(7))
     eta1_step = ddim_all_steps.step(eps_now, t_now, x_now, generator=generator(7))
     eta0_step = ddim_eta0.step(eps_now, t_now, x_now, generator=generator(7))
@@ -377,8 +383,7 @@ print(f"DDIM(η=1, steps=T) equals DDPM(σ² = β̃) at every t tried, to 1e-5: 
 ddpm_50, ddim_50 = DDPMSampler(schedule, steps=50), DDIMSampler(schedule, steps=50, eta=1.0)
 t_now = int(ddim_50.timesteps[10])
 x_now = q_sample(schedule, x0_real, t_now, torch.randn(x0_real.shape, generator=generator(8)))
-with torch.no_grad():
-    eps_now = model(x_now, torch.full((len(x_now),), t_now))
+eps_now = predict_eps(x_now, t_now)
 torch.testing.assert_close(ddim_50.step(eps_now, t_now, x_now, generator=generator(9)).prev_sample,
                            ddpm_50.step(eps_now, t_now, x_now, generator=generator(9)).prev_sample)
 print(f"and DDIM(η=1, steps=50) equals the respaced DDPM(steps=50) at t = {t_now} (assert_close passed)")
@@ -473,7 +478,7 @@ with timed(f"sampling {N_SHOW} images at {len(FIGURE_STEPS)} step counts for η 
     for eta in (0.0, 1.0):
         for steps in FIGURE_STEPS:
             by_steps[eta, steps] = sample(model, DDIMSampler(schedule, steps=steps, eta=eta), noise=x_T,
-                                          generator=generator(11), progress=False)
+                                          generator=generator(11), progress=False).cpu()
 
 most = FIGURE_STEPS[-1]
 print(f"mean |pixel difference| to the {most}-step image of the same x_T (pixels in [-1, 1]):")
@@ -481,7 +486,7 @@ for eta in (0.0, 1.0):
     print(f"  η = {eta}: " + ", ".join(f"{steps} steps {(by_steps[eta, steps] - by_steps[eta, most]).abs().mean():.3f}"
                                        for steps in FIGURE_STEPS[:-1]))
 other_x_T = sample(model, DDIMSampler(schedule, steps=most), noise=torch.randn(x_T.shape, generator=generator(12)),
-                   progress=False)
+                   progress=False).cpu()
 print(f"  for scale, {most}-step η = 0 images from a *different* x_T: {(other_x_T - by_steps[0.0, most]).abs().mean():.3f}")
 
 # %%
@@ -551,7 +556,7 @@ print("‖lerp‖:       " + " ".join(f"{n:>5.1f}" for n in path_lerp.flatten(1)
 # %%
 starts = torch.cat([slerp(a, b, alphas) for a, b in pairs] + [path_lerp])   # (4·9, 1, 28, 28)
 with timed(f"decoding {len(starts)} interpolated noises with DDIM (η = 0)"):
-    morphs = sample(model, DDIMSampler(schedule, steps=INTERP_STEPS, eta=0.0), noise=starts, progress=False)
+    morphs = sample(model, DDIMSampler(schedule, steps=INTERP_STEPS, eta=0.0), noise=starts, progress=False).cpu()
 
 fig, ax = plt.subplots(figsize=(9, 4.6))
 show_images(morphs, nrow=len(alphas), ax=ax)
@@ -581,7 +586,7 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 with timed("loading the evaluator (classifier + test-set features)"):
-    evaluator = Evaluator.load()
+    evaluator = Evaluator.load(device=DEVICE)
 print(f"N = {N_FID} samples per cell; step counts {TABLE_STEPS}; η in {TABLE_ETAS}")
 print(f"real-vs-real floor at N = {N_FID}: {evaluator.fid_floor(N_FID):.2f}")
 
@@ -591,14 +596,15 @@ table_x_T = torch.randn(N_FID, 1, 28, 28, generator=generator(14))
 results = {}
 for steps in TABLE_STEPS:
     for eta in TABLE_ETAS:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         images = sample(model, DDIMSampler(schedule, steps=steps, eta=eta), noise=table_x_T,
-                        generator=generator(15), progress=False)
-        seconds = time.perf_counter() - start
+                        generator=generator(15), progress=False).cpu()
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
         scores = evaluator.score(images)
         results[steps, eta] = {"fid": scores["fid"], "floor": scores["fid_floor"],
                                "ms_per_sample": 1000 * seconds / N_FID, "images": images[:N_SHOW]}
-        print(f"steps={steps:>3}  η={eta:.1f}  {Evaluator.format_scores(scores)}  ({seconds:.1f} s)")
+        print(f"steps={steps:>3}  η={eta:.1f}  {Evaluator.format_scores(scores)}  "
+              f"(sampling: {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU time of this process)")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
