@@ -27,7 +27,7 @@ from ddpm_teach.devices import describe_device, pick_device
 from ddpm_teach.unet import UNet, UNetConfig
 
 __all__ = ["COURSE_UNET", "Sizes", "add_size_arguments", "sizes_from_args", "machine_header", "sync", "Timer",
-           "median_seconds", "diffusers_version", "build_peer", "PeerAdapter", "num_parameters",
+           "measure", "diffusers_version", "build_peer", "PeerAdapter", "num_parameters",
            "flops_per_image", "peak_tflops", "print_table", "autocast", "AMP_DTYPE_NAMES", "resolve_device"]
 
 # The course's small model (notebooks 04-08, the shipped checkpoints): ~1.1M parameters.
@@ -47,27 +47,30 @@ class Sizes:
     warmup: int        # untimed iterations (compilation happens here)
     repeats: int       # timed blocks; the median is reported
     iters: int         # iterations per timed block
-    compile: bool      # also measure torch.compile configurations (minutes on a 2-core CPU)
+    compile: str       # torch.compile rows: "none", "ours" (our fast path only) or "both" models;
+                       # compiling takes a minute or more per row on a 2-core CPU
 
 
 SIZES = {
-    "smoke": Sizes("smoke", warmup=1, repeats=1, iters=1, compile=False),
-    "quick": Sizes("quick", warmup=2, repeats=3, iters=3, compile=False),
-    "full": Sizes("full", warmup=3, repeats=5, iters=5, compile=True),
+    "smoke": Sizes("smoke", warmup=1, repeats=1, iters=1, compile="none"),
+    "quick": Sizes("quick", warmup=2, repeats=3, iters=3, compile="ours"),
+    "full": Sizes("full", warmup=3, repeats=5, iters=5, compile="both"),
 }
 
 
 def add_size_arguments(parser: argparse.ArgumentParser) -> None:
-    """--quick / --smoke (default: full size), --device, --threads, --seed, --compile/--no-compile."""
+    """--quick / --smoke (default: full size), --device, --threads, --seed, --compile {none,ours,both}."""
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="a few minutes on a 2-core CPU (no torch.compile rows)")
+    size.add_argument("--quick", action="store_true",
+                      help="a few minutes on a 2-core CPU (torch.compile for our fast path only)")
     size.add_argument("--smoke", action="store_true", help="seconds: tiny batch, one iteration (for the tests)")
     parser.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ...")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice, normally one per core)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="measure torch.compile rows too (default: only at full size)")
+    parser.add_argument("--compile", choices=["none", "ours", "both"], default=None,
+                        help="torch.compile rows: none, ours (our fast path), both models "
+                             "(default: none with --smoke, ours with --quick, both at full size)")
 
 
 def sizes_from_args(args: argparse.Namespace) -> Sizes:
@@ -194,13 +197,15 @@ class Timer:
         return statistics.median(self.cpu_blocks)
 
 
-def median_seconds(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed ones."""
-    timer = Timer(fn, device)
+def measure(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int,
+            threads: int | None = None) -> Timer:
+    """``fn()`` run ``warmup`` times untimed, then ``repeats`` timed runs: read ``.median``
+    (wall seconds) and ``.cpu_median`` (CPU seconds) from the returned :class:`Timer`."""
+    timer = Timer(fn, device, threads)
     timer.warmup(warmup)
     for _ in range(repeats):
         timer.block(1)
-    return timer.median
+    return timer
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ diffusers' plain fp32 eager at the same batch; the like-for-like ratios are prin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from dataclasses import dataclass, replace
@@ -52,18 +53,21 @@ class RunConfig:
     channels_last: bool = False
     compile: bool = False
     threads: int | None = None          # None: the process's thread count
+    math_sdpa: bool = False             # force torch's "math" attention kernel (a help for the peer, see below)
 
     @property
     def label(self) -> str:
         parts = [f"{AMP_DTYPE_NAMES[self.amp]} autocast" if self.amp else "fp32"]
         if self.channels_last:
             parts.append("channels_last")
+        if self.math_sdpa:
+            parts.append("math SDPA")
         parts.append("torch.compile" if self.compile else "eager")
         return " + ".join(parts)
 
     @property
     def is_baseline(self) -> bool:
-        return self.amp is None and not self.channels_last and not self.compile
+        return self.amp is None and not self.channels_last and not self.compile and not self.math_sdpa
 
     def ddpm_teach_flags(self) -> str:
         """The same configuration as flags of ``python -m ddpm_teach train``."""
@@ -79,26 +83,41 @@ class RunConfig:
         return " ".join(flags) or "(no extra flags)"
 
 
+# Our fast path on a CPU with AMX/AVX-512-BF16, as measured (see benchmarks/README.md): bf16
+# autocast + torch.compile.  channels_last made both models slower on that CPU.
+CPU_FAST_PATH = RunConfig("ours", torch.bfloat16, compile=True)
+
+
 def candidate_configs(device: torch.device, sizes: Sizes) -> list[RunConfig]:
-    """The rows to measure, the same for both models (plus a thread-count row for ours)."""
+    """The rows to measure: the same eager configurations for both models, then torch.compile
+    rows (``sizes.compile``: none, our fast path only, or both models)."""
+    both = ("ours", "diffusers")
     if device.type == "cuda":
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-        shapes = [RunConfig("", None), RunConfig("", amp), RunConfig("", amp, channels_last=True)]
-        if sizes.compile:
-            shapes.append(RunConfig("", amp, compile=True))
+        eager = [RunConfig("", None), RunConfig("", amp), RunConfig("", amp, channels_last=True)]
+        compiled = [RunConfig("", amp, compile=True)]
     elif device.type != "cpu":  # MPS: no bf16 autocast to rely on
-        shapes = [RunConfig("", None), RunConfig("", None, channels_last=True)]
+        eager, compiled = [RunConfig("", None), RunConfig("", None, channels_last=True)], []
     elif sizes.name == "smoke":
-        shapes = [RunConfig("", None), RunConfig("", torch.bfloat16, channels_last=True)]
+        eager, compiled = [RunConfig("", None), RunConfig("", torch.bfloat16)], []
     else:
-        shapes = [RunConfig("", None), RunConfig("", torch.bfloat16), RunConfig("", None, channels_last=True),
-                  RunConfig("", torch.bfloat16, channels_last=True)]
-        if sizes.compile:
-            shapes += [RunConfig("", None, compile=True), RunConfig("", torch.bfloat16, channels_last=True, compile=True)]
-    configs = [replace(shape, model=model) for model in ("ours", "diffusers") for shape in shapes]
+        eager = [RunConfig("", None), RunConfig("", torch.bfloat16), RunConfig("", None, channels_last=True),
+                 RunConfig("", torch.bfloat16, channels_last=True)]
+        compiled = [RunConfig("", None, compile=True), RunConfig("", torch.bfloat16, compile=True)]
+    configs = [replace(shape, model=model) for model in both for shape in eager]
+    if device.type == "cpu" and sizes.name != "smoke":
+        # diffusers' attention (head size 8) takes PyTorch's CPU flash-attention kernel, whose bf16
+        # backward is slow; the math kernel (what our attention ends up in) helps it.  A courtesy row.
+        configs.append(RunConfig("diffusers", torch.bfloat16, math_sdpa=True))
+    if sizes.compile == "ours" and device.type == "cpu":
+        configs.append(CPU_FAST_PATH)
+    elif sizes.compile == "ours":
+        configs += [replace(shape, model="ours") for shape in compiled]
+    elif sizes.compile == "both":
+        configs += [replace(shape, model=model) for model in both for shape in compiled]
     threads = torch.get_num_threads()
-    if device.type == "cpu" and sizes.name == "full" and threads > 1:  # is one thread per process better here?
-        configs.append(RunConfig("ours", torch.bfloat16, channels_last=True, threads=1))
+    if device.type == "cpu" and sizes.name == "full" and threads > 1:  # is one thread better here?
+        configs.append(replace(CPU_FAST_PATH, threads=1))
     return configs
 
 
@@ -126,6 +145,12 @@ class TrainLoop:
         self.k = 0
         self.last_loss = torch.tensor(float("nan"))
 
+    def attention_kernel(self):
+        if not self.config.math_sdpa:
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        return sdpa_kernel(SDPBackend.MATH)
+
     def step(self) -> None:
         start = (self.k * self.batch) % (len(self.order) - self.batch + 1)
         x0 = to_model_range(self.images[self.order[start:start + self.batch]])          # (B, 1, 28, 28) in [-1, 1]
@@ -134,7 +159,7 @@ class TrainLoop:
         t = torch.randint(0, self.schedule.T, (self.batch,), generator=self.generator, device=self.device)
         noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
         x_t = q_sample(self.schedule, x0, t, noise)                                       # eq. 4
-        with autocast(self.device, self.config.amp):
+        with autocast(self.device, self.config.amp), self.attention_kernel():
             eps_pred = self.forward(x_t, t)
         loss = F.mse_loss(eps_pred.float(), noise)                                        # eq. 14
         self.optimizer.zero_grad(set_to_none=True)

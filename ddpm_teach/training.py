@@ -227,7 +227,8 @@ class Trainer:
         if choice == "auto":
             if self.device.type != "cuda":
                 return None
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # native bf16 only (Ampere and later); a T4 would emulate it slowly, so it gets fp16 + GradScaler
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         if choice == "fp16" and self.device.type != "cuda":
             raise ValueError("fp16 mixed precision needs CUDA; on CPU use --mixed-precision bf16 or no.")
         return torch.bfloat16 if choice == "bf16" else torch.float16

@@ -35,7 +35,7 @@ class UNetConfig:
     base_channels: int = 64
     channel_mults: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = (7,)
+    attention_resolutions: tuple[int, ...] | None = None  # None: the lowest resolution (7 for 28×28)
     num_heads: int = 4
     dropout: float = 0.1
     num_classes: int | None = None
@@ -44,7 +44,6 @@ class UNetConfig:
 
     def __post_init__(self):
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
-        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
         factor = 2 ** (len(self.channel_mults) - 1)
         if self.image_size <= 0 or self.image_size % factor:
             raise ValueError(
@@ -54,6 +53,9 @@ class UNetConfig:
         for mult in self.channel_mults:
             if (self.base_channels * mult) % self.norm_groups:
                 raise ValueError(f"base_channels*mult={self.base_channels * mult} must be divisible by norm_groups={self.norm_groups}.")
+        if self.attention_resolutions is None:
+            self.attention_resolutions = (self.resolutions[-1],)
+        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
         unused = sorted(set(self.attention_resolutions) - set(self.resolutions))
         if unused:
             raise ValueError(f"attention_resolutions {unused} match no level of this UNet, whose feature maps are "

@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -44,9 +44,12 @@
 #    classifier-FID with its real-versus-real floor; and train the real model from the command line.
 #
 # **Runtime.** Measured, executed top to bottom in a fresh kernel:
-# - CPU (this repo's CI machine: 2 cores, shared with background training jobs): RUNTIME_FULL at full
-#   size, about two thirds of it the short training run of §10 and the classifier of §11; RUNTIME_CI at CI
-#   size (`pytest --nbval`), kernel start included.
+# - CPU (this repo's CI machine: 2 cores, `OMP_NUM_THREADS=1`, shared with up to eight other jobs while
+#   we measured): 6.4 min at full size (twice), of which the short training run of §10 took 3.6 min; the
+#   notebook's own CPU time was about 2.2 min, so on an idle machine of this kind expect about that. About 50 s
+#   at CI size (`pytest --nbval`), kernel start included.
+# - On a busy machine, set `OMP_NUM_THREADS=1` before starting Jupyter: with two threads competing with
+#   other jobs, the same notebook took 34 min instead, the threads mostly waiting for each other.
 # - GPU: not measured (no GPU was at hand when this was written). On a GPU, training and sampling
 #   run much faster. The short run of §10 is fixed in steps, not in time, so a GPU gets through it in seconds.
 #
@@ -313,9 +316,9 @@ print(f"mean over the curve's timesteps: {shipped_mse_t.mean().item():.4f}")
 # with weight $(1-d)\,d^k$. That weight falls by a factor $e$ after about $1/(1-d)$ steps, the
 # **averaging window**: 1,000 steps for $d = 0.999$, 10,000 for $0.9999$.
 #
-# **Warm-up.** At the start $\theta_\text{EMA}$ is a copy of the random initial weights, and with
-# $d = 0.9999$ it would take tens of thousands of steps to forget them: a short run would sample from a
-# mostly untrained average. So the decay is warmed up (as TensorFlow's `ExponentialMovingAverage` does
+# **Warm-up.** At the start $\theta_\text{EMA}$ is a copy of the first weights, which are still
+# essentially random, and with $d = 0.9999$ it would take tens of thousands of steps to forget them: a short
+# run would sample from a mostly untrained average. So the decay is warmed up (as TensorFlow's `ExponentialMovingAverage` does
 # with `num_updates`):
 #
 # $$d_n = \min\Big(d,\ \frac{1 + n}{10 + n}\Big), \qquad n = \text{number of earlier updates},$$
@@ -433,8 +436,10 @@ plt.show()
 # updates, and the window is then 100 steps. Without warm-up, the weights after the very first step, which
 # are still nearly the random initialisation, keep most of the weight ($0.9999^{1499}$): sampling from that
 # EMA would give noise. A good rule is to choose $d$ so that the full window $1/(1-d)$ is a small fraction
-# of the run; the 0.9999 of DDPM suits its runs of 800k steps. The Trainer keeps the EMA model next to the raw one (`trainer.ema.module`), saves both, and
-# `load_diffusion_model` loads the EMA weights by default; the shipped files contain only those.
+# of the run; the 0.9999 of DDPM suits its runs of 800k steps.
+#
+# The Trainer keeps the EMA model next to the raw one (`trainer.ema.module`) and saves both;
+# `load_diffusion_model` loads the EMA weights by default, and the shipped files contain only those.
 
 # %% [markdown]
 # ## 4. Mixed precision: bf16, fp16 and the gradient scaler
@@ -752,7 +757,7 @@ short_config = TrainConfig(steps=SHORT_RUN_STEPS, batch_size=32, lr=shipped_trai
                            warmup_steps=max(1, SHORT_RUN_STEPS // 8), ema_decay=shipped_train.ema_decay,
                            grad_clip=shipped_train.grad_clip, seed=0, checkpoint_every=0, log_every=10,
                            out_dir=str(WORK_DIR / "short_run"))
-snapshot_at = sorted({max(1, SHORT_RUN_STEPS // 4), max(1, SHORT_RUN_STEPS // 2), SHORT_RUN_STEPS})
+snapshot_at = [math.ceil(SHORT_RUN_STEPS / 4), math.ceil(SHORT_RUN_STEPS / 2), SHORT_RUN_STEPS]   # three steps
 snapshots = {}
 
 

@@ -42,11 +42,14 @@
 # 6. measure it: learned against fixed variances at 25, 50 and 100 DDPM steps, with classifier-FID.
 #
 # **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`):
-# - CPU (this repo's CI machine: 2 cores, shared with background training jobs): RUNTIME_FULL at full
-#   size, of which the sampling for the measured comparison (section 8) is RUNTIME_SAMPLING; RUNTIME_CI
-#   under `pytest --nbval` at CI size.
+# - CPU (this repo's CI machine: 2 cores, one thread, shared with other jobs, load average 7 to 12 during
+#   the runs): 18 to 20 min at full size (three runs: 1072, 1138 and 1198 s), of which 17 to 19 min is the
+#   sampling of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images: 67,200 image-forwards of
+#   the UNet at about 15 ms each under that load). On an idle machine a forward costs roughly a third of
+#   that (0.2 to 0.4 s per batch of 64), so expect about 6 to 8 min there; not measured end to end.
+#   At CI size: about 80 s under `pytest --nbval` (30 to 45 s of it loading the evaluator).
 # - GPU: not measured (no GPU was available for this work). Almost all of the time is UNet forward passes
-#   on small batches, which a GPU (a Colab T4, say) runs many times faster; expect well under a minute.
+#   on small batches, which a GPU (a Colab T4, say) runs many times faster.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets the number of images per
 # measured cell, the step counts measured and the number of test images used to probe the model. The
