@@ -115,7 +115,7 @@ def diffusers_version() -> str:
         return "not installed"
 
 
-def machine_header(title: str, device: torch.device, sizes: Sizes) -> str:
+def machine_header(title: str, device: torch.device, sizes: Sizes, timing: str | None = None) -> str:
     """The lines every benchmark prints first: what ran, where, and how loaded the machine was."""
     lines = [f"== {title} ({sizes.name} size)", f"device:   {describe_device(device)}"]
     if device.type == "cuda":
@@ -127,8 +127,8 @@ def machine_header(title: str, device: torch.device, sizes: Sizes) -> str:
         load = os.getloadavg()
         lines.append(f"load:     {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1/5/15 min; above the core count "
                      "means other processes shared the CPU and the numbers are low)")
-    lines.append(f"timing:   {sizes.warmup} warm-up iteration(s), then the median of {sizes.repeats} block(s) "
-                 f"of {sizes.iters} iteration(s)")
+    lines.append("timing:   " + (timing or f"{sizes.warmup} warm-up iteration(s), then the median of {sizes.repeats} "
+                                           f"block(s) of {sizes.iters} iteration(s)"))
     return "\n".join(lines)
 
 

@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     print(RATIO_LINE.format(rate[ours_best] / rate[plain("diffusers")]))
     print(f"  = ours at its fastest ({ours_best.label}, {ours_best.threads or torch.get_num_threads()} threads) "
           f"/ diffusers fp32 eager, batch {batch}")
+    cpu = {l.config: t.cpu_median for l, t in zip(loops, timers)}
+    print(f"ratio ours/diffusers train img/s by CPU time (steadier on a shared machine): "
+          f"{cpu[plain('diffusers')] / cpu[ours_best]:.2f}")
     print(f"ratio ours/diffusers train img/s, fp32 eager vs fp32 eager: {rate[plain('ours')] / rate[plain('diffusers')]:.2f}")
     print(f"ratio ours/diffusers train img/s, each at its fastest ({ours_best.label} vs {theirs_best.label}): "
           f"{rate[ours_best] / rate[theirs_best]:.2f}")
