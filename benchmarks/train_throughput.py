@@ -9,12 +9,15 @@ and both go through the *same* loop, DDPM Algorithm 1::
     loss = ‖ε − model(x_t, t)‖²,  backward,  AdamW step   (eq. 14)
 
 Each model is measured in the configurations a user would pick: plain fp32 eager, bf16
-autocast (AMX/AVX-512-BF16 on a recent Xeon), channels_last, both, and (full size, or
-``--compile``) torch.compile.  The headline ratio is our fastest configuration against
-diffusers' plain fp32 eager at the same batch; the like-for-like ratios are printed under it.
+autocast (AMX/AVX-512-BF16 on a recent Xeon), channels_last, both, and torch.compile (our fast
+path only with ``--quick``; both models at full size).  The headline ratio is our fastest
+configuration against diffusers' plain fp32 eager at the same batch; the like-for-like ratios
+(fp32 eager vs fp32 eager, fastest vs fastest) are printed under it.  On CUDA the rows are fp32,
+bf16 autocast (fp16 where bf16 is missing), channels_last and torch.compile, with fused AdamW
+and the data on the GPU, and the table adds MFU.
 
     python benchmarks/train_throughput.py --quick      # a few minutes on 2 cores
-    python benchmarks/train_throughput.py              # full size, with torch.compile rows
+    python benchmarks/train_throughput.py              # full size, torch.compile rows for both
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import types
 import typing
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "add_dataclass_arguments", "dataclass_from_args"]
+__all__ = ["main", "build_parser", "parse_args", "add_dataclass_arguments", "dataclass_from_args"]
 
 # UNet fields that come from the data or the training options rather than their own flag
 _DERIVED_MODEL_FIELDS = {"image_size", "in_channels", "num_classes", "learn_sigma"}
@@ -58,8 +58,9 @@ def dataclass_from_args(cls, args: argparse.Namespace, skip=frozenset(), **extra
     return cls(**values)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .training import TrainConfig
+def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``preset_name`` makes that preset's values the defaults of ``train``."""
+    from .training import PRESETS, TrainConfig, preset
     from .unet import UNetConfig
     from .evaluation import ClassifierTrainConfig
 
@@ -76,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     # steps and saves next to the checkpoint it resumed from (each flag's help already states its
     # dataclass default, so no ArgumentDefaultsHelpFormatter)
     train.set_defaults(steps=None, out_dir=None)
+    train.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                       help="start from a tested configuration; flags given as well override it: "
+                            + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    if preset_name is not None:
+        train.set_defaults(**preset(preset_name))
 
     smp = sub.add_parser("sample", help="sample images from a checkpoint to a PNG grid or an NPZ")
     _add_sampling_arguments(smp)
@@ -267,12 +273,21 @@ def cmd_train_classifier(args) -> int:
     return 0
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``train --preset NAME`` is parsed again with the preset's values as
+    the defaults, so that flags given with it still win."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "preset", None):
+        args = build_parser(args.preset).parse_args(argv)
+    return args
+
+
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
                "train-classifier": cmd_train_classifier, "export": cmd_export}[args.command]
     from .checkpoint import CheckpointError

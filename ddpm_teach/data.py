@@ -143,10 +143,15 @@ class ImageData:
         Returns ``x`` float32 [B, C, H, W] in [-1, 1] and ``y`` int64 [B], both on ``device``.
         The uint8 images travel to the device first (4x less to copy), then are converted."""
         if isinstance(indices, torch.Tensor):
-            indices = indices.cpu()
+            indices = indices.to(self.images.device)
         x = to_model_range(self.images[indices].to(device))   # (B, C, H, W), x = u8/127.5 − 1
         y = self.labels[indices].to(device)                    # (B,)
         return x, y
+
+    def to(self, device: torch.device | str) -> "ImageData":
+        """The same data on ``device``: on a GPU, training then never copies a batch from the host
+        (Fashion-MNIST's 60,000 images are 47 MB as uint8)."""
+        return ImageData(self.images.to(device), self.labels.to(device), self.classes, self.name)
 
     def subset(self, indices) -> "ImageData":
         """A smaller ImageData with the same classes, e.g. ``data.subset(range(512))`` for a CI run."""

@@ -5,7 +5,7 @@ import os
 
 import torch
 
-__all__ = ["pick_device", "describe_device"]
+__all__ = ["pick_device", "describe_device", "cpu_has_native_bf16"]
 
 
 def pick_device(preference: str | torch.device | None = None) -> torch.device:
@@ -36,3 +36,12 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 in hardware (AVX-512-BF16 or AMX, as on recent Xeons), so
+    that bf16 autocast on the CPU is a speed-up rather than a slow emulation."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

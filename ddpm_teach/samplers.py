@@ -69,7 +69,7 @@ def _spaced_timesteps(T: int, steps: int, spacing: str) -> torch.Tensor:
             ts = torch.tensor([T - 1])
     elif spacing == "leading":    # 0, k, 2k, ... (diffusers' default, DDIM paper's "linear")
         ts = torch.arange(steps) * (T // steps)
-    elif spacing == "trailing":   # ..., T-1-k, T-1 (Lin et al. 2023, Table 2)
+    elif spacing == "trailing":   # ..., T-1-k, T-1 (Lin et al. 2024, Table 2)
         # [:steps]: in floating point the arange can hold one element too many, e.g. T=50, steps=29
         ts = (torch.arange(T, 0, -T / steps, dtype=torch.float64)[:steps].round().long() - 1).flip(0)
     else:                         # "quadratic": denser near the data (DDIM §D.2)

@@ -37,7 +37,7 @@ from .losses import hybrid_loss, simple_loss
 from .schedules import NoiseSchedule, ScheduleKind
 from .unet import UNet, UNetConfig
 
-__all__ = ["TrainConfig", "Trainer", "NonFiniteLossError", "diffusion_loss", "lr_at", "BatchOrder", "make_ema", "ema_decay_at"]
+__all__ = ["TrainConfig", "Trainer", "PRESETS", "preset", "NonFiniteLossError", "diffusion_loss", "lr_at", "BatchOrder", "make_ema", "ema_decay_at"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -59,6 +59,8 @@ class TrainConfig:
     schedule: ScheduleKind = "linear"         # linear, cosine, quadratic, sigmoid
     T: int = 1000                             # diffusion steps
     steps: int = 10000                        # optimizer steps
+    max_minutes: float | None = None          # wall-clock budget: stop (and save) when it is spent,
+                                              # and end the cosine with it (see Trainer.train)
     batch_size: int = 128                     # per process and per micro-batch
     grad_accum: int = 1                       # micro-batches per optimizer step
     lr: float = 2e-4
@@ -87,6 +89,43 @@ class TrainConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def _now() -> float:
+    """The clock of training's time budget (a function of its own, so that tests can replace it)."""
+    return time.perf_counter()
+
+
+PRESETS = {
+    "cpu-fast": "a 1.1M-parameter UNet trained for 15 minutes on a laptop-class CPU (benchmarks/fast_path.py)",
+    "gpu": "the course UNet (base 64) with bf16 autocast, torch.compile and batch 256 on one GPU",
+}
+
+
+def preset(name: str) -> dict:
+    """Flag values for ``python -m ddpm_teach train --preset NAME`` (flags given on the command
+    line still win).  Keys are TrainConfig and UNetConfig field names.
+
+    * ``cpu-fast``: the CPU fast path (README, "Performance").  A 1.1M-parameter UNet (base 32,
+      one ResBlock per level, attention at 7×7, no dropout), batch 64, lr 1e-3, EMA 0.995, bf16
+      autocast where the CPU has it natively (AMX / AVX-512-BF16; fp32 elsewhere), torch.compile,
+      and a 15-minute budget that the cosine schedule is fitted to.  channels_last is left off: it
+      measured slower with bf16 on the CPUs we tried (benchmarks/train_throughput.py prints both).
+    * ``gpu``: the course's default UNet (base 64, 2 ResBlocks per level) at batch 256 with bf16
+      (fp16 on GPUs without native bf16), torch.compile, fused AdamW and the data kept on the GPU
+      (the last two are automatic on CUDA)."""
+    from .devices import cpu_has_native_bf16
+
+    if name == "cpu-fast":
+        return {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention_resolutions": (7,),
+                "dropout": 0.0, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "ema_decay": 0.995,
+                "mixed_precision": "bf16" if cpu_has_native_bf16() else "no", "compile": True,
+                "channels_last": False, "max_minutes": 15.0, "steps": 100_000, "checkpoint_every": 500,
+                "out_dir": "runs/cpu_fast"}
+    if name == "gpu":
+        return {"batch_size": 256, "lr": 2e-4, "mixed_precision": "auto", "compile": True, "steps": 20_000,
+                "out_dir": "runs/gpu"}
+    raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+
+
 def lr_at(step: int, config: TrainConfig) -> float:
     """Learning-rate multiplier at optimizer step ``step``: linear warm-up, then cosine decay."""
     if step < config.warmup_steps:
@@ -113,7 +152,7 @@ def diffusion_loss(model: torch.nn.Module, schedule: NoiseSchedule, x0: torch.Te
 def ema_decay_at(num_averaged: int, decay: float, warmup: bool = True) -> float:
     """EMA decay for the update after ``num_averaged`` earlier ones: min(decay, (1 + n)/(10 + n))
     with warm-up (as TensorFlow's ExponentialMovingAverage with num_updates), so that the
-    average does not drag the zero-initialised start along for thousands of steps."""
+    average does not drag the initial weights (random, with the last layers at zero) along for thousands of steps."""
     return min(decay, (1 + num_averaged) / (10 + num_averaged)) if warmup else decay
 
 
@@ -185,6 +224,8 @@ class Trainer:
             from .data import load_dataset
             data = load_dataset(config.dataset, config.data_root, train=True, download=config.download,
                                 image_size=config.image_size)
+        if self.device.type == "cuda":
+            data = data.to(self.device)  # no host-to-device copy per batch
         self.data = data
         model_config = model_config or UNetConfig()
         self.model_config = UNetConfig(**{
@@ -289,22 +330,51 @@ class Trainer:
         self.loss_history.append(total)
         return total
 
+    # a --max-minutes run times these steps (after torch.compile's first ones) to fit the cosine
+    CALIBRATION_STEPS = (10, 40)
+
     def train(self, steps: int | None = None, *, progress: bool = True,
               callback: Callable[["Trainer", float], None] | None = None) -> list[float]:
         """Train until ``self.step == steps`` (default ``config.steps``), saving every
-        ``checkpoint_every`` steps and at the end.  Returns the loss history."""
+        ``checkpoint_every`` steps and at the end.  Returns the loss history.
+
+        With ``config.max_minutes`` the run also stops when that much wall-clock time has passed
+        since this call, and ``steps`` becomes an upper bound: after timing steps 10-40 of the
+        call it sets ``config.steps`` to the step the budget will end at, so that the cosine decay
+        finishes with the budget rather than being cut off half-way.  The shortened ``steps`` is
+        saved with the checkpoint; a resumed run gets a fresh budget."""
         end = self.config.steps if steps is None else steps
+        budget = None if self.config.max_minutes is None else 60.0 * self.config.max_minutes
         bar = tqdm(total=end, initial=self.step, desc="train", disable=not (progress and self.is_main),
                    dynamic_ncols=True)
-        started, first = time.perf_counter(), self.step
+        started, first = _now(), self.step
+        calibration_start = None
         try:
             while self.step < end:
+                if budget is not None:
+                    elapsed = _now() - started
+                    if self._all_ranks_max(float(elapsed >= budget)):  # every rank stops at the same step
+                        if self.is_main:
+                            print(f"\nthe {self.config.max_minutes:g}-minute budget is spent: stopping at step {self.step}")
+                        break
+                    done = self.step - first
+                    if done == self.CALIBRATION_STEPS[0]:
+                        calibration_start = _now()
+                    elif done == self.CALIBRATION_STEPS[1] and calibration_start is not None:
+                        rate = (done - self.CALIBRATION_STEPS[0]) / (_now() - calibration_start)
+                        planned = int(-self._all_ranks_max(-float(self.step + int((budget - elapsed) * rate))))
+                        if planned < end:
+                            end = planned
+                            if steps is None or self.config.steps > planned:
+                                self.config.steps = planned  # the cosine (lr_at) now ends with the budget
+                            bar.total = end
+                            bar.refresh()
                 loss = self.train_step()
                 bar.update(1)
                 if self.step % max(1, self.config.log_every) == 0 or self.step == end:
                     recent = self.loss_history[-self.config.log_every:]
                     rate = (self.step - first) * self.config.batch_size * self.config.grad_accum * self.world_size / (
-                        time.perf_counter() - started)
+                        _now() - started)
                     bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
                                     img_s=f"{rate:.0f}")
                 if callback is not None:
@@ -322,6 +392,15 @@ class Trainer:
             bar.close()
         self.save()
         return self.loss_history
+
+    def _all_ranks_max(self, value: float) -> float:
+        """The largest ``value`` over all processes (just ``value`` without DDP), so that ranks agree."""
+        if self.world_size == 1:
+            return value
+        device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        tensor = torch.tensor([value], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.item()
 
     # -- checkpoints ----------------------------------------------------------------------
     def _rng_state(self) -> dict:

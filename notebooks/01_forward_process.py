@@ -315,6 +315,11 @@ plt.show()
 # Mind the index convention.
 
 # %%
+# Your answer to exercise 1: uncomment, fill in and run.
+# answer = ...
+# nb01.check_alpha_bar_t500(answer)
+
+# %%
 # Exercise 1: one possible answer (try your own first!)
 answer = schedule.alphas_cumprod[500 - 1].item()     # the paper's t = 500 is index 499
 nb01.check_alpha_bar_t500(answer)
@@ -323,6 +328,11 @@ nb01.check_alpha_bar_t500(answer)
 # ### Exercise 2
 # At what **0-based index** $t$ does the signal scale $\sqrt{\bar\alpha_t}$ first drop below $0.5$?
 # Check it with `nb01.check_first_t_below_half(answer)`.
+
+# %%
+# Your answer to exercise 2: uncomment, fill in and run.
+# answer = ...
+# nb01.check_first_t_below_half(answer)
 
 # %%
 # Exercise 2: one possible answer (try your own first!)
@@ -585,6 +595,13 @@ plt.show()
 # Write `my_predict_x0(schedule, x_t, t, eps)` that returns $x_0$ from $x_t$ and $\varepsilon$. Here `x_t` is
 # `[B, C, H, W]` and `t` is a long tensor `[B]` of 0-based indices, one per image, so the coefficient needs
 # the shape `[B, 1, 1, 1]` to broadcast. Check it with `nb01.check_predict_x0_from_eps(my_predict_x0)`.
+
+# %%
+# Your answer to exercise 3: uncomment, complete and run.
+# def my_predict_x0(schedule, x_t, t, eps):
+#     ...
+#
+# nb01.check_predict_x0_from_eps(my_predict_x0)
 
 # %%
 # Exercise 3: one possible answer (try your own first!)

@@ -79,7 +79,7 @@ from ddpm_teach.unet import AttentionBlock, ResBlock, UNet, UNetConfig, timestep
 SIZE = ddpm_teach.course.notebook_size()
 TIMING_REPEATS = by_size(full=3, ci=1)   # forward passes averaged in the timing cells
 TIMING_BATCH = 64                         # batch size of the timed forward passes
-torch.manual_seed(0)
+_ = torch.manual_seed(0)  # (manual_seed returns the generator; "_ =" keeps it out of the output)
 
 # %% [markdown]
 # Two configurations appear throughout. `UNetConfig()` is the package default for 28×28 Fashion-MNIST;
@@ -731,6 +731,11 @@ print(f"on {ddpm_teach.course.machine()}, torch {torch.__version__}")
 # of the **second** downsample, `downsamples.1`? Work it out on paper, then check it.
 
 # %%
+# Your answer to exercise 1: uncomment, fill in and run.
+# answer_shape = (..., ..., ..., ...)
+# ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
+
+# %%
 # one possible answer
 answer_shape = (8, 64 * 2, 32 // 2 // 2, 32 // 2 // 2)   # batch kept; level 1's width base·mult[1]; two halvings
 ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
@@ -739,6 +744,11 @@ ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
 # **Exercise 2 (parameters by formula).** How many parameters does
 # `ResBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, groups=8)` have? Count them from the
 # formulas of §7 and the block's structure in §4, then (optionally) confirm with code.
+
+# %%
+# Your answer to exercise 2: uncomment, fill in and run.
+# answer_resblock = ...
+# ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
 
 # %%
 # one possible answer
@@ -758,6 +768,11 @@ ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
 # **Exercise 3 (scaling).** The default UNet (`base_channels=64`) has 6,469,889 parameters. Estimate,
 # *without building it*, how many parameters the default UNet with `base_channels=96` has. Any answer
 # within 1% of the exact count is accepted.
+
+# %%
+# Your answer to exercise 3: uncomment, fill in and run.
+# answer_base96 = ...
+# ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
 
 # %%
 # one possible answer

@@ -117,11 +117,11 @@ print(f"size={SIZE}: N_SCORE={N_SCORE}, SCORE_STEPS={SCORE_STEPS}, TRAJECTORY_ST
 # eval mode.
 #
 # **Be honest about what it is.** It is small (about 1.1 M parameters) and was trained briefly, on a
-# 2-core CPU (the `train_config` below: 1500 steps of 64 images, about 1.6 passes over the training
-# set). A model trained on a GPU for hours makes far better samples. The pictures below are
-# recognisable clothes, but expect blotches and odd shapes, and expect the scores of §6 to sit well
-# above the real-vs-real floor. That gap is under-training, not a bug in the sampler: the sampler is
-# checked against the formulas in §1 and against independent implementations in `tests/`.
+# 2-core CPU (the `train_config` below plans 1500 steps of 64 images; the run was stopped at step 1000,
+# printed under it, about 1.1 passes over the 60,000 training images). A model trained on a GPU for hours
+# makes far better samples. The pictures below are recognisable clothes, but expect blotches and odd
+# shapes, and expect the scores of §6 to sit well above the real-vs-real floor. That gap is
+# under-training, not a bug in the sampler: the sampler is checked against the formulas in §1 and against independent implementations in `tests/`.
 
 # %%
 model, schedule, ckpt = load_diffusion_model(ddpm_teach.course.checkpoint_path("fashion_mnist_ddpm.pt"))
@@ -159,7 +159,12 @@ print(f"checkpoint saved at step {ckpt['step']}; last training losses (ε-MSE): 
 #
 # $$\hat x_0 = \frac{1}{\sqrt{\bar\alpha_t}}\big(x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta(x_t, t)\big) \qquad \text{(eq. 15)}.$$
 #
-# Putting $\hat x_0$ into $\tilde\mu_t$ gives eq. 11 exactly (a line of algebra). Algorithm 2 is then:
+# Putting $\hat x_0$ into $\tilde\mu_t$ gives eq. 11 exactly. The algebra: since
+# $\bar\alpha_t = \alpha_t\bar\alpha_{t-1}$, $\sqrt{\bar\alpha_{t-1}}/\sqrt{\bar\alpha_t} = 1/\sqrt{\alpha_t}$, so the
+# $x_0$-coefficient of eq. 7 times $\hat x_0$ is $\frac{\beta_t}{\sqrt{\alpha_t}(1-\bar\alpha_t)}\big(x_t - \sqrt{1-\bar\alpha_t}\,\varepsilon_\theta\big)$.
+# The $x_t$ terms then add up to $\frac{\beta_t + \alpha_t(1-\bar\alpha_{t-1})}{\sqrt{\alpha_t}(1-\bar\alpha_t)}\,x_t = \frac{1}{\sqrt{\alpha_t}}\,x_t$
+# (the numerator is $1 - \alpha_t + \alpha_t - \bar\alpha_t = 1-\bar\alpha_t$), and the $\varepsilon_\theta$ term is
+# $-\frac{\beta_t}{\sqrt{\alpha_t}\sqrt{1-\bar\alpha_t}}\,\varepsilon_\theta$: that is eq. 11. Algorithm 2 is then:
 #
 # > $x_T \sim \mathcal N(0, I)$; for $t = T, \dots, 1$: $z \sim \mathcal N(0, I)$ if $t > 1$, else $z = 0$;
 # > $x_{t-1} = \mu_\theta(x_t, t) + \sigma_t z$. Return $x_0$.
@@ -168,7 +173,7 @@ print(f"checkpoint saved at step {ckpt['step']}; last training losses (ε-MSE): 
 # timesteps are 0-based, so index `t = 0` is the paper's $t = 1$, the last step.) $\hat x_0$ is
 # computed as $\sqrt{1/\bar\alpha_t}\,x_t - \sqrt{1/\bar\alpha_t - 1}\,\varepsilon_\theta$, which is
 # eq. 15 rearranged: it is the form the package uses, and at $t$ near $T$, where
-# $1/\sqrt{\bar\alpha_t} \approx 156$, the two forms round differently in float32.
+# $1/\sqrt{\bar\alpha_t} \approx 157$, the two forms round differently in float32.
 
 # %%
 def ddpm_step_by_hand(schedule, eps, t: int, x_t, z, variance: str = "fixed_small", clip_x0: bool = False):
@@ -292,9 +297,9 @@ plt.show()
 # %% [markdown]
 # Read it column by column. At $t = 999$ the guess $\hat x_0$ is noise: eq. 15 divides by
 # $\sqrt{\bar\alpha_{999}} \approx 0.006$, so it blows small errors up, and clipping to $[-1, 1]$ leaves
-# black and white speckle (§5). By $t \approx 600$ it has become a soft blur: from that much noise the
-# best guess (in squared error) is an average over many possible garments. By $t \approx 450$ the
-# guess has committed to a kind of garment and a silhouette, while $x_t$ still looks like noise to
+# black and white speckle (§5). By $t \approx 600$ it is turning into a soft blur (in some images it is still speckle): from that much
+# noise the best guess (in squared error) is an average over many possible garments. By $t \approx 450$ (a little
+# later for some images) the guess has committed to a kind of garment and a silhouette, while $x_t$ still looks like noise to
 # the eye. The last few hundred steps add detail: coarse to fine, as DDPM describes for its own
 # samples (§4.3 and Fig. 6). Compare the last column with the $\hat x_0$ of the steps before it:
 # the final sample is the last $\hat x_0$ (§1).
@@ -408,7 +413,7 @@ for t, i in zip((0, 1, 10, 100, 500, 999), (0, 1, 2, 5, 25, 49)):
 # At $T = 1000$ the ratio is within a few per cent of 1 from about $t = 100$ on, so over most of the
 # chain the two choices are nearly the same process, as DDPM found. Respaced, each step jumps further,
 # and the ratio falls far below 1 over the lower part of the chain: under about 0.7 below
-# $t \approx 100$ at 50 steps, and below $t \approx 350$ at 10 steps. That is exactly where the image gets its shape and detail (§2).
+# $t \approx 100$ at 50 steps, and below $t \approx 350$ at 10 steps. That is where the image gets its fine detail (§2: the silhouette is settled by $t \approx 450$).
 # There, $\sigma^2 = \beta'$ adds much more noise than the posterior says is left to add, and the few
 # remaining steps cannot take it all out again.
 #
@@ -614,8 +619,9 @@ for variance, label in (("fixed_small", "σ² = β̃  (fixed_small)"), ("fixed_l
 # what number multiplies $\varepsilon_\theta$ at 0-based index $t = 500$ (linear schedule, $T = 1000$)?
 # Four significant digits. Check: `ddpm_teach.exercises.nb05.check_eps_coefficient(answer)`.
 #
-# **Exercise 2.** `DDPMSampler(schedule, steps=10)` runs over $\tau$ = 999, 888, ..., 111, 0 (§3).
-# What is $\beta'$ of its *first* step, from $t = 999$ to $t = 888$? Check:
+# **Exercise 2.** §3 printed the respaced $\beta'$ for $S = 10$ and $S = 50$. Now take
+# `DDPMSampler(schedule, steps=20)`: it runs over $\tau$ = 999, 946, 894, ..., 0. What is $\beta'$ of
+# its *first* step, from $t = 999$ to $t = 946$? Check:
 # `ddpm_teach.exercises.nb05.check_respaced_first_beta(answer)`.
 #
 # **Exercise 3.** Which variance gives the larger $\sigma_t$ at the paper's $t = 1$ (index 0),
@@ -637,9 +643,9 @@ answer_1 = float(schedule.betas[t] / (schedule.alphas[t].sqrt() * (1 - schedule.
 ddpm_teach.exercises.nb05.check_eps_coefficient(answer_1)
 
 # %%
-# One possible answer (exercise 2): 1 − ᾱ_999 / ᾱ_888, or read it from the respaced schedule.
-answer_2 = float(1 - schedule.alphas_cumprod[999] / schedule.alphas_cumprod[888])
-assert math.isclose(answer_2, float(DDPMSampler(schedule, steps=10).respaced.betas[-1]))
+# One possible answer (exercise 2): 1 − ᾱ_999 / ᾱ_946, or read it from the respaced schedule.
+answer_2 = float(1 - schedule.alphas_cumprod[999] / schedule.alphas_cumprod[946])
+assert math.isclose(answer_2, float(DDPMSampler(schedule, steps=20).respaced.betas[-1]))
 ddpm_teach.exercises.nb05.check_respaced_first_beta(answer_2)
 
 # %%

@@ -24,7 +24,9 @@ echo "== Python environment in .venv"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch and torchvision come from the same index as a matched pair (pip resolves torchvision's exact torch pin)
-.venv/bin/python -m pip install -q -e ".[dev]"
+# dev: pytest, nbval, jupytext, JupyterLab, Playwright; bench: diffusers, the peer the benchmarks
+# (benchmarks/*.py) measure against, so that their smoke tests run too
+.venv/bin/python -m pip install -q -e ".[dev,bench]"
 .venv/bin/python - <<'PY'
 import torch, torchvision
 print(f"torch {torch.__version__} + torchvision {torchvision.__version__}: OK; cuda available: {torch.cuda.is_available()}")

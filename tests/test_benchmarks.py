@@ -39,3 +39,19 @@ def test_sample_throughput_smoke(capsys):
     # the matched pair (same spacing, ε re-derived from the clipped x̂_0) agrees to float precision
     matched = re.search(r"timed pair\)\s+\d+\s+(\S+)", output)
     assert matched and float(matched.group(1)) < 1e-3, output
+
+
+@pytest.mark.slow
+def test_fast_path_smoke(capsys, tmp_path):
+    from benchmarks import fast_path
+
+    assert fast_path.main(["--smoke", "--threads", "1", "--out", str(tmp_path)]) == 0
+    output = capsys.readouterr().out
+    ratio = _ratio(output, "train")
+    assert math.isfinite(ratio) and ratio > 0
+    fids = re.findall(r"^(ours|diffusers)\s.*\s(\d+\.\d\d)$", output, flags=re.MULTILINE)  # the table rows
+    assert [name for name, _ in fids] == ["ours", "diffusers"], output
+    assert all(math.isfinite(float(fid)) and float(fid) > 0 for _, fid in fids)
+    assert output.count("recognisable (classifier-FID <=") == 2
+    for name in ("fast_path_ours.png", "fast_path_diffusers.png", "fast_path_ours.npz", "fast_path.json"):
+        assert (tmp_path / name).exists(), name

@@ -288,3 +288,21 @@ def test_bad_flag_values_are_argparse_errors(capsys, flags, complaint):
         main(["train", *flags])
     assert info.value.code == 2
     assert complaint in capsys.readouterr().err
+
+
+def test_preset_sets_defaults_and_given_flags_win():
+    from ddpm_teach.cli import parse_args
+
+    args = parse_args(["train", "--preset", "cpu-fast", "--lr", "5e-4"])
+    assert args.lr == 5e-4                                   # given on the command line
+    assert args.batch_size == 64 and args.compile is True    # from the preset
+    assert args.base_channels == 32 and tuple(args.channel_mults) == (1, 2, 2)
+    assert args.max_minutes == 15.0
+    plain = parse_args(["train"])
+    assert plain.batch_size == TrainConfig.batch_size and plain.max_minutes is None
+
+
+def test_unknown_preset_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "laptop"])
+    assert "invalid choice" in capsys.readouterr().err

@@ -312,3 +312,14 @@ def test_broken_torchvision_gives_clear_import_error(tmp_path):
         assert "torchvision is installed but broken" in message
         assert "libtorch_cuda.so" in message                               # the original error is quoted
         assert "pip install --upgrade torch torchvision" in message
+
+
+def test_image_data_to_device_keeps_the_examples():
+    import torch
+    from ddpm_teach.data import ImageData
+
+    data = ImageData(torch.arange(2 * 16, dtype=torch.uint8).reshape(2, 1, 4, 4), torch.tensor([1, 0]), ["a", "b"], "t")
+    moved = data.to("cpu")
+    x, y = moved.batch(torch.tensor([1, 0]))
+    x0, y0 = data.batch(torch.tensor([1, 0]))
+    assert torch.equal(x, x0) and torch.equal(y, y0) and moved.classes == data.classes

@@ -179,25 +179,25 @@ def test_lr_wrong_answers_get_hints(capsys, answer, words):
 # ------------------------------------------------------------------ exercise 3: the EMA decay
 def test_ema_expected_matches_ema_decay_at():
     d, w = nb04.expected_ema()
-    assert d == ema_decay_at(99, 0.999) == pytest.approx(100 / 109)
+    assert d == ema_decay_at(49, 0.999) == pytest.approx(50 / 59)
     assert w == pytest.approx(1000.0)
 
 
-@pytest.mark.parametrize("answer", [(100 / 109, 1000), (0.9174, 1000.0), (torch.tensor(0.91743), 999.99)])
+@pytest.mark.parametrize("answer", [(50 / 59, 1000), (0.8475, 1000.0), (torch.tensor(0.847458), 999.99)])
 def test_ema_right_answers(capsys, answer):
     assert _passes(capsys, nb04.check_ema, *answer)
 
 
 @pytest.mark.parametrize("answer,words", [
     ((0.999, 1000), "still below 0.999"),
-    ((1 - 100 / 109, 1000), "1 − d"),
-    ((99 / 108, 1000), "off by one"),
-    ((101 / 110, 1000), "off by one"),
-    ((1 / (1 - 100 / 109), 1000), "the window 1/(1 − d)"),
+    ((1 - 50 / 59, 1000), "1 − d"),
+    ((49 / 58, 1000), "off by one"),
+    ((51 / 60, 1000), "off by one"),
+    ((1 / (1 - 50 / 59), 1000), "the window 1/(1 − d)"),
     ((0.5, 1000), "min(decay"),
-    ((100 / 109, 109 / 9), "during the warm-up"),
-    ((100 / 109, 0.001), "number of steps"),
-    ((100 / 109, 10), "full decay"),
+    ((50 / 59, 59 / 9), "during the warm-up"),
+    ((50 / 59, 0.001), "number of steps"),
+    ((50 / 59, 10), "full decay"),
     (("a", 1000), "two numbers"),
 ])
 def test_ema_wrong_answers_get_hints(capsys, answer, words):

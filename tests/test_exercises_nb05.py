@@ -68,20 +68,21 @@ def test_eps_coefficient_rejects_non_numbers(capsys, bad):
 
 # ------------------------------------------------------------------ exercise 2: respaced β'
 def test_respaced_first_beta_matches_numpy():
-    expected = 1 - ALPHA_BAR[999] / ALPHA_BAR[888]        # τ = 999, 888, ..., 0 for steps=10
+    expected = 1 - ALPHA_BAR[999] / ALPHA_BAR[946]        # τ = 999, 946, 894, ..., 0 for steps=20
     assert math.isclose(nb05.respaced_first_beta(), expected, rel_tol=1e-9)
 
 
 def test_respaced_first_beta_right_answer(capsys):
-    assert _passes(capsys, nb05.check_respaced_first_beta, 1 - ALPHA_BAR[999] / ALPHA_BAR[888])
-    assert _passes(capsys, nb05.check_respaced_first_beta, round(1 - ALPHA_BAR[999] / ALPHA_BAR[888], 4))
+    assert _passes(capsys, nb05.check_respaced_first_beta, 1 - ALPHA_BAR[999] / ALPHA_BAR[946])
+    assert _passes(capsys, nb05.check_respaced_first_beta, round(1 - ALPHA_BAR[999] / ALPHA_BAR[946], 4))
 
 
 @pytest.mark.parametrize("wrong, words", [
     (BETAS[999], "original β"),
-    (BETAS[888:1000].sum(), "alphas multiply"),
-    (ALPHA_BAR[999] / ALPHA_BAR[888], "β' = 1 − α'"),
+    (BETAS[946:1000].sum(), "alphas multiply"),
+    (ALPHA_BAR[999] / ALPHA_BAR[946], "β' = 1 − α'"),
     (1 - ALPHA_BAR[999], "all the way"),
+    (1 - ALPHA_BAR[999] / ALPHA_BAR[888], "steps=10"),    # §3's S = 10 value, not this sampler's
     (0.5, "sampler.timesteps"),
 ])
 def test_respaced_first_beta_slips(capsys, wrong, words):

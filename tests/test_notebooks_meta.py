@@ -45,6 +45,9 @@ def test_committed_executed_in_order_without_errors(notebook):
     assert not errors, f"{notebook.name}: committed with error outputs"
 
 
+RUNTIME_PLACEHOLDER = re.compile(r"\bRUNTIME_(FULL|CI)\b")
+
+
 def test_required_parts(notebook):
     nb = jupytext.read(notebook)
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
@@ -58,5 +61,12 @@ def test_required_parts(notebook):
     assert any("ddpm_teach.exercises" in src for src in code), "the exercise checks (ddpm_teach.exercises) are not imported"
     assert any(re.search(r"\bcheck_\w+\(", src) for src in code), "no exercise checked with one call"
     assert any("import ddpm_teach" in src or "from ddpm_teach" in src for src in code), "the notebook must use ddpm_teach"
+    # every check that a reference answer runs has a commented-out attempt cell before it
+    for i, src in enumerate(code):
+        for check in re.findall(r"^(?!#)[^\n]*\b(check_\w+)\(", src, re.M):
+            earlier = "\n".join(code[:i])
+            assert re.search(rf"^#\s*\S*\b{check}\(", earlier, re.M), (
+                f"{check} is run by an answer cell with no attempt cell (the call, commented out) before it")
+    assert not any(RUNTIME_PLACEHOLDER.search(c.source) for c in nb.cells), "an unfilled RUNTIME_... placeholder"
     checked = [s for s in code if s.strip() and "NBVAL_IGNORE_OUTPUT" not in s and "NBVAL_SKIP" not in s]
     assert len(checked) > len([s for s in code if s.strip()]) / 2, "most cells must keep checked outputs"

@@ -395,3 +395,74 @@ def test_an_interrupted_run_saves_and_resumes_exactly(tmp_path):
     resumed.train(progress=False)
     assert resumed.loss_history == straight.loss_history
     _assert_state_dicts_equal(resumed.model.state_dict(), straight.model.state_dict())
+
+
+class _FakeClock:
+    """A stand-in for time.perf_counter that advances only when a training step runs."""
+
+    def __init__(self, seconds_per_step: float):
+        self.now, self.seconds_per_step = 1000.0, seconds_per_step
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _budgeted_trainer(tmp_path, monkeypatch, seconds_per_step: float, **overrides):
+    clock = _FakeClock(seconds_per_step)
+    monkeypatch.setattr(training, "_now", clock)
+    trainer = Trainer(tiny_train_config(tmp_path, **overrides), tiny_model_config(), data=random_image_data())
+    real_step = trainer.train_step
+
+    def timed_step():
+        clock.now += clock.seconds_per_step
+        return real_step()
+
+    monkeypatch.setattr(trainer, "train_step", timed_step)
+    return trainer
+
+
+def test_max_minutes_fits_the_cosine_to_the_budget_and_stops_with_it(tmp_path, monkeypatch):
+    # 1 s per step and a 60 s budget: steps 10-40 measure 1 step/s, so at step 40 (40 s spent)
+    # the run plans 20 more steps and the cosine must end at step 60, not at the configured 1000
+    trainer = _budgeted_trainer(tmp_path, monkeypatch, 1.0, steps=1000, max_minutes=1.0, warmup_steps=5)
+    trainer.train(progress=False)
+    assert trainer.step == 60
+    assert trainer.config.steps == 60
+    assert lr_at(59, trainer.config) == pytest.approx(trainer.config.min_lr_ratio, abs=0.01)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["train_config"]["steps"] == 60
+
+
+def test_max_minutes_stops_on_time_before_calibration(tmp_path, monkeypatch):
+    # a budget of 15 steps' time ends the run at step 15, before the cosine could be fitted
+    trainer = _budgeted_trainer(tmp_path, monkeypatch, 1.0, steps=1000, max_minutes=0.25)
+    trainer.train(progress=False)
+    assert trainer.step == 15
+    assert trainer.config.steps == 1000
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 15
+
+
+def test_max_minutes_never_lengthens_the_run(tmp_path, monkeypatch):
+    # a fast run whose budget would allow 6000 steps still ends at the configured 50
+    trainer = _budgeted_trainer(tmp_path, monkeypatch, 0.01, steps=50, max_minutes=1.0)
+    trainer.train(progress=False)
+    assert trainer.step == 50 and trainer.config.steps == 50
+
+
+def test_cpu_fast_preset_is_the_benchmarked_configuration():
+    from ddpm_teach.devices import cpu_has_native_bf16
+    from ddpm_teach.unet import UNetConfig
+
+    values = training.preset("cpu-fast")
+    model_fields, train_fields = set(UNetConfig.__dataclass_fields__), set(TrainConfig.__dataclass_fields__)
+    assert set(values) <= model_fields | train_fields
+    model = UNet(UNetConfig(**{k: v for k, v in values.items() if k in model_fields}))
+    assert 1.0e6 < model.num_parameters() < 1.2e6
+    config = TrainConfig(**{k: v for k, v in values.items() if k in train_fields})
+    assert config.compile and config.max_minutes == 15.0 and config.batch_size == 64
+    assert config.mixed_precision == ("bf16" if cpu_has_native_bf16() else "no")
+    assert set(training.preset("gpu")) <= train_fields
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(ValueError, match="cpu-fast"):
+        training.preset("laptop")

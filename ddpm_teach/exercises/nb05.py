@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 EPS_COEF_T = 500       # exercise 1: 0-based index (the paper's t = 501)
-RESPACED_STEPS = 10    # exercise 2: DDPMSampler(schedule, steps=10)
+RESPACED_STEPS = 20    # exercise 2: DDPMSampler(schedule, steps=20) (§3 of the notebook prints S = 10 and 50)
 
 
 def _schedule() -> NoiseSchedule:
@@ -100,8 +100,8 @@ def respaced_first_beta(steps: int = RESPACED_STEPS, schedule: NoiseSchedule | N
 
 
 def check_respaced_first_beta(answer) -> bool:
-    """Exercise 2: ``DDPMSampler(schedule, steps=10)`` samples over the timesteps
-    τ = 999, 888, 777, ..., 111, 0.  What is β' of its first step, from t = 999 to t = 888?"""
+    """Exercise 2: ``DDPMSampler(schedule, steps=20)`` samples over the timesteps
+    τ = 999, 946, 894, ..., 0.  What is β' of its first step, from t = 999 to t = 946?"""
     value = _as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {answer!r}.")
@@ -118,10 +118,14 @@ def check_respaced_first_beta(answer) -> bool:
         (float(schedule.betas[tau[0]]), f"that is the original β at t = {tau[0]}. The respaced process jumps from "
                                         f"t = {tau[0]} to t = {tau[1]}, so its β' is 1 − ᾱ_{tau[0]}/ᾱ_{tau[1]}."),
         (float(schedule.betas[tau[1]:tau[0] + 1].sum()), "that is the sum of the original betas over the jump. The "
-                                                         "alphas multiply: 1 − β' = Π(1 − β_t) = ᾱ_999/ᾱ_888."),
-        (float(ab[tau[0]] / ab[tau[1]]), "that is α' = ᾱ_999/ᾱ_888, the signal kept over the jump; β' = 1 − α'."),
-        (1.0 - float(ab[tau[0]]), "that is 1 − ᾱ_999: the jump from data all the way to t = 999. Divide by ᾱ_888."),
+                                                         f"alphas multiply: 1 − β' = Π(1 − β_t) = ᾱ_{tau[0]}/ᾱ_{tau[1]}."),
+        (float(ab[tau[0]] / ab[tau[1]]), f"that is α' = ᾱ_{tau[0]}/ᾱ_{tau[1]}, the signal kept over the jump; β' = 1 − α'."),
+        (1.0 - float(ab[tau[0]]), f"that is 1 − ᾱ_{tau[0]}: the jump from data all the way to t = {tau[0]}. "
+                                  f"Divide by ᾱ_{tau[1]}."),
     ]
+    ten = respaced_first_beta(10, schedule)
+    wrong.append((ten, f"that is β' of the first step with steps=10 (§3 prints it). With steps={RESPACED_STEPS} the "
+                       f"first jump is shorter, from t = {tau[0]} to t = {tau[1]}."))
     for wrong_value, hint in wrong:
         if _close(value, wrong_value, 1e-3):
             return report(False, hint)

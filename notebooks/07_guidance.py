@@ -43,8 +43,8 @@
 #   size, RUNTIME_CI under `pytest --nbval` at CI size. Most of it is sampling for the measured sweep of
 #   §5 (a guided step costs two UNet evaluations per image), and about 10 to 40 s goes to loading the
 #   evaluation classifier's reference features (`Evaluator.load()`, 10,000 test images).
-# - GPU: not measured (no GPU was available for this work). Every cell runs on the CPU as written; on a
-#   GPU, move `model` with `.to("cuda")` and the sampling cells take seconds.
+# - GPU: not measured (no GPU was available for this work). Every cell runs on the CPU as written; it has
+#   not been run on a GPU.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets how many images are
 # sampled and with how many DDIM steps (section "Imports and the size knob"). The maths cells print
@@ -190,7 +190,8 @@ plt.show()
 # > **repeat**
 # > 1. $(x_0, c) \sim p(x_0, c)$: an image and its class
 # > 2. $c \leftarrow \varnothing$ with probability $p_\text{uncond}$ (**label dropout**)
-# > 3. $t \sim \mathrm{Uniform}\{1, \dots, T\}$, $\varepsilon \sim \mathcal N(0, I)$,
+# > 3. $t \sim \mathrm{Uniform}\{0, \dots, T-1\}$ (0-based; the paper samples a log-SNR $\lambda$ in
+# >    continuous time), $\varepsilon \sim \mathcal N(0, I)$,
 # >    $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$ (DDPM eq. 4)
 # > 4. take a gradient step on $\nabla_\theta \lVert \varepsilon - \varepsilon_\theta(x_t, t, c)\rVert^2$ (DDPM eq. 14)
 # >
@@ -350,9 +351,11 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Guidance multiplies exactly this difference by $s$. So it mostly shapes the early, noisy part of
-# sampling, where the coarse form of the item is decided; near $t = 0$ there is little left for it
-# to change.
+# Before clipping, guidance scales this difference by $s$:
+# $\hat x_0(\tilde\varepsilon) = \hat x_0(\varepsilon_u) + s\big(\hat x_0(\varepsilon_c) - \hat x_0(\varepsilon_u)\big)$,
+# since $\hat x_0$ is linear in $\varepsilon$ (affine, to be exact). So it mostly shapes the early,
+# noisy part of sampling, where the coarse form of the item is decided; near $t = 0$ there is little
+# left for it to change.
 #
 # ## 4. A guidance-scale sweep
 #
@@ -411,7 +414,7 @@ plt.show()
 # * **classifier-FID**: the Fréchet distance between Gaussians fitted to the classifier's features of
 #   the samples and of the 10,000 test images (Heusel et al. 2017). It rises when samples look wrong
 #   *and* when they lack diversity. Always read it next to its **floor**: the FID of $N$ real
-#   training images against the same test set, what a perfect generator would score at this $N$
+#   training images against the same test set, about what a perfect generator would score at this $N$
 #   (FID is biased upwards at small $N$).
 # * **conditional accuracy**: the share of samples that the classifier assigns to the class they
 #   were asked for.
@@ -607,8 +610,10 @@ explorer
 # gives two small tensors. Compute $\tilde\varepsilon$ at $s = 3$ and check it with
 # `ddpm_teach.exercises.nb07.check_guided_eps(answer)`.
 #
-# **Exercise 3 (cost).** How many UNet evaluations (counted per image) does sampling 100 images with
-# DDIM-25 at each of the guidance scales $s = 0, 1, 2, 3$ take, using `guided_model_output`? Check with
+# **Exercise 3 (cost).** How many UNet evaluations in total, summed over the four scales (one per
+# image per forward pass, so a forward pass on a batch of 100 images counts 100), does sampling 100
+# images with DDIM-25 at each of the guidance scales $s = 0, 1, 2, 3$ take, using
+# `guided_model_output`? Check with
 # `ddpm_teach.exercises.nb07.check_model_evaluations(count)`.
 #
 # Try them first in the next cell; one possible answer for each follows it.
@@ -660,8 +665,8 @@ ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in pass
 # ([arXiv:2105.05233](https://arxiv.org/abs/2105.05233)), introduced classifier guidance with a
 # separately trained noisy-image classifier. Kynkäänniemi et al. 2024, *Applying Guidance in a
 # Limited Interval Improves Sample and Distribution Quality*
-# ([arXiv:2404.07724](https://arxiv.org/abs/2404.07724)), guide only at middle noise levels, where
-# §3's curve says guidance acts.
+# ([arXiv:2404.07724](https://arxiv.org/abs/2404.07724)), guide only at middle noise levels: at the
+# highest, guidance mostly costs diversity; at the lowest (§3's curve) it has little left to change.
 #
 # **Next:** notebook 08 lets the model learn its own reverse variance (Improved DDPM), which helps
 # most when sampling in few steps.

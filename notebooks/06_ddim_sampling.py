@@ -2,7 +2,7 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
-#     notebook_metadata_filter: kernelspec,jupytext,colab,widgets
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -19,11 +19,12 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/06_ddim_sampling.ipynb)
 #
-# Notebook 05 sampled with DDPM's Algorithm 2: 1000 model calls per image, because the reverse
-# process undoes the forward Markov chain one small step at a time. DDIM (Song, Meng & Ermon 2021,
-# *Denoising Diffusion Implicit Models*, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502))
-# samples from **the same trained model** in 10 to 100 calls. It needs no retraining: it changes
-# only the sampler. This notebook derives it, checks it against the package, and measures what
+# Notebook 05 sampled with DDPM's Algorithm 2, which undoes the forward Markov chain one small
+# step at a time (1000 model calls per image), and respaced it to fewer steps. DDIM (Song, Meng &
+# Ermon 2021, *Denoising Diffusion Implicit Models*, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502))
+# samples from **the same trained model** and adds what respacing alone does not give: a
+# deterministic sampler, a knob $\eta$ for how much fresh noise each step draws, and good samples
+# in 10 to 50 calls. It needs no retraining: it changes only the sampler. This notebook derives it, checks it against the package, and measures what
 # fewer steps cost in quality.
 #
 # **Learning goals.** By the end you can
@@ -165,8 +166,8 @@ print(f"target q(x_s | x_0): mean √ᾱ_s·x_0 = {math.sqrt(alpha_bar_s) * x0_p
 print(f"{'σ':<26}{'mean':>8}{'variance':>10}{'corr(x_t, x_s)':>16}")
 for name, sigma in [("0 (DDIM, η = 0)", 0.0), (f"{sigma_ddpm:.4f} (DDPM-like, η = 1)", sigma_ddpm),
                     (f"{math.sqrt(1 - alpha_bar_s):.4f} (largest)", math.sqrt(1 - alpha_bar_s))]:
-    eps_hat = (x_t - math.sqrt(alpha_bar_t) * x0_pixel) / math.sqrt(1 - alpha_bar_t)        # the ε inside x_t
-    mean = math.sqrt(alpha_bar_s) * x0_pixel + math.sqrt(max(1 - alpha_bar_s - sigma**2, 0.0)) * eps_hat  # eq. 7
+    eps_true = (x_t - math.sqrt(alpha_bar_t) * x0_pixel) / math.sqrt(1 - alpha_bar_t)       # the ε inside x_t
+    mean = math.sqrt(alpha_bar_s) * x0_pixel + math.sqrt(max(1 - alpha_bar_s - sigma**2, 0.0)) * eps_true  # eq. 7
     x_s = mean + sigma * torch.randn(M, generator=g, dtype=torch.float64)
     corr = torch.corrcoef(torch.stack([x_t, x_s]))[0, 1]
     print(f"{name:<26}{x_s.mean():>8.3f}{x_s.var():>10.3f}{corr:>16.3f}")
@@ -187,10 +188,11 @@ for name, sigma in [("0 (DDIM, η = 0)", 0.0), (f"{sigma_ddpm:.4f} (DDPM-like, �
 # + \underbrace{\sqrt{1-\bar\alpha_{t-1}-\sigma_t^2}\;\varepsilon_\theta(x_t, t)}_{\text{direction pointing to } x_t}
 # + \underbrace{\sigma_t\, z}_{\text{random noise}}, \qquad z \sim \mathcal N(0, I) \qquad \text{(DDIM eq. 12)}.$$
 #
-# Two details, both as in the package (and in DDPM's and improved-diffusion's code): $\hat x_0$ is **clipped** to
-# $[-1, 1]$, the range of the data, and then $\varepsilon$ is re-derived from the clipped $\hat x_0$ so
-# that the two terms stay consistent; and the last step (to "$t = -1$", $\bar\alpha = 1$) returns
-# $\hat x_0$ with no noise.
+# Two details, both as in the package: $\hat x_0$ is **clipped** to $[-1, 1]$, the range of the
+# data, and then $\varepsilon$ is re-derived from the clipped $\hat x_0$ so that the two terms stay
+# consistent ($\hat x_0$ clipping as in DDPM's and improved-diffusion's samplers, the re-derived
+# $\varepsilon$ as in improved-diffusion's `ddim_sample`; the DDIM authors' code does neither); and
+# the last step (to "$t = -1$", $\bar\alpha = 1$) returns $\hat x_0$ with no noise.
 #
 # Here is the teaching version. It takes the current timestep $t$ and the one it jumps to,
 # `t_prev` (the next entry of the sampler's sub-sequence, section 4), and the noise $z$ explicitly.
@@ -281,7 +283,7 @@ plt.show()
 # \sqrt{1-\frac{\bar\alpha_{\tau_i}}{\bar\alpha_{\tau_{i-1}}}} \qquad \text{(DDIM eq. 16)},$$
 #
 # where $\tau_i \to \tau_{i-1}$ is the jump the step makes (section 4; with all $T$ steps it is
-# $t \to t-1$).
+# $t \to t-1$), and $\tau_0$ stands for "$t = -1$", with $\bar\alpha_{\tau_0} = 1$.
 #
 # * $\eta = 0$: $\sigma = 0$, no fresh noise. Given $x_T$ the whole chain is **deterministic**:
 #   this is DDIM proper, an "implicit" model like a GAN's generator.
@@ -345,13 +347,15 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# With 1000 steps the $\eta = 1$ curve lies on $\sqrt{\tilde\beta_t}$. The exception is the very last
-# step ($t = 0$), where DDPM adds no noise and neither does the package's DDIM ($\bar\alpha_{-1} = 1$
-# makes $\sigma = 0$ there).
+# With 1000 steps the $\eta = 1$ curve lies on $\sqrt{\tilde\beta_t}$. At the very last step ($t = 0$)
+# both are 0 ($\tilde\beta_0 = 0$, and $\bar\alpha_{-1} = 1$ makes $\sigma = 0$), so that point is off
+# the log axis: DDPM adds no noise there and neither does the package's DDIM.
 #
 # ### 3.1 η = 1 over all T steps is DDPM
 #
-# Substituting $\sigma_t^2 = \tilde\beta_t$ into eq. 12 and expanding $\hat x_0$ gives DDPM's
+# Substituting $\sigma_t^2 = \tilde\beta_t$ into eq. 12 and writing
+# $\hat\varepsilon = (x_t - \sqrt{\bar\alpha_t}\,\hat x_0)/\sqrt{1-\bar\alpha_t}$ (using
+# $1-\bar\alpha_{t-1}-\tilde\beta_t = \alpha_t(1-\bar\alpha_{t-1})^2/(1-\bar\alpha_t)$) gives DDPM's
 # posterior mean $\tilde\mu_t(x_t, \hat x_0)$ (DDPM eq. 7) plus $\sqrt{\tilde\beta_t}\,z$: one DDIM
 # step with $\eta = 1$ and `steps=T` is one DDPM step with `variance_type="fixed_small"`. Both
 # samplers take $z$ from their `generator`, so with equally seeded generators they should agree
@@ -516,8 +520,8 @@ plt.show()
 # $$x_T^{(\alpha)} = \frac{\sin((1-\alpha)\theta)}{\sin\theta}\,x_T^{(0)} + \frac{\sin(\alpha\theta)}{\sin\theta}\,x_T^{(1)},
 # \qquad \theta = \arccos\frac{\langle x_T^{(0)}, x_T^{(1)}\rangle}{\lVert x_T^{(0)}\rVert\,\lVert x_T^{(1)}\rVert},$$
 #
-# which walks along the great circle between them and keeps the norm (for orthogonal endpoints
-# of equal norm, exactly). The package has no slerp; here it is, with its defining properties
+# which walks along the great circle between them and keeps the norm (exactly, when the
+# endpoints have equal norm). The package has no slerp; here it is, with its defining properties
 # checked.
 
 # %%
@@ -602,7 +606,8 @@ for steps in TABLE_STEPS:
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
         scores = evaluator.score(images)
         results[steps, eta] = {"fid": scores["fid"], "floor": scores["fid_floor"],
-                               "ms_per_sample": 1000 * seconds / N_FID, "images": images[:N_SHOW]}
+                               "ms_per_sample": 1000 * seconds / N_FID, "cpu_ms_per_sample": 1000 * cpu_seconds / N_FID,
+                               "images": images[:N_SHOW]}
         print(f"steps={steps:>3}  η={eta:.1f}  {Evaluator.format_scores(scores)}  "
               f"(sampling: {seconds:.1f} s wall, {cpu_seconds:.1f} s CPU time of this process)")
 
@@ -611,10 +616,13 @@ for steps in TABLE_STEPS:
 floor = results[TABLE_STEPS[0], TABLE_ETAS[0]]["floor"]
 print(f"classifier-FID of DDIM samples (lower is better), N = {N_FID} per cell, "
       f"real-vs-real floor at N = {N_FID}: {floor:.2f}")
-print(f"{'steps':>6}" + "".join(f"{f'η = {eta}':>10}" for eta in TABLE_ETAS) + f"{'ms/sample':>12}  ({ddpm_teach.course.machine()})")
+print(f"{'steps':>6}" + "".join(f"{f'η = {eta}':>10}" for eta in TABLE_ETAS)
+      + f"{'wall ms/sample':>16}{'CPU ms/sample':>15}  ({ddpm_teach.course.machine()})")
 for steps in TABLE_STEPS:
-    ms = sum(results[steps, eta]["ms_per_sample"] for eta in TABLE_ETAS) / len(TABLE_ETAS)
-    print(f"{steps:>6}" + "".join(f"{results[steps, eta]['fid']:>10.2f}" for eta in TABLE_ETAS) + f"{ms:>12.1f}")
+    wall_ms = sum(results[steps, eta]["ms_per_sample"] for eta in TABLE_ETAS) / len(TABLE_ETAS)
+    cpu_ms = sum(results[steps, eta]["cpu_ms_per_sample"] for eta in TABLE_ETAS) / len(TABLE_ETAS)
+    print(f"{steps:>6}" + "".join(f"{results[steps, eta]['fid']:>10.2f}" for eta in TABLE_ETAS)
+          + f"{wall_ms:>16.1f}{cpu_ms:>15.1f}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
@@ -645,8 +653,10 @@ plt.show()
 # How to read the table (the numbers above are measured on this run; they change with the
 # checkpoint and with N, so read the pattern, not the digits):
 #
-# * **Rows: cost.** Time per sample grows linearly with the number of steps, one UNet call each.
-#   DDPM needs 1000.
+# * **Rows: cost.** Time per sample grows linearly with the number of steps, one UNet call each
+#   (DDPM needs 1000). The table gives the wall time, averaged over the three η, and the CPU time
+#   of this process: on a machine shared with other jobs the wall time can jump while the CPU
+#   time stays close to the real cost of the work.
 # * **Columns: η.** DDIM's central finding (their Table 1, on well-trained CIFAR-10 and CelebA
 #   models) is that at few steps the deterministic sampler ($\eta = 0$) beats the stochastic ones,
 #   and the gap closes as the step count grows. The reason is in the right panel of the σ figure:
@@ -655,9 +665,9 @@ plt.show()
 #   trained model need not follow the paper: its $\hat\varepsilon$ has errors of its own, and
 #   $\eta = 0$ carries every error forward in the kept noise direction, while fresh noise partly
 #   washes them out. Which effect wins here is what the table measures.
-# * **The floor.** Differences smaller than the gap between neighbouring cells at the same N are
-#   noise of the estimate; with N in the low hundreds, trust the trends more than any single
-#   decimal. Raising `N_FID` (and time) tightens every number, floor included.
+# * **The floor.** No sampler is expected to score below the floor, and differences between
+#   cells smaller than the FID's own sampling spread at this N are noise; with N in the low
+#   hundreds, trust the trends more than any single decimal. Raising `N_FID` (and time) tightens every number, floor included.
 #
 # ## 8. Exercises
 #

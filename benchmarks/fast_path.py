@@ -1,0 +1,267 @@
+"""The CPU fast path against the diffusers peer: the same wall-clock budget, the same data, batch,
+learning rate and schedule, then the same classifier-FID.
+
+    python benchmarks/fast_path.py --quick     # 2 minutes of training each, N=256 (about 8 minutes in all)
+    python benchmarks/fast_path.py --smoke     # seconds, for the tests: the numbers mean nothing
+    python benchmarks/fast_path.py             # 15 minutes each, N=1000: the README's figures (about 40 minutes)
+
+One after the other, each with the whole CPU (the same torch threads):
+
+* **ours**: ``python -m ddpm_teach train --preset cpu-fast`` (``ddpm_teach.training.preset``):
+  the 1.1M-parameter UNet, batch 64, lr 1e-3, bf16 autocast where the CPU has it natively,
+  torch.compile, EMA 0.995, the cosine fitted to the budget.  torch.compile's warm-up is paid
+  out of the budget.
+* **diffusers**: ``UNet2DModel`` with the same layout and parameter count (``common.build_peer``),
+  trained the way diffusers' ``train_unconditional.py`` example does on a CPU: ``DDPMScheduler``
+  (``add_noise``), AdamW, ``get_cosine_schedule_with_warmup``, gradient clipping at 1, and
+  ``EMAModel`` (decay 0.995), in plain fp32 eager.  It gets the same learning rate, warm-up, batch
+  and data order, and its cosine is fitted to the budget the same way.
+
+Then each samples N images with DDIM-50 in fp32 from its EMA weights (ours with
+``DDIMSampler``, diffusers with ``DDIMScheduler``: each library's default spacing) from the same
+seed, and the shipped classifier scores them.
+
+"Recognisable" threshold: classifier-FID at most ``RECOGNISABLE_FID`` at N=1000 (README,
+"Performance", says why).  Our model's samples are also scored when sampled in bf16, to show that
+the speed-up does not cost quality.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import COURSE_UNET, build_peer, diffusers_version, machine_header, num_parameters, Sizes  # noqa: E402
+from ddpm_teach.data import load_dataset  # noqa: E402
+from ddpm_teach.evaluation import Evaluator  # noqa: E402
+from ddpm_teach.plotting import save_image_grid  # noqa: E402
+from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
+from ddpm_teach.training import TrainConfig, Trainer, preset  # noqa: E402
+from ddpm_teach.unet import UNetConfig  # noqa: E402
+
+RECOGNISABLE_FID = 20.0    # classifier-FID at N=1000 (see the README's "Performance" section)
+SAMPLING_STEPS = 50
+CALIBRATION = Trainer.CALIBRATION_STEPS
+
+
+def fast_path_configs(minutes: float, out_dir: str, compile: bool = True) -> tuple[TrainConfig, UNetConfig]:
+    """The package's ``cpu-fast`` preset, split into its TrainConfig and UNetConfig parts."""
+    values = {**preset("cpu-fast"), "max_minutes": minutes, "out_dir": out_dir, "checkpoint_every": 0}
+    values["compile"] = values["compile"] and compile
+    model_fields = set(UNetConfig.__dataclass_fields__)
+    train = TrainConfig(**{k: v for k, v in values.items() if k not in model_fields})
+    model = UNetConfig(**{k: v for k, v in values.items() if k in model_fields})
+    return train, model
+
+
+def train_ours(data, minutes: float, out_dir: str, seed: int, compile: bool = True):
+    config, model_config = fast_path_configs(minutes, out_dir, compile)
+    config.seed = seed
+    if model_config != COURSE_UNET:  # the peer is built from COURSE_UNET: keep the two the same
+        raise RuntimeError(f"the cpu-fast preset's UNet {model_config} differs from COURSE_UNET {COURSE_UNET}.")
+    started = time.perf_counter()
+    trainer = Trainer(config, model_config, data=data)
+    trainer.train(progress=True)
+    seconds = time.perf_counter() - started
+    model = copy.deepcopy(trainer.ema.module).eval()
+    return model, trainer.schedule, {
+        "model": "ours", "setup": ("bf16 autocast" if config.mixed_precision == "bf16" else "fp32")
+        + (" + torch.compile" if config.compile else " + eager") + " (python -m ddpm_teach train --preset cpu-fast)",
+        "parameters": num_parameters(trainer.model), "steps": trainer.step, "seconds": seconds,
+        "img_per_s": trainer.step * config.batch_size / seconds, "final_loss": sum(trainer.loss_history[-50:]) / 50,
+        "lr": config.lr, "batch": config.batch_size, "ema_decay": config.ema_decay,
+    }
+
+
+def train_peer(data, minutes: float, seed: int):
+    """diffusers' own training recipe (train_unconditional.py), fp32 eager, fitted to the budget."""
+    from diffusers import DDPMScheduler
+    from diffusers.optimization import get_cosine_schedule_with_warmup
+    from diffusers.training_utils import EMAModel
+
+    config, _ = fast_path_configs(minutes, "unused")
+    torch.manual_seed(seed)
+    model = build_peer(COURSE_UNET).train()
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = EMAModel(model.parameters(), decay=config.ema_decay)       # (1 + n)/(10 + n) warm-up, as ours
+    budget, planned = 60.0 * minutes, config.steps
+    lr_lambda = {"fn": None}
+
+    def make_lr(total):
+        lr_lambda["fn"] = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total, last_epoch=-1)
+    # diffusers' scheduler objects are LambdaLRs; fitting the cosine to the budget rebuilds one at
+    # the step it is known, continuing from the current step
+    make_lr(planned)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    losses, step, calibration_start = [], 0, None
+    started = time.perf_counter()
+    bar = tqdm(total=planned, desc="train diffusers", dynamic_ncols=True)
+    while step < planned:
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget:
+            break
+        if step == CALIBRATION[0]:
+            calibration_start = time.perf_counter()
+        elif step == CALIBRATION[1]:
+            rate = (CALIBRATION[1] - CALIBRATION[0]) / (time.perf_counter() - calibration_start)
+            planned = step + int((budget - elapsed) * rate)
+            last = lr_lambda["fn"].last_epoch
+            make_lr(planned)
+            for _ in range(last):  # bring the new schedule to where the old one was
+                lr_lambda["fn"].step()
+            bar.total = planned
+        start = (step * config.batch_size) % (len(data) - config.batch_size + 1)
+        x0, _ = data.batch(order[start:start + config.batch_size])
+        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, 1000, (x0.shape[0],), generator=generator)
+        noisy = scheduler.add_noise(x0, noise, t)
+        loss = F.mse_loss(model(noisy, t).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        lr_lambda["fn"].step()
+        ema.step(model.parameters())
+        losses.append(loss.item())
+        step += 1
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}", img_s=f"{step * config.batch_size / (time.perf_counter() - started):.0f}")
+    bar.close()
+    seconds = time.perf_counter() - started
+    ema.copy_to(model.parameters())
+    return model.eval(), scheduler, {
+        "model": "diffusers", "setup": "fp32 eager (diffusers' example on a CPU)", "parameters": num_parameters(model),
+        "steps": step, "seconds": seconds, "img_per_s": step * config.batch_size / seconds,
+        "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "lr": config.lr, "batch": config.batch_size,
+        "ema_decay": config.ema_decay,
+    }
+
+
+@torch.no_grad()
+def sample_peer(model, train_scheduler, n: int, batch: int, seed: int) -> tuple[torch.Tensor, float]:
+    """DDIM-50 with diffusers' DDIMScheduler (its defaults: leading spacing, clip_sample)."""
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler.from_config(train_scheduler.config)
+    scheduler.set_timesteps(SAMPLING_STEPS)
+    generator = torch.Generator().manual_seed(seed)
+    chunks, started = [], time.perf_counter()
+    for begin in tqdm(range(0, n, batch), desc="sample diffusers", leave=False):
+        x = torch.randn((min(batch, n - begin), 1, 28, 28), generator=generator)
+        for t in scheduler.timesteps:
+            x = scheduler.step(model(x, t).sample, t, x, eta=0.0).prev_sample
+        chunks.append(x.clamp(-1, 1))
+    return torch.cat(chunks), time.perf_counter() - started
+
+
+@torch.no_grad()
+def sample_ours(model, schedule, n: int, batch: int, seed: int, bf16: bool = False) -> tuple[torch.Tensor, float]:
+    sampler = DDIMSampler(schedule, steps=SAMPLING_STEPS, eta=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    chunks, started = [], time.perf_counter()
+    for begin in tqdm(range(0, n, batch), desc="sample ours" + (" (bf16)" if bf16 else ""), leave=False):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            chunks.append(sample(model, sampler, min(batch, n - begin), generator=generator, progress=False).float())
+    return torch.cat(chunks), time.perf_counter() - started
+
+
+def save_samples(images: torch.Tensor, path: Path) -> None:
+    """The samples as ``python -m ddpm_teach sample`` writes them (uint8 images, labels -1), so
+    that ``python -m ddpm_teach evaluate --samples PATH`` can score them again later."""
+    import numpy as np
+
+    pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)[:, 0].numpy()
+    np.savez_compressed(path, images=pixels, labels=np.full(len(pixels), -1, dtype=np.int64))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="2 minutes of training each, N=256")
+    size.add_argument("--smoke", action="store_true", help="6 seconds each, N=32, no torch.compile (for the tests)")
+    parser.add_argument("--minutes", type=float, default=None, help="training budget per model (default 15; 2 with --quick)")
+    parser.add_argument("--n", type=int, default=None, help="samples scored per model (default 1000; 256 with --quick)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classifier", default=None, help="classifier checkpoint (default: the shipped one)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--skip-peer", action="store_true", help="train and score ours only")
+    parser.add_argument("--out", default=None, help="folder for the sample grids and a JSON of the results")
+    args = parser.parse_args(argv)
+    minutes = args.minutes if args.minutes is not None else (0.1 if args.smoke else 2.0 if args.quick else 15.0)
+    n = args.n if args.n is not None else (32 if args.smoke else 256 if args.quick else 1000)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    print(machine_header("CPU fast path vs diffusers, equal wall-clock budget", device,
+                         Sizes("smoke" if args.smoke else "quick" if args.quick else "full", 0, 1, 1, "ours"),
+                         timing=f"{minutes:g} minutes of training each (torch.compile's warm-up included), one "
+                                "model after the other; then DDIM-50 sampling and the classifier"))
+    data = load_dataset("fashion_mnist", args.data_root, train=True)
+    evaluator = Evaluator.load(args.classifier, data_root=args.data_root)
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    model, schedule, info = train_ours(data, minutes, str((out or Path("runs")) / "fast_path_ours"), args.seed,
+                                       compile=not args.smoke)
+    images, seconds = sample_ours(model, schedule, n, 250, args.seed + 1)
+    rows.append({**info, **evaluator.score(images), "sample_seconds": seconds})
+    bf16_images, bf16_seconds = sample_ours(model, schedule, n, 250, args.seed + 1, bf16=True)
+    bf16_scores = evaluator.score(bf16_images)
+    if out:
+        save_image_grid(images[:64], out / "fast_path_ours.png")
+        save_samples(images, out / "fast_path_ours.npz")
+    if not args.skip_peer:
+        model, scheduler, info = train_peer(data, minutes, args.seed)
+        peer_images, seconds = sample_peer(model, scheduler, n, 250, args.seed + 1)
+        rows.append({**info, **evaluator.score(peer_images), "sample_seconds": seconds})
+        if out:
+            save_image_grid(peer_images[:64], out / "fast_path_diffusers.png")
+            save_samples(peer_images, out / "fast_path_diffusers.npz")
+    noise = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed)).clamp(-1, 1)
+    noise_fid = evaluator.fid(noise)
+
+    print(f"\ntraining for {minutes:g} minutes each, then DDIM-50 (fp32) of N={n} from the EMA weights; "
+          f"classifier-FID against the test set (real-vs-real floor at N={n}: {rows[0]['fid_floor']:.2f}; "
+          f"clipped Gaussian noise: {noise_fid:.1f})")
+    header = f"{'model':<10} {'setup':<58} {'params':>9} {'steps':>6} {'img/s':>6} {'train s':>8} {'loss':>7} {'FID':>7}"
+    print(header + "\n" + "-" * len(header))
+    for r in rows:
+        print(f"{r['model']:<10} {r['setup']:<58} {r['parameters']:>9,} {r['steps']:>6} {r['img_per_s']:>6.0f} "
+              f"{r['seconds']:>8.0f} {r['final_loss']:>7.4f} {r['fid']:>7.2f}")
+    print(f"ours sampled in bf16 autocast instead of fp32: FID {bf16_scores['fid']:.2f} (fp32: {rows[0]['fid']:.2f}); "
+          f"sampling {bf16_seconds:.0f} s instead of {rows[0]['sample_seconds']:.0f} s for N={n}")
+    for r in rows:
+        verdict = "yes" if r["fid"] <= RECOGNISABLE_FID else "no"
+        print(f"recognisable (classifier-FID <= {RECOGNISABLE_FID:g} at N={n}) after {minutes:g} min, {r['model']}: {verdict}")
+    if len(rows) == 2:
+        print(f"ratio ours/diffusers train img/s in this run: {rows[0]['img_per_s'] / rows[1]['img_per_s']:.2f}")
+        print(f"ratio diffusers/ours classifier-FID at equal budget (above 1: ours is better): "
+              f"{rows[1]['fid'] / rows[0]['fid']:.2f}")
+    if out:
+        result = {"minutes": minutes, "n": n, "noise_fid": noise_fid, "threshold": RECOGNISABLE_FID,
+                  "bf16_sampling_fid": bf16_scores["fid"], "rows": rows, "machine": machine_header(
+                      "fast path", device, Sizes("x", 0, 1, 1, "ours"))}
+        (out / "fast_path.json").write_text(json.dumps(result, indent=2, default=float))
+        print(f"wrote {out / 'fast_path.json'} and the sample grids")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
