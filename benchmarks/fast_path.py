@@ -3,7 +3,7 @@ learning rate and schedule, then the same classifier-FID.
 
     python benchmarks/fast_path.py --quick     # 2 minutes of training each, N=256 (about 8 minutes in all)
     python benchmarks/fast_path.py --smoke     # seconds, for the tests: the numbers mean nothing
-    python benchmarks/fast_path.py             # 15 minutes each, N=1000: the README's figures (about 40 minutes)
+    python benchmarks/fast_path.py             # 15 minutes each, N=1000: the README's figures (about 45 minutes)
 
 One after the other, each with the whole CPU (the same torch threads):
 
@@ -17,9 +17,11 @@ One after the other, each with the whole CPU (the same torch threads):
   ``EMAModel`` (decay 0.995), in plain fp32 eager.  It gets the same learning rate, warm-up, batch
   and data order, and its cosine is fitted to the budget the same way.
 
-Then each samples N images with DDIM-50 in fp32 from its EMA weights (ours with
-``DDIMSampler``, diffusers with ``DDIMScheduler``: each library's default spacing) from the same
-seed, and the shipped classifier scores them.
+Then each samples N images with DDIM-50 in fp32 from its EMA weights, from the same seed, and
+the shipped classifier scores them: each model with its own library's sampler and defaults
+(what its user gets: ``DDIMSampler`` for ours, ``DDIMScheduler`` as ``DDIMPipeline`` runs it for
+diffusers), and each with the other library's sampler too, so that the networks can be compared
+under one sampler and the samplers under one network.
 
 "Recognisable" threshold: classifier-FID at most ``RECOGNISABLE_FID`` at N=1000 (README,
 "Performance", says why).  Our model's samples are also scored when sampled in bf16, to show that
@@ -43,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import COURSE_UNET, build_peer, diffusers_version, machine_header, num_parameters, Sizes  # noqa: E402
+from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.plotting import save_image_grid  # noqa: E402
@@ -152,31 +155,46 @@ def train_peer(data, minutes: float, seed: int):
 
 
 @torch.no_grad()
-def sample_peer(model, train_scheduler, n: int, batch: int, seed: int) -> tuple[torch.Tensor, float]:
-    """DDIM-50 with diffusers' DDIMScheduler (its defaults: leading spacing, clip_sample)."""
+def ddim_diffusers(eps_fn, n: int, batch: int, seed: int) -> tuple[torch.Tensor, float]:
+    """DDIM-50 (η = 0) with diffusers' ``DDIMScheduler`` as ``DDIMPipeline`` runs it: its defaults
+    (leading spacing, clip_sample, set_alpha_to_one, use_clipped_model_output=False).
+    ``eps_fn(x, t)`` is the network's ε̂ for a batch x and a scalar timestep t."""
     from diffusers import DDIMScheduler
 
-    scheduler = DDIMScheduler.from_config(train_scheduler.config)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
     scheduler.set_timesteps(SAMPLING_STEPS)
     generator = torch.Generator().manual_seed(seed)
     chunks, started = [], time.perf_counter()
-    for begin in tqdm(range(0, n, batch), desc="sample diffusers", leave=False):
+    for begin in tqdm(range(0, n, batch), desc="sample, diffusers DDIMScheduler", leave=False):
         x = torch.randn((min(batch, n - begin), 1, 28, 28), generator=generator)
         for t in scheduler.timesteps:
-            x = scheduler.step(model(x, t).sample, t, x, eta=0.0).prev_sample
+            x = scheduler.step(eps_fn(x, t), t, x, eta=0.0).prev_sample
         chunks.append(x.clamp(-1, 1))
     return torch.cat(chunks), time.perf_counter() - started
 
 
 @torch.no_grad()
-def sample_ours(model, schedule, n: int, batch: int, seed: int, bf16: bool = False) -> tuple[torch.Tensor, float]:
+def ddim_ours(model, schedule, n: int, batch: int, seed: int, bf16: bool = False) -> tuple[torch.Tensor, float]:
+    """DDIM-50 (η = 0) with ddpm_teach's ``DDIMSampler`` and ``sample`` (uniform spacing, x̂_0
+    clipped and ε re-derived from it)."""
     sampler = DDIMSampler(schedule, steps=SAMPLING_STEPS, eta=0.0)
     generator = torch.Generator().manual_seed(seed)
     chunks, started = [], time.perf_counter()
-    for begin in tqdm(range(0, n, batch), desc="sample ours" + (" (bf16)" if bf16 else ""), leave=False):
+    for begin in tqdm(range(0, n, batch), desc="sample, ddpm_teach DDIMSampler" + (" (bf16)" if bf16 else ""), leave=False):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             chunks.append(sample(model, sampler, min(batch, n - begin), generator=generator, progress=False).float())
     return torch.cat(chunks), time.perf_counter() - started
+
+
+class _PeerForOurSampler(torch.nn.Module):
+    """The diffusers model behind ddpm_teach's ``sample`` (which reads ``model.config``)."""
+
+    def __init__(self, peer):
+        super().__init__()
+        self.peer, self.config = peer, COURSE_UNET
+
+    def forward(self, x, t, labels=None):
+        return self.peer(x, t).sample
 
 
 def save_samples(images: torch.Tensor, path: Path) -> None:
@@ -200,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classifier", default=None, help="classifier checkpoint (default: the shipped one)")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--skip-peer", action="store_true", help="train and score ours only")
+    parser.add_argument("--reuse-ours", default=None, metavar="DIR",
+                        help="take our model and its training row from an earlier run's --out DIR instead of training it again")
     parser.add_argument("--out", default=None, help="folder for the sample grids and a JSON of the results")
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (0.1 if args.smoke else 2.0 if args.quick else 15.0)
@@ -217,36 +237,62 @@ def main(argv: list[str] | None = None) -> int:
     if out:
         out.mkdir(parents=True, exist_ok=True)
 
-    rows = []
-    model, schedule, info = train_ours(data, minutes, str((out or Path("runs")) / "fast_path_ours"), args.seed,
-                                       compile=not args.smoke)
-    images, seconds = sample_ours(model, schedule, n, 250, args.seed + 1)
-    rows.append({**info, **evaluator.score(images), "sample_seconds": seconds})
-    bf16_images, bf16_seconds = sample_ours(model, schedule, n, 250, args.seed + 1, bf16=True)
+    rows, sampling = [], []   # sampling: (model, sampler, scores, seconds)
+    if args.reuse_ours:
+        previous = json.loads((Path(args.reuse_ours) / "fast_path.json").read_text())
+        if previous["n"] != n or previous["minutes"] != minutes:
+            raise SystemExit(f"--reuse-ours: that run had N={previous['n']}, {previous['minutes']} min; this one N={n}, {minutes} min.")
+        model, schedule, _ = load_diffusion_model(Path(args.reuse_ours) / "fast_path_ours" / "checkpoint.pt")
+        info = {k: v for k, v in previous["rows"][0].items() if k in ("model", "parameters", "steps", "seconds",
+                                                                    "img_per_s", "final_loss", "lr", "batch", "ema_decay")}
+        info["setup"] = "bf16 autocast + torch.compile (python -m ddpm_teach train --preset cpu-fast)"
+        print(f"ours: trained in the earlier run of {args.reuse_ours} (its row and its EMA weights, not trained again)")
+    else:
+        model, schedule, info = train_ours(data, minutes, str((out or Path("runs")) / "fast_path_ours"), args.seed,
+                                           compile=not args.smoke)
+    images, seconds = ddim_ours(model, schedule, n, 250, args.seed + 1)
+    scores = evaluator.score(images)
+    rows.append({**info, **scores, "sample_seconds": seconds})
+    sampling.append(("ours", "ddpm_teach DDIMSampler, fp32", scores, seconds))
+    bf16_images, bf16_seconds = ddim_ours(model, schedule, n, 250, args.seed + 1, bf16=True)
     bf16_scores = evaluator.score(bf16_images)
+    sampling.append(("ours", "ddpm_teach DDIMSampler, bf16 autocast", bf16_scores, bf16_seconds))
+    if not args.skip_peer:
+        cross, seconds = ddim_diffusers(lambda x, t: model(x, t.expand(x.shape[0])), n, 250, args.seed + 1)
+        sampling.append(("ours", "diffusers DDIMScheduler (DDIMPipeline defaults), fp32", evaluator.score(cross), seconds))
     if out:
         save_image_grid(images[:64], out / "fast_path_ours.png")
         save_samples(images, out / "fast_path_ours.npz")
     if not args.skip_peer:
-        model, scheduler, info = train_peer(data, minutes, args.seed)
-        peer_images, seconds = sample_peer(model, scheduler, n, 250, args.seed + 1)
-        rows.append({**info, **evaluator.score(peer_images), "sample_seconds": seconds})
+        peer, scheduler, info = train_peer(data, minutes, args.seed)
+        if out:
+            torch.save(peer.state_dict(), out / "fast_path_diffusers_ema.pt")
+        peer_images, seconds = ddim_diffusers(lambda x, t: peer(x, t).sample, n, 250, args.seed + 1)
+        scores = evaluator.score(peer_images)
+        rows.append({**info, **scores, "sample_seconds": seconds})
+        sampling.append(("diffusers", "diffusers DDIMScheduler (DDIMPipeline defaults), fp32", scores, seconds))
+        cross, seconds = ddim_ours(_PeerForOurSampler(peer).eval(), schedule, n, 250, args.seed + 1)
+        sampling.append(("diffusers", "ddpm_teach DDIMSampler, fp32", evaluator.score(cross), seconds))
         if out:
             save_image_grid(peer_images[:64], out / "fast_path_diffusers.png")
             save_samples(peer_images, out / "fast_path_diffusers.npz")
+            save_image_grid(cross[:64], out / "fast_path_diffusers_our_sampler.png")
     noise = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed)).clamp(-1, 1)
     noise_fid = evaluator.fid(noise)
 
     print(f"\ntraining for {minutes:g} minutes each, then DDIM-50 (fp32) of N={n} from the EMA weights; "
           f"classifier-FID against the test set (real-vs-real floor at N={n}: {rows[0]['fid_floor']:.2f}; "
           f"clipped Gaussian noise: {noise_fid:.1f})")
-    header = f"{'model':<10} {'setup':<58} {'params':>9} {'steps':>6} {'img/s':>6} {'train s':>8} {'loss':>7} {'FID':>7}"
+    header = f"{'model':<10} {'setup':<72} {'params':>9} {'steps':>6} {'img/s':>6} {'train s':>8} {'loss':>7} {'FID':>7}"
     print(header + "\n" + "-" * len(header))
     for r in rows:
-        print(f"{r['model']:<10} {r['setup']:<58} {r['parameters']:>9,} {r['steps']:>6} {r['img_per_s']:>6.0f} "
+        print(f"{r['model']:<10} {r['setup']:<72} {r['parameters']:>9,} {r['steps']:>6} {r['img_per_s']:>6.0f} "
               f"{r['seconds']:>8.0f} {r['final_loss']:>7.4f} {r['fid']:>7.2f}")
-    print(f"ours sampled in bf16 autocast instead of fp32: FID {bf16_scores['fid']:.2f} (fp32: {rows[0]['fid']:.2f}); "
-          f"sampling {bf16_seconds:.0f} s instead of {rows[0]['sample_seconds']:.0f} s for N={n}")
+    print(f"\neach model's EMA weights, DDIM-50 (η = 0) from the same seed, N={n}; each sampler with its library's defaults")
+    header = f"{'model':<10} {'sampler':<55} {'FID':>7} {'sampling s':>11}"
+    print(header + "\n" + "-" * len(header))
+    for name, sampler_name, scores, seconds in sampling:
+        print(f"{name:<10} {sampler_name:<55} {scores['fid']:>7.2f} {seconds:>11.0f}")
     for r in rows:
         verdict = "yes" if r["fid"] <= RECOGNISABLE_FID else "no"
         print(f"recognisable (classifier-FID <= {RECOGNISABLE_FID:g} at N={n}) after {minutes:g} min, {r['model']}: {verdict}")
@@ -254,9 +300,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio ours/diffusers train img/s in this run: {rows[0]['img_per_s'] / rows[1]['img_per_s']:.2f}")
         print(f"ratio diffusers/ours classifier-FID at equal budget (above 1: ours is better): "
               f"{rows[1]['fid'] / rows[0]['fid']:.2f}")
+        same = {name: scores["fid"] for name, sampler_name, scores, _ in sampling if sampler_name == "ddpm_teach DDIMSampler, fp32"}
+        print(f"ratio diffusers/ours classifier-FID at equal budget, both sampled by ddpm_teach's DDIMSampler "
+              f"(the networks alone): {same['diffusers'] / same['ours']:.2f}")
     if out:
         result = {"minutes": minutes, "n": n, "noise_fid": noise_fid, "threshold": RECOGNISABLE_FID,
-                  "bf16_sampling_fid": bf16_scores["fid"], "rows": rows, "machine": machine_header(
+                  "bf16_sampling_fid": bf16_scores["fid"], "rows": rows, "reused_ours_from": args.reuse_ours,
+                  "sampling": [{"model": a, "sampler": b, "fid": c["fid"], "seconds": d} for a, b, c, d in sampling], "machine": machine_header(
                       "fast path", device, Sizes("x", 0, 1, 1, "ours"))}
         (out / "fast_path.json").write_text(json.dumps(result, indent=2, default=float))
         print(f"wrote {out / 'fast_path.json'} and the sample grids")

@@ -32,10 +32,9 @@
 # 5. convert between $x_0$ and the noise $\varepsilon$ (eq. 4 inverted, as in eq. 15), and say why errors in $\varepsilon$ hurt most at large $t$;
 # 6. translate between the paper's 1-based $t$ and the package's 0-based index without off-by-one mistakes.
 #
-# **Runtime** (measured: the whole notebook in a fresh kernel, Jupyter start-up included).
-# - **CPU**, on this repo's CI machine (2 cores, shared with other jobs while we measured; `OMP_NUM_THREADS=1`):
-#   full size about 20 s of CPU time, 40–55 s wall clock; CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`)
-#   about 8 s of CPU time, 15–20 s wall clock. Most of it is the 100 000 draws of the numerical proofs in sections 5 and 6.
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle).
+# - **CPU:** full size 18 s wall clock (23 s of CPU time), most of it the 100 000 draws of the numerical
+#   proofs in sections 5 and 6; CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`) 9 s.
 # - **GPU:** not needed, and not measured: everything here is small tensor arithmetic on the CPU, and a laptop is plenty.
 
 # %%

@@ -37,9 +37,8 @@
 #    for every $T$, and the reverse process divides by zero;
 # 5. explore all of this with an interactive widget, after the static figures.
 #
-# **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`): 15 to 35 s on
-# CPU (this repo's CI machine: 2 cores, shared with other jobs, one thread), most of it starting the
-# kernel, importing and drawing figures; about 20 s under `pytest --nbval` at CI size
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle): 9 s wall clock at full size (9 s of CPU time), most of it
+# starting the kernel, importing and drawing figures; 10 s under `pytest --nbval` at CI size
 # (`DDPM_TEACH_SIZE=ci`), which does the same work because nothing here depends on the size. Each
 # redraw of the explorer takes about 0.2 s. **GPU:** not needed and not used. Every computation is a few
 # thousand numbers on the CPU, so a GPU runtime in Colab runs it in about the same time.

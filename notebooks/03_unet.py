@@ -36,10 +36,9 @@
 # 7. read off how class conditioning (with a *null* label) and a learned variance change the model,
 #    and why the model knows nothing about noise schedules.
 #
-# **Runtime.** Measured, executed top to bottom in a fresh kernel:
-# - CPU (this repo's CI machine: 2 cores, one thread, shared with background training jobs): 30 to
-#   55 s at full size and 20 to 35 s at CI size (`pytest --nbval`), kernel start included, over five
-#   runs. The timing cell of §9 takes about half of it.
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
+# - CPU: 12 s wall clock at full size (17 s of CPU time), 10 s at CI size (`pytest --nbval`),
+#   kernel start included. The timing cells of §9 take about a third of it.
 # - GPU: not needed, and not measured for this notebook (none was at hand when it was written): every
 #   cell builds or runs an untrained model on a few images. On a GPU machine the timing cells still run
 #   on the CPU, as written.

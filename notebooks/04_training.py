@@ -43,20 +43,18 @@
 # 8. tell a bug from under-training: with the loss-versus-$t$ curve, samples over training, and the
 #    classifier-FID with its real-versus-real floor; and train the real model from the command line.
 #
-# **Runtime.** Measured, executed top to bottom in a fresh kernel:
-# - CPU (this repo's CI machine: 2 cores, `OMP_NUM_THREADS=1`, shared with up to eight other jobs while
-#   we measured): 6.4 min at full size (twice), of which the short training run of §10 took 3.6 min; the
-#   notebook's own CPU time was about 2.2 min, so on an idle machine of this kind expect about that. About 50 s
-#   at CI size (`pytest --nbval`), kernel start included.
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
+# - CPU: 72 s wall clock at full size (2.2 min of CPU time over the 2 threads), of which the short
+#   training run of §10 took 37 s; 14 s at CI size (`pytest --nbval`), kernel start included.
 # - On a busy machine, set `OMP_NUM_THREADS=1` before starting Jupyter: with two threads competing with
-#   other jobs, the same notebook took 34 min instead, the threads mostly waiting for each other.
+#   other jobs, the same notebook once took 34 min instead of 6, the threads mostly waiting for each other.
 # - GPU: not measured (no GPU was at hand when this was written). On a GPU, training and sampling
 #   run much faster. The short run of §10 is fixed in steps, not in time, so a GPU gets through it in seconds.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest). It sets how many steps the
 # short training run and the resume demonstration take, how many images and timesteps the loss-versus-$t$
 # curves use, how many images are sampled, and whether the classifier-FID is computed (full size only:
-# the evaluator takes about 40 s to load here). Every formula, shape and equality check below prints the
+# the evaluator takes about 7 s to load on an idle 2-core CPU). Every formula, shape and equality check below prints the
 # same at both sizes and is checked by `pytest --nbval`.
 
 # %%
@@ -102,7 +100,7 @@ SHORT_RUN_STEPS = by_size(full=150, ci=3)   # §10: the short CPU training run
 SNAPSHOT_N = by_size(full=8, ci=4)         # §10: images sampled at a few points during that run
 SAMPLE_N = by_size(full=32, ci=8)          # §10: images sampled from the short run and the shipped model
 SAMPLE_STEPS = by_size(full=50, ci=10)     # DDIM steps for those samples
-SCORE_SAMPLES = by_size(full=True, ci=False)  # §11: classifier-FID (loading the evaluator takes ~40 s)
+SCORE_SAMPLES = by_size(full=True, ci=False)  # §11: classifier-FID (loading the evaluator takes several seconds)
 torch.manual_seed(0)
 WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb04_"))  # checkpoints written here
 
@@ -755,7 +753,7 @@ print("the checkpoint on disk is still finite:", all(torch.isfinite(v).all().ite
 # ## 10. A short training run on this CPU, and the shipped model
 #
 # Now the real thing, in miniature: the shipped model's architecture, trained from scratch by `Trainer`
-# with a progress bar, for as many steps as fit in a few minutes on this CPU (at full size; a handful
+# with a progress bar, for 150 steps (at full size; under a minute on an idle 2-core CPU, a handful
 # at CI size). The learning rate is the shipped one, with a warm-up shortened to fit. A callback samples a few
 # images from the EMA weights at three points during the run, with the same starting noise each time.
 
@@ -821,7 +819,7 @@ plt.show()
 
 # %% [markdown]
 # The short run's samples are bad: blobs with a rough clothing-like silhouette at best. That is expected and
-# is not a bug. It is a teaching run, a few minutes of training: at full size 150 steps of 32 images,
+# is not a bug. It is a teaching run, under a minute of training: at full size 150 steps of 32 images,
 # under a tenth of one pass over the data, while the shipped model had many times more steps on twice the
 # batch. A diffusion model has to learn to denoise at every
 # noise level, and its samples are only as good as the worst of those levels that the sampler passes
@@ -885,7 +883,7 @@ plt.show()
 # and that floor grows as the number of images $N$ shrinks. So an FID means something only next to the
 # floor at the same $N$. A model that improves with training moves towards the floor; a bug stays far from
 # it whatever the loss does. With our few samples the numbers are rough, but the order is clear (full size
-# only: loading the evaluator takes about 40 s on this CPU):
+# only: loading the evaluator takes about 7 s on an idle 2-core CPU):
 
 # %%
 # NBVAL_IGNORE_OUTPUT

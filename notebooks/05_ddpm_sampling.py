@@ -38,15 +38,12 @@
 # 6. score samples with the course's classifier-FID, always next to $N$ and the real-vs-real floor,
 #    and read the class histogram of unconditional samples.
 #
-# **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`):
-# - CPU (this repo's CI machine: 2 cores, one thread, shared with background training jobs): at full
-#   size (`DDPM_TEACH_SIZE=full`, the default) about 4 minutes of CPU time (4.1 and 4.3 min in two
-#   runs). The wall-clock time was 10 to 13 minutes, because other jobs kept the machine busy (load
-#   average 7 to 12 on 2 cores); on an idle machine expect it close to the CPU time. Most of it goes
-#   into the 2 × 256 samples of §4 (50 steps each) and the 1000-step trajectory of §2; loading the
-#   evaluator (§6) took 25 to 40 s. At CI size (`DDPM_TEACH_SIZE=ci`: 32 samples of 10 steps, a
-#   20-step trajectory) `pytest --nbval` took about 80 s wall-clock under the same load. The timing
-#   lines under the sampling cells say how long they took on your machine.
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
+# - CPU: 2.5 min wall clock at full size (`DDPM_TEACH_SIZE=full`, the default; 4.8 min of CPU time over the
+#   2 threads). Most of it goes into the 2 × 256 samples of §4 (50 steps each, 51 s per variance) and
+#   the 1000-step trajectory of §2 (28 s); loading the evaluator (§6) takes about 7 s. At CI size
+#   (`DDPM_TEACH_SIZE=ci`: 32 samples of 10 steps, a 20-step trajectory) `pytest --nbval` takes
+#   16 s. The timing lines under the sampling cells say how long they took on your machine.
 # - GPU: not measured (no GPU was at hand when this notebook was written). Every model call here is a
 #   batch of at most 256 images of 28 × 28, which a GPU runs in milliseconds, so expect the kernel
 #   start and the evaluator's data loading to dominate there.

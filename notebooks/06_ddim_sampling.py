@@ -23,8 +23,8 @@
 # step at a time (1000 model calls per image), and respaced it to fewer steps. DDIM (Song, Meng &
 # Ermon 2021, *Denoising Diffusion Implicit Models*, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502))
 # samples from **the same trained model** and adds what respacing alone does not give: a
-# deterministic sampler, a knob $\eta$ for how much fresh noise each step draws, and good samples
-# in 10 to 50 calls. It needs no retraining: it changes only the sampler. This notebook derives it, checks it against the package, and measures what
+# deterministic sampler, a knob $\eta$ for how much fresh noise each step draws, and (on the paper's
+# well-trained models) good samples in 10 to 50 calls. It needs no retraining: it changes only the sampler. This notebook derives it, checks it against the package, and measures what
 # fewer steps cost in quality.
 #
 # **Learning goals.** By the end you can
@@ -39,11 +39,10 @@
 #    spherical interpolation between two $x_T$ morphs one image into another;
 # 6. read a **measured** table of classifier-FID against the number of steps and $\eta$.
 #
-# **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`): about
-# RUNTIME_FULL on CPU at full size (this repo's CI machine: 2 cores, shared with other jobs), most
-# of it the quality table of section 7 (12 sampling runs of 100 images, 540 model calls per image
-# in all); about RUNTIME_CI under `pytest --nbval` at CI size (`DDPM_TEACH_SIZE=ci`: 16 images per
-# cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work); `sample` and
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle): 2.7 min wall clock at full size (5.2 min of CPU time over
+# the 2 threads), most of it the quality table of section 7 (12 sampling runs of 100 images, 540
+# model calls per image in all, 2 min); 21 s under `pytest --nbval` at CI size
+# (`DDPM_TEACH_SIZE=ci`: 16 images per cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work); `sample` and
 # the evaluator run on whatever device the model is on.
 
 # %%
@@ -507,6 +506,16 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# In the stored full-size run the determinism holds: the $\eta = 0$ images at 10, 20 and 50 steps
+# differ from the 100-step image of the same $x_T$ by 0.072, 0.031 and 0.010 per pixel on average,
+# against 0.726 for a different $x_T$, while $\eta = 1$ gives 0.43 to 0.49. The figure also shows
+# something the paper's models do not: 4 of the 8 $\eta = 0$ images are high-contrast speckled
+# textures rather than garments, at every step count, while $\eta = 1$ turns the same $x_T$ into
+# smooth garments. The likely cause is the shipped checkpoint, trained for only 1000 steps of batch 64
+# (about one epoch, `checkpoints/README.md`): its $\hat\varepsilon$ is still inaccurate, and with
+# $\eta = 0$ the errors stay in the image instead of being partly replaced by fresh noise.
+# Section 7 measures what this costs.
+#
 # ## 6. Latent interpolation
 #
 # Because $\eta = 0$ makes the image a smooth function of $x_T$, moving $x_T$ a little moves the
@@ -553,9 +562,16 @@ print("‖lerp‖:       " + " ".join(f"{n:>5.1f}" for n in path_lerp.flatten(1)
 
 # %% [markdown]
 # Now decode every point of the path with deterministic DDIM ($\eta = 0$): three slerp rows, and
-# under them the first pair again with lerp. The slerp rows should morph smoothly from one image
-# to the other with plausible garments in between; the lerp row's middle images are decoded from
-# too-short noise and tend to come out faint or washed out.
+# under them the first pair again with lerp. With a well-trained model (DDIM §5.3) the slerp rows
+# morph smoothly from one image to the other with plausible images in between, and the lerp row's
+# middle images, decoded from too-short noise, come out faint or washed out.
+#
+# The stored run shows this only in part. The third slerp row morphs smoothly from a long, narrow
+# item into a top. The first two change gradually too, but their endpoints and most of the images
+# between are the speckled textures of section 5, not garments. The lerp row's middle images are
+# smooth, flat grey tops: washed out in contrast, as expected, but without the speckle that the
+# slerp row of the same pair shows. Both are likely effects of the under-trained checkpoint (see
+# section 5), not of slerp or lerp as such.
 
 # %%
 starts = torch.cat([slerp(a, b, alphas) for a, b in pairs] + [path_lerp])   # (4·9, 1, 28, 28)
@@ -651,23 +667,39 @@ plt.show()
 
 # %% [markdown]
 # How to read the table (the numbers above are measured on this run; they change with the
-# checkpoint and with N, so read the pattern, not the digits):
+# checkpoint and with N). The stored full-size run is quoted below.
 #
 # * **Rows: cost.** Time per sample grows linearly with the number of steps, one UNet call each
 #   (DDPM needs 1000). The table gives the wall time, averaged over the three η, and the CPU time
 #   of this process: on a machine shared with other jobs the wall time can jump while the CPU
-#   time stays close to the real cost of the work.
+#   time stays close to the real cost of the work. Stored run: 23, 47, 120 and 244 ms of wall time
+#   per sample at 10, 20, 50 and 100 steps, about 2.4 ms per step (CPU time is about twice that,
+#   two threads).
+# * **Rows: quality.** In the paper FID falls as the step count grows, for every η. Here it falls
+#   for η = 0 (14.59, 12.43, 11.73, 11.43 at 10, 20, 50, 100 steps) and for η = 1 (13.91, 12.00,
+#   8.32, 8.40, flat from 50 to 100); η = 0.5 is not monotone (10.51 at 20 steps, 11.31 at 50),
+#   a difference within the noise at this N.
 # * **Columns: η.** DDIM's central finding (their Table 1, on well-trained CIFAR-10 and CelebA
 #   models) is that at few steps the deterministic sampler ($\eta = 0$) beats the stochastic ones,
 #   and the gap closes as the step count grows. The reason is in the right panel of the σ figure:
 #   with few steps each jump is long, and $\eta = 1$ injects a lot of fresh noise per step that the
-#   few remaining steps cannot remove. Compare with the measured rows above. A small, briefly
-#   trained model need not follow the paper: its $\hat\varepsilon$ has errors of its own, and
-#   $\eta = 0$ carries every error forward in the kept noise direction, while fresh noise partly
-#   washes them out. Which effect wins here is what the table measures.
+#   few remaining steps cannot remove. **This run does not show that pattern.** η = 0 has the
+#   highest (worst) FID at every step count. At 10 and 20 steps the three η lie within about 2 points
+#   of each other (10 steps: 14.59, 13.45, 13.91 for η = 0, 0.5, 1), which is within the noise at
+#   N = 100. At 50 and 100 steps η = 1 is about 3 points better than η = 0 (8.32 against 11.73, and
+#   8.40 against 11.43), so the gap widens with more steps instead of closing. The likely reason is
+#   the checkpoint: it was trained for only 1000 steps of batch 64, about one epoch, and stopped before
+#   its learning rate had decayed (`checkpoints/README.md`). Its $\hat\varepsilon$ has errors of its
+#   own; $\eta = 0$ carries every error forward in the kept noise direction, while fresh noise
+#   partly washes them out. The pictures agree: about half of the $\eta = 0$ samples in section 5
+#   and in the right panel above are speckled textures, while the $\eta = 1$ samples from the same
+#   $x_T$ are smooth garments. A 3-point gap at N = 100 is at the edge of what this N can resolve;
+#   a better-trained model and a larger `N_FID` are needed to see whether the paper's ordering
+#   returns.
 # * **The floor.** No sampler is expected to score below the floor, and differences between
 #   cells smaller than the FID's own sampling spread at this N are noise; with N in the low
-#   hundreds, trust the trends more than any single decimal. Raising `N_FID` (and time) tightens every number, floor included.
+#   hundreds, trust the trends more than any single decimal. Here every cell lies well above the
+#   floor (8.3 to 14.6 against 3.02). Raising `N_FID` (and time) tightens every number, floor included.
 #
 # ## 8. Exercises
 #
@@ -716,9 +748,14 @@ ddpm_teach.exercises.nb06.check_timesteps(answer_2)
 #   $t = T-1$; `leading` and `quadratic` start lower and treat pure noise as slightly less noisy.
 # * With $\eta = 0$ the image is a function of $x_T$: the same $x_T$ gives the same image whatever
 #   the generator, nearly the same image at 10 or 100 steps, and slerp between two $x_T$ morphs
-#   one garment into another (lerp shrinks the noise and washes the middle out).
+#   one image into another (lerp shrinks the noise and washes the middle out). With the shipped,
+#   under-trained checkpoint about half of the $\eta = 0$ images are speckled textures, so only some
+#   of the morphs here run between two garments.
 # * The measured table puts numbers on the trade-off between steps, $\eta$ and quality on this
-#   model, always with N and the real-vs-real floor.
+#   model, always with N and the real-vs-real floor. The paper finds $\eta = 0$ best at few steps;
+#   on the shipped checkpoint (about one epoch of training, N = 100 per cell) η = 0 was the worst
+#   column at every step count, tied within noise at 10 and 20 steps and about 3 FID points behind
+#   η = 1 at 50 and 100.
 #
 # **Further reading.** Song et al. 2021, §4.3 and §5.4, on DDIM as an ODE and on reconstructing
 # $x_T$ from an image (encoding by running eq. 12 backwards). Lu et al. 2022, *DPM-Solver*

@@ -38,11 +38,11 @@
 #    classifier-FID (quality and diversity) and conditional accuracy (does the sample show its class?);
 # 5. explore guidance interactively, class by class.
 #
-# **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`):
-# - CPU (this repo's CI machine: 2 cores, shared with background training jobs): RUNTIME_FULL at full
-#   size, RUNTIME_CI under `pytest --nbval` at CI size. Most of it is sampling for the measured sweep of
-#   §5 (a guided step costs two UNet evaluations per image), and about 10 to 40 s goes to loading the
-#   evaluation classifier's reference features (`Evaluator.load()`, 10,000 test images).
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
+# - CPU: 3.4 min wall clock at full size (6.5 min of CPU time over the 2 threads), 20 s under
+#   `pytest --nbval` at CI size. Most of it is sampling for the measured sweep of §5 (2.7 min; a guided
+#   step costs two UNet evaluations per image), and about 7 s goes to loading the evaluation
+#   classifier's reference features (`Evaluator.load()`, 10,000 test images).
 # - GPU: not measured (no GPU was available for this work). Every cell runs on the CPU as written; it has
 #   not been run on a GPU.
 #
@@ -65,7 +65,11 @@ if "google.colab" in sys.modules:
 # ## Imports and the size knob
 #
 # Every size-dependent number comes from `ddpm_teach.course.by_size(full=..., ci=...)`. Sampling is
-# DDIM with $\eta = 0$ (notebook 06): deterministic, and good in 20 to 50 steps.
+# DDIM with $\eta = 0$ (notebook 06): deterministic, so every guidance scale starts from the same
+# noise and follows the same path. The DDIM paper finds $\eta = 0$ good in 20 to 50 steps; with the
+# shipped, under-trained checkpoints notebook 06 measured it somewhat worse than $\eta = 1$
+# (classifier-FID 11.7 against 8.3 at 50 steps, N = 100), and some $\eta = 0$ samples come out as
+# speckled textures. Expect some of those below too.
 
 # %%
 import time
@@ -161,7 +165,11 @@ print("model(x_t, t) with no labels is model(x_t, t, null label):", same)
 # What did the model learn about the classes? The cosine similarity between the rows of the label
 # embedding table (a trained model's picture, so it changes with the checkpoint): classes the model
 # finds alike may get similar embeddings. The null label's row is one more learned vector: the
-# unconditional model's "class".
+# unconditional model's "class". In the stored run the table shows no such structure yet: every
+# off-diagonal similarity lies between −0.2 and 0.2, about what independent random 128-wide vectors
+# give (standard deviation $1/\sqrt{128} \approx 0.09$). After 1000 training steps
+# (`checkpoints/README.md`) the embeddings are still close to unrelated directions, and they still
+# steer the samples, as §4 and §5 show.
 
 # %%
 with torch.no_grad():
@@ -396,15 +404,21 @@ plt.show()
 # What to look for (the exact pictures depend on the checkpoint):
 #
 # * **$s = 0$**: unconditional samples, not sorted by column; some may be hard to name.
-# * **$s = 1$**: plain conditional sampling. Most columns show their class, but a model this small
-#   (trained for minutes on a CPU) is not always sure: look for shirts that could be T-shirts or
-#   pullovers, or items that are no garment at all.
-# * **$s = 1.5$ to $3$**: the classes become unmistakable; outlines get crisper, and items within a
-#   column become more "typical" (less like their $s = 1$ selves).
-# * **$s = 5$**: strongly guided. Contrast rises towards saturation (the sampler clips $\hat x_0$ to
-#   $[-1, 1]$ at every step, so the push past $\varepsilon_c$ ends in bright, flat garments),
-#   textures get exaggerated and, across a class, samples start to look alike. The explorer of §6
-#   goes up to $s = 6$.
+# * **$s = 1$**: plain conditional sampling. A well-trained model shows its class in almost every
+#   column. This small one (1000 steps of batch 64, about one epoch on a CPU: `checkpoints/README.md`)
+#   is not always sure. In the stored run the trouser, pullover, dress, sandal, sneaker and bag columns
+#   show their class (some speckled), while the T-shirt, coat and shirt columns are speckled textures
+#   and the ankle boot is faint.
+# * **$s = 1.5$ to $3$**: more columns show their class, and outlines get crisper. In the stored
+#   run the T-shirt and ankle-boot columns have become a T-shirt and a boot by $s = 3$, while the
+#   shirt column stays a speckled texture up to $s = 5$: guidance changes the shape more than this
+#   texture. (§5 measures it: accuracy 55.5% at $s = 1$, 87.0% at $s = 3$.)
+# * **$s = 5$**: strongly guided. In the paper, contrast rises towards saturation, textures get
+#   exaggerated and, across a class, samples start to look alike. Here contrast rises (the pullover,
+#   coat, bag and boot are brighter than at $s = 3$; the sampler clips $\hat x_0$ to $[-1, 1]$ at every
+#   step, so the push past $\varepsilon_c$ ends in bright, flat garments). With one sample per class
+#   this grid cannot show a loss of diversity, and §5's FID shows none up to $s = 5$. The explorer of
+#   §6 goes up to $s = 6$.
 #
 # ## 5. Measured: quality versus accuracy
 #
@@ -522,39 +536,51 @@ plt.show()
 
 # %% [markdown]
 # **Reading the trade-off.** The numbers are in the table and plots above (they depend on the
-# checkpoint and on $N$); what to look for, and why:
+# checkpoint and on $N$); what to look for, why, and what the stored full-size run ($N = 200$ per
+# scale, DDIM-20) shows:
 #
 # * **Accuracy rises with $s$**: guidance pushes every step towards images the model's implicit
 #   classifier is sure about, and the evaluation classifier mostly agrees with it. At $s = 0$ the
-#   accuracy is near chance (10%), since the labels are ignored. The per-class panel shows which
-#   classes need guidance most (in Fashion-MNIST usually the upper-body garments: shirt, T-shirt,
-#   pullover, coat).
+#   accuracy is near chance (10%), since the labels are ignored. Stored run: 11.5% at $s = 0$, then
+#   55.5%, 66.5%, 75.5%, 87.0% and 96.0% at $s = 1, 1.5, 2, 3, 5$. The 55.5% at $s = 1$ is low for
+#   plain conditional sampling; a well-trained conditional model is expected to score much higher without
+#   guidance. The per-class panel shows which classes need guidance most. In Fashion-MNIST these are
+#   usually the upper-body garments (shirt, T-shirt, pullover, coat). Here, at $s = 1$, the weakest
+#   are coat (25%), sandal (30%), shirt (35%) and dress (45%), while T-shirt is at 70%; at $s = 5$
+#   shirt (85%) and pullover (90%) remain the lowest. Each cell has only 20 samples, so it moves in
+#   steps of 5 points and has a random error of about ±10.
 # * **FID improves while guidance repairs more than it harms.** A wrong-class or malformed sample
 #   is far from the test distribution, and guidance removes many of those, so FID falls at first.
 #   But $p(x_t)\,p(c \mid x_t)^s$ with a large $s$ concentrates on the most typical members of each
-#   class: the samples become alike and contrasty (the lower rows of §4), and FID, which compares
-#   whole distributions, eventually charges for the lost diversity and rises again. In the paper
-#   this U-shape is the central finding (their Tables 1 and 2, ImageNet 64×64 and 128×128: the best
-#   FID at small $w$, 0.1 to 0.3, the best Inception Score at the largest $w$).
-# * **Where does it turn here?** The last line of the table says where this run's best FID is. If
-#   it is at the largest $s$ swept, the turn lies beyond it, for three reasons. The shipped model
-#   is small and was trained for minutes on a CPU, so at $s = 1$ it still draws many ambiguous or
-#   malformed items, and every one that guidance fixes is a large gain. The FID features come from
-#   a classifier, trained to give every boot the same answer, so they see little of the within-class
-#   variety that guidance removes (Inception features on ImageNet see far more). And the sweep stops
-#   at $s = 5$. To find the turn for this model, add larger scales to `SCALES` (each guided scale
-#   adds about a fifth to this cell's time) and look at the pictures as well as the numbers.
+#   class: the samples become alike and contrasty, and FID, which compares whole distributions,
+#   eventually charges for the lost diversity and rises again. In the paper this U-shape is the
+#   central finding (their Tables 1 and 2, ImageNet 64×64 and 128×128: the best FID at small $w$,
+#   0.1 to 0.3, the best Inception Score at the largest $w$).
+# * **This run shows no turn.** The FID falls at every scale: 21.04, 14.17, 10.88, 8.54, 5.36 and
+#   3.22 at $s = 0, 1, 1.5, 2, 3, 5$ (floor 0.90), so the lowest FID is at $s = 5$, the largest scale
+#   swept, and here FID and accuracy improve together instead of trading off. A fall from 14.2 to 3.2
+#   is far larger than the noise at $N = 200$, so the trend is real for this checkpoint; differences of
+#   a point or two between neighbouring scales are not. Likely reasons: the shipped model is small and
+#   was trained for only 1000 steps of batch 64, about one epoch (`checkpoints/README.md`), so at
+#   $s = 1$ it still draws many ambiguous, malformed or speckled items (§4), and every one that guidance
+#   fixes is a large gain. The FID features come from a classifier trained to give every boot the same
+#   answer, so they see little of the within-class variety that guidance removes (Inception features on
+#   ImageNet see far more). And the sweep stops at $s = 5$: if this model has a turn, it lies beyond.
+#   To look for it, add larger scales to `SCALES` (each guided scale adds about a fifth to this cell's
+#   time) and look at the pictures as well as the numbers.
 # * **How much to trust it**: with $N$ = a few hundred, FID has a large bias and a noticeable
 #   random error; compare each FID with the floor, and compare scales with each other (same noise,
 #   same $N$) rather than with published numbers. The classifier that measures accuracy is not the
 #   one that guides (the guide is implicit in the diffusion model), so high accuracy is not just a
-#   classifier being fooled, but it is still one small CNN's opinion.
+#   classifier being fooled, but it is still one small CNN's opinion, and §6 shows it accepting
+#   several speckled samples as shirts.
 #
 # ## 6. The guidance explorer
 #
 # The explorer samples a grid of one class from one fixed noise, at the guidance scale you pick,
 # and the caption says how many of the samples the classifier recognises. Samples it puts in another
-# class get a red frame. The static version first: the class Shirt, usually the hardest, at four
+# class get a red frame. The static version first: the class Shirt, usually the hardest in
+# Fashion-MNIST (in §5 it is among the weakest at $s = 1$, 35%, and the weakest at $s = 5$, 85%), at four
 # scales, drawn with the explorer's own pure functions, `guidance_state` and `plot_guidance_state`
 # (in `ddpm_teach.widgets`).
 
@@ -579,9 +605,16 @@ plt.show()
 
 # %% [markdown]
 # Now interactively. `GuidanceExplorer` (in `ddpm_teach.widgets`) has a class menu, the guidance
-# scale $s$ from 0 to 6, and the number of DDIM steps. Each new setting is sampled once (a second
-# or two on a CPU with the defaults; a guided step costs two UNet evaluations per image) and cached,
-# so going back is instant. Things to try:
+# scale $s$ from 0 to 6, and the number of DDIM steps. Each new setting is sampled once (the four
+# static grids above, 16 samples at DDIM-10, took 2.5 s in all on the CPU in the stored run; a guided
+# step costs two UNet evaluations per image) and cached, so going back is instant.
+#
+# In the stored run the classifier calls 4, 11, 14 and 14 of the 16 static samples "Shirt" at
+# $s = 0, 1, 3, 6$: guidance helps up to $s = 3$ and adds nothing measurable after that. Several
+# samples stay speckled textures at every scale, and the classifier counts most of them as shirts,
+# so for this under-trained checkpoint the accuracy overstates how good the samples look.
+#
+# Things to try:
 #
 # 1. Shirt: move $s$ from 0 to 6 and watch the caption's accuracy and the red frames.
 # 2. Trouser or Bag (easy classes): already right at $s = 1$; what does more guidance add?
@@ -653,11 +686,12 @@ ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in pass
 #   $(1+w)\varepsilon_c - w\varepsilon_u$, with $w = s - 1$. $s = 0$ is unconditional, $s = 1$ plain
 #   conditional, $s > 1$ guided. It follows the gradient of $\log p(x_t) + s \log p(c \mid x_t)$ with
 #   the classifier implicit in the diffusion model, and costs two UNet evaluations per step.
-# * The measured trade-off: as $s$ grows, conditional accuracy rises while the samples of a class
-#   become more alike. Classifier-FID improves while guidance repairs more samples than it
-#   over-sharpens, and worsens after that; where it turns depends on the model and on the features
-#   (for the small shipped model it can lie beyond the scales swept). Report every FID with its $N$
-#   and the real-vs-real floor.
+# * The trade-off, as the paper measured it: as $s$ grows, conditional accuracy rises while the
+#   samples of a class become more alike. Classifier-FID improves while guidance repairs more samples
+#   than it over-sharpens, and worsens after that; where it turns depends on the model and on the
+#   features. For the small, under-trained shipped model there is no turn up to $s = 5$: FID fell from
+#   14.2 at $s = 1$ to 3.2 at $s = 5$ while accuracy rose from 55.5% to 96.0% ($N = 200$). Report every
+#   FID with its $N$ and the real-vs-real floor.
 # * `GuidanceExplorer` shows it class by class; `guidance_state` is the same logic as a plain,
 #   tested function.
 #

@@ -41,13 +41,11 @@
 #    helps there;
 # 6. measure it: learned against fixed variances at 25, 50 and 100 DDPM steps, with classifier-FID.
 #
-# **Runtime** (measured, whole notebook, fresh kernel, `jupyter nbconvert --execute`):
-# - CPU (this repo's CI machine: 2 cores, one thread, shared with other jobs, load average 7 to 12 during
-#   the runs): 18 to 20 min at full size (three runs: 1072, 1138 and 1198 s), of which about 17 to 19 min
-#   (1004 s in the run stored here) is the sampling of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images: 67,200 image-forwards of
-#   the UNet at about 15 ms each under that load). On an idle machine a forward costs roughly a third of
-#   that (0.2 to 0.4 s per batch of 64), so expect about 6 to 8 min there; not measured end to end.
-#   At CI size: about 80 s under `pytest --nbval` (30 to 45 s of it loading the evaluator).
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
+# - CPU: 4.1 min wall clock at full size (6.8 min of CPU time over the 2 threads), of which 3.8 min is
+#   the sampling of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images: 67,200
+#   image-forwards of the UNet). At CI size: 21 s under `pytest --nbval` (about 7 s of it
+#   loading the evaluator).
 # - GPU: not measured (no GPU was available for this work). Almost all of the time is UNet forward passes
 #   on small batches, which a GPU (a Colab T4, say) runs many times faster.
 #

@@ -466,3 +466,14 @@ def test_cpu_fast_preset_is_the_benchmarked_configuration():
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="cpu-fast"):
         training.preset("laptop")
+
+
+def test_gpu_preset_trains_on_cpu_in_fp32(tmp_path):
+    # the GPU path's settings, minus torch.compile (minutes on a CPU), on a tiny model: on a CPU
+    # "auto" mixed precision is plain fp32 and the data stay where they are
+    values = {k: v for k, v in training.preset("gpu").items() if k in TrainConfig.__dataclass_fields__}
+    values.update(compile=False, batch_size=8, steps=2, out_dir=str(tmp_path), device="cpu", T=50)
+    trainer = Trainer(TrainConfig(**values), tiny_model_config(), data=random_image_data())
+    assert trainer.amp_dtype is None and trainer.data.images.device.type == "cpu"
+    losses = trainer.train(progress=False)
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
