@@ -47,11 +47,23 @@ def test_fast_path_smoke(capsys, tmp_path):
 
     assert fast_path.main(["--smoke", "--threads", "1", "--out", str(tmp_path)]) == 0
     output = capsys.readouterr().out
-    ratio = _ratio(output, "train")
-    assert math.isfinite(ratio) and ratio > 0
+    for line in ("ratio ours/diffusers train img/s in this run", "ratio diffusers/ours classifier-FID at equal budget"):
+        match = re.search(rf"^{re.escape(line)}[^:]*: (\S+)$", output, flags=re.MULTILINE)
+        assert match and math.isfinite(float(match.group(1))) and float(match.group(1)) > 0, (line, output)
     fids = re.findall(r"^(ours|diffusers)\s.*\s(\d+\.\d\d)$", output, flags=re.MULTILINE)  # the table rows
     assert [name for name, _ in fids] == ["ours", "diffusers"], output
     assert all(math.isfinite(float(fid)) and float(fid) > 0 for _, fid in fids)
     assert output.count("recognisable (classifier-FID <=") == 2
     for name in ("fast_path_ours.png", "fast_path_diffusers.png", "fast_path_ours.npz", "fast_path.json"):
         assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.slow
+def test_precision_check_smoke(capsys):
+    from benchmarks import precision_check
+
+    assert precision_check.main(["--smoke", "--threads", "1"]) == 0
+    output = capsys.readouterr().out
+    match = re.search(r"^ratio fp32/fast-path classifier-FID: (\S+)$", output, flags=re.MULTILINE)
+    assert match and math.isfinite(float(match.group(1))) and float(match.group(1)) > 0, output
+    assert re.search(r"^fp32 eager\s", output, flags=re.MULTILINE), output
