@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -44,13 +43,13 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import COURSE_UNET, build_peer, diffusers_version, machine_header, num_parameters, Sizes  # noqa: E402
+from benchmarks.common import COURSE_UNET, Sizes, build_peer, machine_header, num_parameters  # noqa: E402
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.plotting import save_image_grid  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
-from ddpm_teach.training import TrainConfig, Trainer, preset  # noqa: E402
+from ddpm_teach.training import TrainConfig, Trainer, preset_configs  # noqa: E402
 from ddpm_teach.unet import UNetConfig  # noqa: E402
 
 RECOGNISABLE_FID = 20.0    # classifier-FID at N=1000 (see the README's "Performance" section)
@@ -59,13 +58,16 @@ CALIBRATION = Trainer.CALIBRATION_STEPS
 
 
 def fast_path_configs(minutes: float, out_dir: str, compile: bool = True) -> tuple[TrainConfig, UNetConfig]:
-    """The package's ``cpu-fast`` preset, split into its TrainConfig and UNetConfig parts."""
-    values = {**preset("cpu-fast"), "max_minutes": minutes, "out_dir": out_dir, "checkpoint_every": 0}
-    values["compile"] = values["compile"] and compile
-    model_fields = set(UNetConfig.__dataclass_fields__)
-    train = TrainConfig(**{k: v for k, v in values.items() if k not in model_fields})
-    model = UNetConfig(**{k: v for k, v in values.items() if k in model_fields})
-    return train, model
+    """The package's ``cpu-fast`` preset with this run's budget and folder."""
+    config, model_config = preset_configs("cpu-fast", max_minutes=minutes, out_dir=out_dir, checkpoint_every=0)
+    config.compile = config.compile and compile
+    return config, model_config
+
+
+def setup_label(config: TrainConfig) -> str:
+    """How a run computes: "bf16 autocast + torch.compile", "fp32 eager", ..."""
+    return (("bf16 autocast" if config.mixed_precision == "bf16" else "fp32")
+            + (" + torch.compile" if config.compile else " eager"))
 
 
 def train_ours(data, minutes: float, out_dir: str, seed: int, compile: bool = True):
@@ -79,8 +81,7 @@ def train_ours(data, minutes: float, out_dir: str, seed: int, compile: bool = Tr
     seconds = time.perf_counter() - started
     model = copy.deepcopy(trainer.ema.module).eval()
     return model, trainer.schedule, {
-        "model": "ours", "setup": ("bf16 autocast" if config.mixed_precision == "bf16" else "fp32")
-        + (" + torch.compile" if config.compile else " + eager") + " (python -m ddpm_teach train --preset cpu-fast)",
+        "model": "ours", "setup": setup_label(config) + " (python -m ddpm_teach train --preset cpu-fast)",
         "parameters": num_parameters(trainer.model), "steps": trainer.step, "seconds": seconds,
         "img_per_s": trainer.step * config.batch_size / seconds, "final_loss": sum(trainer.loss_history[-50:]) / 50,
         "lr": config.lr, "batch": config.batch_size, "ema_decay": config.ema_decay,

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import Sizes, machine_header  # noqa: E402
-from benchmarks.fast_path import ddim_ours, fast_path_configs  # noqa: E402
+from benchmarks.fast_path import ddim_ours, fast_path_configs, setup_label  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.training import Trainer  # noqa: E402
@@ -39,9 +39,7 @@ def train(data, steps: int, fast: bool, out_dir: str, seed: int, compile: bool =
     trainer = Trainer(config, model_config, data=data)
     trainer.train(progress=True)
     seconds = time.perf_counter() - started
-    label = (("bf16 autocast" if config.mixed_precision == "bf16" else "fp32")
-             + (" + torch.compile" if config.compile else " eager")) if fast else "fp32 eager"
-    return trainer.ema.module.eval(), trainer.schedule, label, seconds, sum(trainer.loss_history[-50:]) / min(50, steps)
+    return trainer.ema.module.eval(), trainer.schedule, setup_label(config), seconds, sum(trainer.loss_history[-50:]) / min(50, steps)
 
 
 def main(argv: list[str] | None = None) -> int:

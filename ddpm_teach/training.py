@@ -21,7 +21,7 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -37,7 +37,7 @@ from .losses import hybrid_loss, simple_loss
 from .schedules import NoiseSchedule, ScheduleKind
 from .unet import UNet, UNetConfig
 
-__all__ = ["TrainConfig", "Trainer", "PRESETS", "preset", "NonFiniteLossError", "diffusion_loss", "lr_at", "BatchOrder", "make_ema", "ema_decay_at"]
+__all__ = ["TrainConfig", "Trainer", "PRESETS", "preset", "preset_configs", "NonFiniteLossError", "diffusion_loss", "lr_at", "BatchOrder", "make_ema", "ema_decay_at"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -124,6 +124,15 @@ def preset(name: str) -> dict:
         return {"batch_size": 256, "lr": 2e-4, "mixed_precision": "auto", "compile": True, "steps": 20_000,
                 "out_dir": "runs/gpu"}
     raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+
+
+def preset_configs(name: str, **overrides) -> tuple[TrainConfig, UNetConfig]:
+    """A preset (with ``overrides`` on top) as the ``(TrainConfig, UNetConfig)`` pair that
+    ``Trainer`` takes, e.g. ``Trainer(*preset_configs("cpu-fast", max_minutes=5))``."""
+    values = {**preset(name), **overrides}
+    model_fields = {f.name for f in fields(UNetConfig)}
+    return (TrainConfig(**{k: v for k, v in values.items() if k not in model_fields}),
+            UNetConfig(**{k: v for k, v in values.items() if k in model_fields}))
 
 
 def lr_at(step: int, config: TrainConfig) -> float:

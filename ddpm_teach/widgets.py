@@ -135,7 +135,19 @@ def _default_image() -> tuple[torch.Tensor | None, str]:
     return x0, ""
 
 
-class ScheduleExplorer:
+class _FigureInOutput:
+    """What both explorers share: one figure at a time in an ``ipywidgets.Output`` (``self.output``)."""
+
+    def _show(self, fig) -> None:
+        """Replace the output area's figure (works in JupyterLab, Notebook 7, VS Code and Colab)."""
+        with self.output:
+            clear_output(wait=True)
+            display(fig)
+        self.figure = fig
+        self.draw_count += 1
+
+
+class ScheduleExplorer(_FigureInOutput):
     """Controls for a noise schedule and a timestep, and what they imply, redrawn on every change.
 
     Attributes:
@@ -296,13 +308,6 @@ class ScheduleExplorer:
         plt.close(fig)   # shown once, in the output area, not again by the inline backend
         return fig
 
-    def _show(self, fig) -> None:
-        """Replace the output area's figure (works in JupyterLab, Notebook 7, VS Code and Colab)."""
-        with self.output:
-            clear_output(wait=True)
-            display(fig)
-        self.figure = fig
-        self.draw_count += 1
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:
@@ -494,7 +499,7 @@ def _default_classifier():
     return net.eval(), ckpt.get("classes"), ""
 
 
-class GuidanceExplorer:
+class GuidanceExplorer(_FigureInOutput):
     """A class, a guidance scale and a number of DDIM steps, and a grid of samples they give.
 
     Attributes:
@@ -618,12 +623,6 @@ class GuidanceExplorer:
         plt.close(fig)   # shown once, in the output area, not again by the inline backend
         return fig
 
-    def _show(self, fig) -> None:
-        with self.output:
-            clear_output(wait=True)
-            display(fig)
-        self.figure = fig
-        self.draw_count += 1
 
     # ------------------------------------------------------------------ display
     def __repr__(self) -> str:

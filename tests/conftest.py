@@ -44,3 +44,39 @@ def tiny_unet():
         return model.eval()
 
     return build
+
+
+class FakeOutputArea:
+    """Stands in for the browser side of an ipywidgets ``Output``: ``clear_output(wait=True)``
+    empties it when the next output arrives, ``display`` appends.  Records every call."""
+
+    def __init__(self):
+        self.outputs: list = []
+        self.calls: list[str] = []
+        self._pending_clear = False
+
+    def display(self, obj, **kwargs):
+        if self._pending_clear:
+            self.outputs.clear()
+            self._pending_clear = False
+        self.outputs.append(obj)
+        self.calls.append("display")
+
+    def clear_output(self, wait=False):
+        self.calls.append(f"clear(wait={wait})")
+        if wait:
+            self._pending_clear = True
+        else:
+            self.outputs.clear()
+
+
+@pytest.fixture
+def area(monkeypatch):
+    """The explorers' output area, recorded instead of shown (``ddpm_teach.widgets`` draws into it)."""
+    pytest.importorskip("ipywidgets")
+    from ddpm_teach import widgets
+
+    fake = FakeOutputArea()
+    monkeypatch.setattr(widgets, "display", fake.display)
+    monkeypatch.setattr(widgets, "clear_output", fake.clear_output)
+    return fake

@@ -8,20 +8,7 @@ import torch
 from ddpm_teach.exercises import nb03
 from ddpm_teach.unet import ResBlock, UNet, UNetConfig, trace_shapes
 
-
-def _passes(capsys, check, answer) -> bool:
-    ok = check(answer)
-    out = capsys.readouterr().out
-    assert isinstance(ok, bool)
-    assert out.startswith("Correct!") if ok else out.startswith("Not yet. Hint:")
-    return ok
-
-
-def _hint(capsys, check, answer) -> str:
-    assert check(answer) is False
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet. Hint:")
-    return out
+from helpers_exercises import hint as _hint, passes as _passes
 
 
 # ------------------------------------------------------------------ exercise 1: shape

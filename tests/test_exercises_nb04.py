@@ -11,20 +11,7 @@ import torch.nn.functional as F
 from ddpm_teach.exercises import nb04
 from ddpm_teach.training import TrainConfig, diffusion_loss, ema_decay_at, lr_at
 
-
-def _passes(capsys, check, *answer) -> bool:
-    ok = check(*answer)
-    out = capsys.readouterr().out
-    assert isinstance(ok, bool)
-    assert out.startswith("Correct!") if ok else out.startswith("Not yet. Hint:")
-    return ok
-
-
-def _hint(capsys, check, *answer) -> str:
-    assert check(*answer) is False
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet. Hint:")
-    return out
+from helpers_exercises import hint as _hint, passes as _passes
 
 
 # ------------------------------------------------------------------ exercise 1: the loss of Algorithm 1

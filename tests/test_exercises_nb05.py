@@ -11,23 +11,10 @@ import torch
 
 from ddpm_teach.exercises import nb05
 
+from helpers_exercises import hint as _hint, passes as _passes
+
 BETAS = np.linspace(1e-4, 0.02, 1000)          # DDPM's linear schedule, 0-based
 ALPHA_BAR = np.cumprod(1.0 - BETAS)
-
-
-def _passes(capsys, check, answer) -> bool:
-    ok = check(answer)
-    out = capsys.readouterr().out
-    assert isinstance(ok, bool)
-    assert out.startswith("Correct!") if ok else out.startswith("Not yet. Hint:")
-    return ok
-
-
-def _hint(capsys, check, answer) -> str:
-    assert check(answer) is False
-    out = capsys.readouterr().out
-    assert out.startswith("Not yet. Hint:")
-    return out
 
 
 def eps_coef_numpy(t: int) -> float:

@@ -455,9 +455,9 @@ def test_cpu_fast_preset_is_the_benchmarked_configuration():
     values = training.preset("cpu-fast")
     model_fields, train_fields = set(UNetConfig.__dataclass_fields__), set(TrainConfig.__dataclass_fields__)
     assert set(values) <= model_fields | train_fields
-    model = UNet(UNetConfig(**{k: v for k, v in values.items() if k in model_fields}))
-    assert 1.0e6 < model.num_parameters() < 1.2e6
-    config = TrainConfig(**{k: v for k, v in values.items() if k in train_fields})
+    config, model_config = training.preset_configs("cpu-fast")
+    assert 1.0e6 < UNet(model_config).num_parameters() < 1.2e6
+    assert model_config.base_channels == values["base_channels"] and config.lr == values["lr"]
     assert config.compile and config.max_minutes == 15.0 and config.batch_size == 64
     assert config.mixed_precision == ("bf16" if cpu_has_native_bf16() else "no")
     assert set(training.preset("gpu")) <= train_fields
@@ -471,9 +471,10 @@ def test_unknown_preset_is_a_clear_error():
 def test_gpu_preset_trains_on_cpu_in_fp32(tmp_path):
     # the GPU path's settings, minus torch.compile (minutes on a CPU), on a tiny model: on a CPU
     # "auto" mixed precision is plain fp32 and the data stay where they are
-    values = {k: v for k, v in training.preset("gpu").items() if k in TrainConfig.__dataclass_fields__}
-    values.update(compile=False, batch_size=8, steps=2, out_dir=str(tmp_path), device="cpu", T=50)
-    trainer = Trainer(TrainConfig(**values), tiny_model_config(), data=random_image_data())
+    config, _ = training.preset_configs("gpu", compile=False, batch_size=8, steps=2, out_dir=str(tmp_path),
+                                        device="cpu", T=50)
+    assert config.mixed_precision == "auto" and config.lr == training.preset("gpu")["lr"]
+    trainer = Trainer(config, tiny_model_config(), data=random_image_data())
     assert trainer.amp_dtype is None and trainer.data.images.device.type == "cpu"
     losses = trainer.train(progress=False)
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)

@@ -41,38 +41,6 @@ def expected_caption(kind: str, T: int, t: int, **betas) -> str:
             f"x_t = {coef(ref['signal'])}·x_0 + {coef(ref['noise'])}·ε")
 
 
-class FakeOutputArea:
-    """Stands in for the browser side of the ``Output`` widget: ``clear_output(wait=True)``
-    empties it when the next output arrives, ``display`` appends.  Records every call."""
-
-    def __init__(self):
-        self.outputs: list = []
-        self.calls: list[str] = []
-        self._pending_clear = False
-
-    def display(self, obj, **kwargs):
-        if self._pending_clear:
-            self.outputs.clear()
-            self._pending_clear = False
-        self.outputs.append(obj)
-        self.calls.append("display")
-
-    def clear_output(self, wait=False):
-        self.calls.append(f"clear(wait={wait})")
-        if wait:
-            self._pending_clear = True
-        else:
-            self.outputs.clear()
-
-
-@pytest.fixture
-def area(monkeypatch):
-    fake = FakeOutputArea()
-    monkeypatch.setattr(explorer_module, "display", fake.display)
-    monkeypatch.setattr(explorer_module, "clear_output", fake.clear_output)
-    return fake
-
-
 @pytest.fixture
 def image():
     """A 1×8×8 test pattern in [-1, 1] (the explorer takes any image; no dataset needed)."""

@@ -26,38 +26,6 @@ NUM_CLASSES = 3
 NAMES = ["circle", "square", "star"]
 
 
-class FakeOutputArea:
-    """The browser side of the ``Output`` widget: ``clear_output(wait=True)`` empties it when the
-    next output arrives, ``display`` appends.  Records every call."""
-
-    def __init__(self):
-        self.outputs: list = []
-        self.calls: list[str] = []
-        self._pending_clear = False
-
-    def display(self, obj, **kwargs):
-        if self._pending_clear:
-            self.outputs.clear()
-            self._pending_clear = False
-        self.outputs.append(obj)
-        self.calls.append("display")
-
-    def clear_output(self, wait=False):
-        self.calls.append(f"clear(wait={wait})")
-        if wait:
-            self._pending_clear = True
-        else:
-            self.outputs.clear()
-
-
-@pytest.fixture
-def area(monkeypatch):
-    fake = FakeOutputArea()
-    monkeypatch.setattr(explorer_module, "display", fake.display)
-    monkeypatch.setattr(explorer_module, "clear_output", fake.clear_output)
-    return fake
-
-
 @pytest.fixture
 def model(tiny_unet):
     return tiny_unet(num_classes=NUM_CLASSES)

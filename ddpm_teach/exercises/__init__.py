@@ -6,10 +6,32 @@ or prints a hint that says what to look at and returns False.  They are tested i
 """
 from __future__ import annotations
 
-__all__ = ["report"]
+import math
+
+__all__ = ["report", "as_float", "close"]
 
 
 def report(ok: bool, hint: str, success: str = "Correct!") -> bool:
     """Print the outcome of a check and return it."""
     print(success if ok else f"Not yet. Hint: {hint}")
     return bool(ok)
+
+
+def as_float(answer, *, strings: bool = False) -> float | None:
+    """The learner's answer as a finite float: a Python number, a numpy scalar or a one-element
+    tensor or array; None for anything else.  ``True`` is an int to Python but not an answer here,
+    and numeric text ("0.36") counts only with ``strings=True``."""
+    if isinstance(answer, bool) or (isinstance(answer, (str, bytes)) and not strings):
+        return None
+    if hasattr(answer, "numel") and answer.numel() != 1:
+        return None
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def close(a: float, b: float, rel: float) -> bool:
+    """a and b agree to the relative tolerance ``rel`` (or both are within 1e-12 of zero)."""
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)

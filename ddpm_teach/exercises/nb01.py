@@ -8,14 +8,13 @@ The common wrong answers (the paper's 1-based t instead of the 0-based index, �
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
 
 from ..forward import predict_x0_from_eps, q_sample
 from ..schedules import NoiseSchedule
-from . import report
+from . import as_float, close, report
 
 __all__ = ["check_alpha_bar_t500", "check_first_t_below_half", "check_predict_x0_from_eps"]
 
@@ -30,45 +29,28 @@ def _schedule() -> NoiseSchedule:
     return NoiseSchedule.from_name(_KIND, _T)
 
 
-def _as_float(answer) -> float | None:
-    """A plain number, a 0-d (or one-element) tensor or numpy value as a float; None otherwise."""
-    if isinstance(answer, (bool, str, bytes)):   # True is an int in Python; "0.5" is text, not a number
-        return None
-    try:
-        if isinstance(answer, torch.Tensor):
-            return float(answer.item()) if answer.numel() == 1 else None
-        value = float(answer)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _close(a: float, b: float, rel_tol: float = _REL_TOL) -> bool:
-    return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12)
-
-
 def check_alpha_bar_t500(answer) -> bool:
     """Exercise 1: ᾱ at the paper's t = 500 (0-based index 499) of the linear schedule, T = 1000.
 
     ``answer``: a number (float, or a one-element tensor), to about 4 significant digits."""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float or a one-element tensor), got {answer!r}.")
     schedule = _schedule()
     index = _PAPER_T - 1
     truth = schedule.alphas_cumprod[index].item()
-    if _close(value, truth):
+    if close(value, truth, _REL_TOL):
         return report(True, "")
-    if _close(value, schedule.alphas_cumprod[index + 1].item()):
+    if close(value, schedule.alphas_cumprod[index + 1].item(), _REL_TOL):
         return report(False, "that is ᾱ at index 500, the paper's t = 501. The package counts from 0: "
                              "the paper's t is the index t − 1, so use schedule.alphas_cumprod[499].")
-    if _close(value, schedule.alphas_cumprod[index - 1].item()):
+    if close(value, schedule.alphas_cumprod[index - 1].item(), _REL_TOL):
         return report(False, "that is ᾱ at index 498, one step too early: the paper's t = 500 is index 499.")
-    if _close(value, schedule.sqrt_alphas_cumprod[index].item()):
+    if close(value, schedule.sqrt_alphas_cumprod[index].item(), _REL_TOL):
         return report(False, "that is √ᾱ_t, the scale of x_0 in eq. 4. ᾱ_t itself is its square.")
-    if _close(value, 1.0 - truth):
+    if close(value, 1.0 - truth, _REL_TOL):
         return report(False, "that is 1 − ᾱ_t, the noise variance of eq. 4. The question asks for ᾱ_t.")
-    if _close(value, schedule.alphas[index].item()) or _close(value, schedule.alphas[index + 1].item()):
+    if any(close(value, schedule.alphas[i].item(), _REL_TOL) for i in (index, index + 1)):
         return report(False, "that is α_t = 1 − β_t of one step. ᾱ_t is the product of all the α_s up to t "
                              "(schedule.alphas_cumprod, or torch.cumprod(1 - betas, 0)).")
     return report(False, "ᾱ_t = Π_{s=1..t} (1 − β_s) with the paper's t = 500; in code that is "
@@ -78,7 +60,7 @@ def check_alpha_bar_t500(answer) -> bool:
 
 def _as_index(answer) -> int | None:
     """An integer answer (int, integral float, or one-element integer tensor); None otherwise."""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None or value != int(value):
         return None
     return int(value)

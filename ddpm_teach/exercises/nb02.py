@@ -10,7 +10,7 @@ import math
 import numbers
 
 from ..schedules import NoiseSchedule
-from . import report
+from . import as_float, close, report
 
 __all__ = ["check_alpha_bar_T", "check_smallest_T", "smallest_T_below", "SNR_TARGET"]
 
@@ -22,28 +22,16 @@ def _last(kind: str, T: int, name: str, **kwargs) -> float:
     return float(getattr(NoiseSchedule.from_name(kind, T, **kwargs), name)[-1])
 
 
-def _close(a: float, b: float, rel: float = 2e-3) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
-
-
-def _as_float(answer) -> float | None:
-    try:
-        value = float(answer)          # accepts Python numbers, numpy scalars, 0-d tensors
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def check_alpha_bar_T(answer) -> bool:
     """Exercise 1: ᾱ_T, the signal variance left at the last step, of the DDPM linear schedule
     (β from 1e-4 to 0.02, not rescaled) with T = 100.  Three significant digits are enough."""
-    value = _as_float(answer)
+    value = as_float(answer, strings=True)
     if value is None:
         return report(False, f"give one number (a float), not {type(answer).__name__}.")
     T = 100
     schedule = NoiseSchedule.from_name("linear", T)
     alpha_bar_T = float(schedule.alphas_cumprod[-1])
-    if _close(value, alpha_bar_T):
+    if close(value, alpha_bar_T, 2e-3):
         return report(True, "", success=f"Correct! ᾱ_T = {alpha_bar_T:.4f}: after 100 linear steps x_T still "
                                          f"holds √ᾱ_T = {math.sqrt(alpha_bar_T):.2f} of x_0.")
     wrong = [
@@ -59,7 +47,7 @@ def check_alpha_bar_T(answer) -> bool:
                                                  "Π (1 − β_t), i.e. schedule.alphas_cumprod[-1]."),
     ]
     for wrong_value, hint in wrong:
-        if _close(value, wrong_value):
+        if close(value, wrong_value, 2e-3):
             return report(False, hint)
     return report(False, "ᾱ_T = Π_t (1 − β_t) over all T = 100 betas of make_betas('linear', 100); "
                          "NoiseSchedule.from_name('linear', 100).alphas_cumprod[-1] holds it.")
@@ -79,7 +67,7 @@ def check_smallest_T(answer) -> bool:
     if isinstance(answer, bool):
         return report(False, f"T is a whole number of steps; got {answer!r}.")
     if not isinstance(answer, numbers.Integral):
-        value = _as_float(answer)
+        value = as_float(answer, strings=True)
         if value is None or value != int(value):
             return report(False, f"T is a whole number of steps; got {answer!r}.")
         answer = int(value)

@@ -11,7 +11,7 @@ import math
 
 from ..samplers import DDPMSampler
 from ..schedules import NoiseSchedule
-from . import report
+from . import as_float, close, report
 
 __all__ = [
     "EPS_COEF_T",
@@ -31,20 +31,6 @@ def _schedule() -> NoiseSchedule:
     return NoiseSchedule.from_name("linear", 1000)
 
 
-def _as_float(answer) -> float | None:
-    if isinstance(answer, bool):
-        return None
-    try:
-        value = float(answer)          # Python numbers, numpy scalars, 0-d tensors
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _close(a: float, b: float, rel: float) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-15)
-
-
 def eps_coefficient(t: int = EPS_COEF_T, schedule: NoiseSchedule | None = None) -> float:
     """The factor in front of ε_θ in DDPM eq. 11, μ_θ = (x_t − β_t/√(1−ᾱ_t) ε_θ)/√α_t:
     β_t / (√α_t √(1 − ᾱ_t)), at 0-based index ``t``."""
@@ -57,16 +43,16 @@ def check_eps_coefficient(answer) -> bool:
     """Exercise 1: in eq. 11, μ_θ(x_t, t) = 1/√α_t · (x_t − β_t/√(1−ᾱ_t) · ε_θ(x_t, t)), the
     number that multiplies ε_θ, for the linear schedule (T = 1000) at 0-based index t = 500.
     Four significant digits are enough."""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {answer!r}.")
     schedule, t = _schedule(), EPS_COEF_T
     right = eps_coefficient(t, schedule)
     rel = 4e-4
-    if _close(value, right, rel):
+    if close(value, right, rel):
         return report(True, "", success=f"Correct! β_t/(√α_t·√(1−ᾱ_t)) = {right:.5f} at t = {t}: each step removes "
                                          "only about 1% of the predicted noise, which is why DDPM needs so many steps.")
-    if _close(value, -right, rel):
+    if close(value, -right, rel):
         return report(False, "right size, wrong sign. μ_θ subtracts the noise; the question asks for the magnitude "
                              "of the factor in front of ε_θ (a positive number).")
     beta, alpha, alpha_bar = (float(getattr(schedule, n)[t]) for n in ("betas", "alphas", "alphas_cumprod"))
@@ -85,7 +71,7 @@ def check_eps_coefficient(answer) -> bool:
                       f"that is the value at 0-based index {slip.split('= ')[1]}. Use index t = {t}: "
                       f"schedule.betas[{t}], schedule.alphas_cumprod[{t}] (index 0 is the paper's t = 1)."))
     for wrong_value, hint in wrong:
-        if _close(value, wrong_value, rel):
+        if close(value, wrong_value, rel):
             return report(False, hint)
     return report(False, f"read eq. 11 as (1/√α_t)·(β_t/√(1−ᾱ_t)): take schedule.betas[{t}], schedule.alphas[{t}] "
                          f"and schedule.alphas_cumprod[{t}] of NoiseSchedule.from_name('linear', 1000).")
@@ -102,14 +88,14 @@ def respaced_first_beta(steps: int = RESPACED_STEPS, schedule: NoiseSchedule | N
 def check_respaced_first_beta(answer) -> bool:
     """Exercise 2: ``DDPMSampler(schedule, steps=20)`` samples over the timesteps
     τ = 999, 946, 894, ..., 0.  What is β' of its first step, from t = 999 to t = 946?"""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {answer!r}.")
     schedule = _schedule()
     sampler = DDPMSampler(schedule, steps=RESPACED_STEPS)
     tau = [int(t) for t in sampler.timesteps]
     right = respaced_first_beta(RESPACED_STEPS, schedule)
-    if _close(value, right, 1e-3):
+    if close(value, right, 1e-3):
         return report(True, "", success=f"Correct! β' = 1 − ᾱ_{tau[0]}/ᾱ_{tau[1]} = {right:.4f}, far larger than "
                                          f"β_{tau[0]} = {float(schedule.betas[tau[0]]):.2f}: one respaced step does the "
                                          f"work of {tau[0] - tau[1]} original ones.")
@@ -127,7 +113,7 @@ def check_respaced_first_beta(answer) -> bool:
     wrong.append((ten, f"that is β' of the first step with steps=10 (§3 prints it). With steps={RESPACED_STEPS} the "
                        f"first jump is shorter, from t = {tau[0]} to t = {tau[1]}."))
     for wrong_value, hint in wrong:
-        if _close(value, wrong_value, 1e-3):
+        if close(value, wrong_value, 1e-3):
             return report(False, hint)
     return report(False, f"β' of a respaced step τ_i → τ_(i−1) is 1 − ᾱ_(τ_i)/ᾱ_(τ_(i−1)); here τ_i = {tau[0]} and "
                          f"τ_(i−1) = {tau[1]} (check sampler.timesteps, and sampler.respaced.betas[-1]).")

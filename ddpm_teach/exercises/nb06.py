@@ -14,7 +14,7 @@ import torch
 
 from ..samplers import DDIMSampler
 from ..schedules import NoiseSchedule
-from . import report
+from . import as_float, close, report
 
 __all__ = ["check_sigma", "check_timesteps", "ddim_sigma", "SIGMA_EXERCISE", "TIMESTEPS_EXERCISE"]
 
@@ -23,20 +23,6 @@ SIGMA_EXERCISE = {"T": 1000, "steps": 20, "eta": 0.5, "t": 421}
 # exercise 2: the timesteps of DDIMSampler(linear T=1000, steps=5, spacing="uniform")
 TIMESTEPS_EXERCISE = {"T": 1000, "steps": 5, "spacing": "uniform"}
 SIGMA_REL_TOL = 5e-4   # four significant digits
-
-
-def _as_float(answer) -> float | None:
-    if isinstance(answer, bool):
-        return None
-    try:
-        value = float(answer)          # accepts Python numbers, numpy scalars, 0-d tensors
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _close(a: float, b: float, rel: float = 2e-3) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
 
 
 def ddim_sigma(schedule: NoiseSchedule, t: int, t_prev: int, eta: float) -> float:
@@ -50,7 +36,7 @@ def check_sigma(answer) -> bool:
     """Exercise 1: σ of the step at t = 421 of ``DDIMSampler(schedule, steps=20, eta=0.5)`` with the
     linear schedule, T = 1000, uniform spacing (four significant digits: an off-by-one index
     changes the third)."""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {type(answer).__name__}.")
     T, steps, eta, t = (SIGMA_EXERCISE[k] for k in ("T", "steps", "eta", "t"))
@@ -58,7 +44,7 @@ def check_sigma(answer) -> bool:
     sampler = DDIMSampler(schedule, steps=steps, eta=eta)
     t_prev = sampler.prev_timestep(t)
     sigma = ddim_sigma(schedule, t, t_prev, eta)
-    if _close(value, sigma, rel=SIGMA_REL_TOL):
+    if close(value, sigma, SIGMA_REL_TOL):
         return report(True, "", success=f"Correct! The step goes from t={t} to t={t_prev}, and σ = {sigma:.4f} "
                                          f"(σ² = {sigma**2:.4f} of fresh noise variance).")
     wrong = [
@@ -78,7 +64,7 @@ def check_sigma(answer) -> bool:
         wrong.append((ddim_sigma(schedule, t_next, t, eta), f"that is σ of the step at t={t_next} (which lands on "
                                                             f"t={t}). The step *at* t={t} goes down to t={t_prev}."))
     for wrong_value, hint in wrong:
-        if _close(value, wrong_value, rel=SIGMA_REL_TOL):
+        if close(value, wrong_value, SIGMA_REL_TOL):
             return report(False, hint)
     return report(False, f"find where the step at t={t} goes (sampler.prev_timestep({t}) or the list "
                          "sampler.timesteps), then σ = η √((1−ᾱ_prev)/(1−ᾱ_t)) √(1 − ᾱ_t/ᾱ_prev) with "
@@ -99,7 +85,7 @@ def _as_int_list(answer) -> list[int] | None:
         if isinstance(item, numbers.Integral):
             out.append(int(item))
             continue
-        value = _as_float(item)
+        value = as_float(item)
         if value is None or value != int(value):
             return None
         out.append(int(value))

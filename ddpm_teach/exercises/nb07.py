@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from . import report
+from . import as_float, report
 
 __all__ = ["EXERCISE_W", "EXERCISE_SCALE", "exercise_eps", "check_scale_from_w", "check_guided_eps",
            "COUNT_SETTING", "count_model_evaluations", "check_model_evaluations"]
@@ -24,20 +24,10 @@ EXERCISE_SCALE = 3.0   # exercise 2: the package's s to guide with
 COUNT_SETTING = {"scales": (0.0, 1.0, 2.0, 3.0), "n": 100, "steps": 25}
 
 
-def _as_float(answer) -> float | None:
-    if isinstance(answer, bool):
-        return None
-    try:
-        value = float(answer)          # Python numbers, numpy scalars, 0-d tensors, numeric strings
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def check_scale_from_w(answer) -> bool:
     """Exercise 1: the paper writes ε̃ = (1 + w) ε_c − w ε_u.  Which s (in ε̃ = ε_u + s(ε_c − ε_u))
     is the paper's w = 2?"""
-    value = _as_float(answer)
+    value = as_float(answer, strings=True)
     if value is None:
         return report(False, f"give one number, the guidance scale s; got {answer!r}.")
     w = EXERCISE_W
@@ -81,10 +71,10 @@ def check_guided_eps(answer) -> bool:
                              "Combine the two tensors element by element.")
     right = eps_u + s * (eps_c - eps_u)
 
-    def close(x):
+    def _close(x):
         return torch.allclose(value, x, rtol=1e-4, atol=1e-5)
 
-    if close(right):
+    if _close(right):
         return report(True, "", success=f"Correct! ε̃ = ε_u + {s:g}(ε_c − ε_u) = {s:g}·ε_c − {s - 1:g}·ε_u: "
                                          "it goes past ε_c, away from ε_u.")
     wrong = [
@@ -99,7 +89,7 @@ def check_guided_eps(answer) -> bool:
         (eps_u + (eps_c - eps_u) / s, "multiply the difference by s, do not divide by it."),
     ]
     for wrong_value, hint in wrong:
-        if close(wrong_value):
+        if _close(wrong_value):
             return report(False, hint)
     return report(False, "ε̃ = ε_u + s·(ε_c − ε_u) with s = 3, element by element: "
                          "eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps().")
@@ -112,10 +102,10 @@ def count_model_evaluations(scales, n: int, steps: int) -> int:
 
 
 def check_model_evaluations(answer) -> bool:
-    """Exercise 3: how many UNet evaluations (per image) does sampling ``COUNT_SETTING["n"]`` images
+    """Exercise 3: how many UNet evaluations in total (one per image per forward pass) does sampling ``COUNT_SETTING["n"]`` images
     with DDIM-``steps`` at each of ``COUNT_SETTING["scales"]`` take with ``guided_model_output``?"""
     scales, n, steps = COUNT_SETTING["scales"], COUNT_SETTING["n"], COUNT_SETTING["steps"]
-    value = _as_float(answer)
+    value = as_float(answer, strings=True)
     if value is None or value != int(value):
         return report(False, f"give a whole number of model evaluations; got {answer!r}.")
     value = int(value)

@@ -11,7 +11,7 @@ import math
 
 from ..samplers import DDPMSampler
 from ..schedules import NoiseSchedule
-from . import report
+from . import as_float, close, report
 
 __all__ = ["VARIANCE_EXERCISE", "RESPACING_EXERCISE", "check_learned_variance", "check_respaced_ratio",
            "learned_variance_answer", "respaced_ratio_answer"]
@@ -21,20 +21,6 @@ VARIANCE_EXERCISE = {"T": 1000, "t": 1, "v": 0.3}
 # exercise 2: β'_1 / β̃'_1 of DDPMSampler(linear T=1000, steps=25) at the respaced step i=1 (τ_1 → τ_0)
 RESPACING_EXERCISE = {"T": 1000, "steps": 25, "i": 1}
 REL_TOL = 2e-3   # three significant digits are enough
-
-
-def _as_float(answer) -> float | None:
-    if isinstance(answer, bool):
-        return None
-    try:
-        value = float(answer)          # accepts Python numbers, numpy scalars, 0-d tensors
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _close(a: float, b: float, rel: float = REL_TOL) -> bool:
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-15)
 
 
 def _sigma2(schedule: NoiseSchedule, t: int, v: float) -> float:
@@ -53,7 +39,7 @@ def learned_variance_answer() -> float:
 def check_learned_variance(answer) -> bool:
     """Exercise 1: σ² = exp(v log β_t + (1 − v) log β̃_t) for the linear schedule with T = 1000,
     at the 0-based timestep t = 1 (the paper's t = 2), with the paper's interpolation weight v = 0.3."""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {answer!r}.")
     ex = VARIANCE_EXERCISE
@@ -61,7 +47,7 @@ def check_learned_variance(answer) -> bool:
     t, v = ex["t"], ex["v"]
     right = _sigma2(schedule, t, v)
     beta, beta_tilde = float(schedule.betas[t]), float(schedule.posterior_variance[t])
-    if _close(value, right):
+    if close(value, right, REL_TOL):
         return report(True, "", success=f"Correct! σ² = β^{v}·β̃^{1 - v:.1f} = {right:.4e}, between β̃_t = {beta_tilde:.4e} "
                                          f"and β_t = {beta:.4e} (geometric, not arithmetic, interpolation).")
     raw_v = (v + 1) / 2
@@ -82,7 +68,7 @@ def check_learned_variance(answer) -> bool:
                                       "paper's t = 2."),
     ]
     for wrong_value, hint in wrong:
-        if _close(value, wrong_value):
+        if close(value, wrong_value, REL_TOL):
             return report(False, hint)
     return report(False, "take log β_t from schedule.betas[1] and log β̃_t from schedule.posterior_variance[1] "
                          "(linear schedule, T = 1000), mix them with weights 0.3 and 0.7, and exponentiate.")
@@ -103,7 +89,7 @@ def respaced_ratio_answer() -> float:
 def check_respaced_ratio(answer) -> bool:
     """Exercise 2: for the linear schedule (T = 1000) respaced to 25 uniform steps, the ratio
     β'_i / β̃'_i at the respaced step i = 1 (the step from τ_1 down to τ_0 = 0)."""
-    value = _as_float(answer)
+    value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {answer!r}.")
     ex = RESPACING_EXERCISE
@@ -112,7 +98,7 @@ def check_respaced_ratio(answer) -> bool:
     respaced = _respaced(steps, T)
     tau = DDPMSampler(full, steps=steps).timesteps.flip(0)      # ascending τ_0 = 0 < τ_1 < ...
     right = float(respaced.betas[i] / respaced.posterior_variance[i])
-    if _close(value, right):
+    if close(value, right, REL_TOL):
         t = int(tau[i])
         return report(True, "", success=f"Correct! β'/β̃' = {right:.2f} at the respaced step τ_{i} = {t} → τ_{i - 1} = "
                                          f"{int(tau[i - 1])}, against β_t/β̃_t = "
@@ -132,7 +118,7 @@ def check_respaced_ratio(answer) -> bool:
          "linspace(0, T − 1, steps) rounded."),
     ]
     for wrong_value, hint in wrong:
-        if _close(value, wrong_value):
+        if close(value, wrong_value, REL_TOL):
             return report(False, hint)
     return report(False, "take DDPMSampler(NoiseSchedule.from_name('linear', 1000), steps=25).respaced and "
                          "divide its betas[1] by its posterior_variance[1]; or by hand, β'/β̃' = "
