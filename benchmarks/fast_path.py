@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -88,8 +89,9 @@ def train_ours(data, minutes: float, out_dir: str, seed: int, compile: bool = Tr
     }
 
 
-def train_peer(data, minutes: float, seed: int):
-    """diffusers' own training recipe (train_unconditional.py), fp32 eager, fitted to the budget."""
+def train_peer(data, minutes: float, seed: int, steps: int | None = None):
+    """diffusers' own training recipe (train_unconditional.py), fp32 eager, fitted to the budget;
+    or, with ``steps``, exactly that many steps (the cosine over them) whatever the time."""
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
@@ -100,7 +102,7 @@ def train_peer(data, minutes: float, seed: int):
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMAModel(model.parameters(), decay=config.ema_decay)       # (1 + n)/(10 + n) warm-up, as ours
-    budget, planned = 60.0 * minutes, config.steps
+    budget, planned = (60.0 * minutes, config.steps) if steps is None else (math.inf, steps)
     lr_lambda = {"fn": None}
 
     def make_lr(total):
@@ -117,7 +119,9 @@ def train_peer(data, minutes: float, seed: int):
         elapsed = time.perf_counter() - started
         if elapsed >= budget:
             break
-        if step == CALIBRATION[0]:
+        if steps is not None:
+            pass                                 # a fixed number of steps: nothing to fit
+        elif step == CALIBRATION[0]:
             calibration_start = time.perf_counter()
         elif step == CALIBRATION[1]:
             rate = (CALIBRATION[1] - CALIBRATION[0]) / (time.perf_counter() - calibration_start)
@@ -148,7 +152,7 @@ def train_peer(data, minutes: float, seed: int):
     seconds = time.perf_counter() - started
     ema.copy_to(model.parameters())
     return model.eval(), scheduler, {
-        "model": "diffusers", "setup": "fp32 eager (diffusers' example on a CPU)", "parameters": num_parameters(model),
+        "model": "diffusers", "setup": "fp32 eager (diffusers' example on a CPU)" + (f", {steps} steps" if steps else ""), "parameters": num_parameters(model),
         "steps": step, "seconds": seconds, "img_per_s": step * config.batch_size / seconds,
         "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:])), "lr": config.lr, "batch": config.batch_size,
         "ema_decay": config.ema_decay,
@@ -221,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-peer", action="store_true", help="train and score ours only")
     parser.add_argument("--reuse-ours", default=None, metavar="DIR",
                         help="take our model and its training row from an earlier run's --out DIR instead of training it again")
+    parser.add_argument("--peer-steps", default=None, metavar="S",
+                        help="train diffusers for exactly S steps instead of the wall-clock budget ('ours': as many "
+                             "as ours took), for the equal-steps comparison; with --reuse-ours")
+    parser.add_argument("--skip-ours-extras", action="store_true",
+                        help="score ours with its own fp32 sampler only (no bf16 or diffusers-sampler rows)")
     parser.add_argument("--out", default=None, help="folder for the sample grids and a JSON of the results")
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (0.1 if args.smoke else 2.0 if args.quick else 15.0)
@@ -228,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    print(machine_header("CPU fast path vs diffusers, equal wall-clock budget", device,
+    budget_kind = "equal wall-clock budget" if args.peer_steps is None else "equal steps and batch"
+    print(machine_header(f"CPU fast path vs diffusers, {budget_kind}", device,
                          Sizes("smoke" if args.smoke else "quick" if args.quick else "full", 0, 1, 1, "ours"),
                          timing=f"{minutes:g} minutes of training each (torch.compile's warm-up included), one "
                                 "model after the other; then DDIM-50 sampling and the classifier"))
@@ -255,17 +265,20 @@ def main(argv: list[str] | None = None) -> int:
     scores = evaluator.score(images)
     rows.append({**info, **scores, "sample_seconds": seconds})
     sampling.append(("ours", "ddpm_teach DDIMSampler, fp32", scores, seconds))
-    bf16_images, bf16_seconds = ddim_ours(model, schedule, n, 250, args.seed + 1, bf16=True)
-    bf16_scores = evaluator.score(bf16_images)
-    sampling.append(("ours", "ddpm_teach DDIMSampler, bf16 autocast", bf16_scores, bf16_seconds))
-    if not args.skip_peer:
+    bf16_scores = {"fid": math.nan}
+    if not args.skip_ours_extras:
+        bf16_images, bf16_seconds = ddim_ours(model, schedule, n, 250, args.seed + 1, bf16=True)
+        bf16_scores = evaluator.score(bf16_images)
+        sampling.append(("ours", "ddpm_teach DDIMSampler, bf16 autocast", bf16_scores, bf16_seconds))
+    if not args.skip_peer and not args.skip_ours_extras:
         cross, seconds = ddim_diffusers(lambda x, t: model(x, t.expand(x.shape[0])), n, 250, args.seed + 1)
         sampling.append(("ours", "diffusers DDIMScheduler (DDIMPipeline defaults), fp32", evaluator.score(cross), seconds))
     if out:
         save_image_grid(images[:64], out / "fast_path_ours.png")
         save_samples(images, out / "fast_path_ours.npz")
     if not args.skip_peer:
-        peer, scheduler, info = train_peer(data, minutes, args.seed)
+        peer_steps = None if args.peer_steps is None else (rows[0]["steps"] if args.peer_steps == "ours" else int(args.peer_steps))
+        peer, scheduler, info = train_peer(data, minutes, args.seed, steps=peer_steps)
         if out:
             torch.save(peer.state_dict(), out / "fast_path_diffusers_ema.pt")
         peer_images, seconds = ddim_diffusers(lambda x, t: peer(x, t).sample, n, 250, args.seed + 1)
@@ -299,13 +312,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recognisable (classifier-FID <= {RECOGNISABLE_FID:g} at N={n}) after {minutes:g} min, {r['model']}: {verdict}")
     if len(rows) == 2:
         print(f"ratio ours/diffusers train img/s in this run: {rows[0]['img_per_s'] / rows[1]['img_per_s']:.2f}")
-        print(f"ratio diffusers/ours classifier-FID at equal budget (above 1: ours is better): "
+        print(f"ratio diffusers/ours classifier-FID at {budget_kind} (above 1: ours is better): "
               f"{rows[1]['fid'] / rows[0]['fid']:.2f}")
         same = {name: scores["fid"] for name, sampler_name, scores, _ in sampling if sampler_name == "ddpm_teach DDIMSampler, fp32"}
-        print(f"ratio diffusers/ours classifier-FID at equal budget, both sampled by ddpm_teach's DDIMSampler "
+        print(f"ratio diffusers/ours classifier-FID at {budget_kind}, both sampled by ddpm_teach's DDIMSampler "
               f"(the networks alone): {same['diffusers'] / same['ours']:.2f}")
     if out:
-        result = {"minutes": minutes, "n": n, "noise_fid": noise_fid, "threshold": RECOGNISABLE_FID,
+        result = {"minutes": minutes, "n": n, "comparison": budget_kind, "peer_steps": args.peer_steps, "noise_fid": noise_fid, "threshold": RECOGNISABLE_FID,
                   "bf16_sampling_fid": bf16_scores["fid"], "rows": rows, "reused_ours_from": args.reuse_ours,
                   "sampling": [{"model": a, "sampler": b, "fid": c["fid"], "seconds": d} for a, b, c, d in sampling], "machine": machine_header(
                       "fast path", device, Sizes("x", 0, 1, 1, "ours"))}

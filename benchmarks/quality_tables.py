@@ -4,6 +4,7 @@ floor stated.
 
     python benchmarks/quality_tables.py --n 5000 --out benchmarks/results/quality_n5000.json   # the README's tables (GPU: minutes)
     python benchmarks/quality_tables.py --quick                                                # N=100, a subset, CPU-friendly
+    python benchmarks/quality_tables.py --n 1000 --ddpm-n 500 --precision bf16 --out ...       # what a 2-core CPU can do in ~45 min
 
 Tables: DDPM 1000 steps (β and β̃); DDIM 10/20/50/100 steps × η 0/0.5/1; guidance scale s in
 {0, 1, 1.5, 2, 3, 5}; learned variance against fixed variance at 25/50/100 DDPM steps.
@@ -29,80 +30,138 @@ from ddpm_teach.samplers import DDIMSampler, DDPMSampler, sample  # noqa: E402
 CK = ROOT / "checkpoints"
 
 
-def generate(model, sampler, n, batch_size, device, seed, labels=None, guidance_scale=1.0):
+def generate(model, sampler, n, batch_size, device, seed, labels=None, guidance_scale=1.0, precision="fp32"):
     generator = torch.Generator().manual_seed(seed)
     chunks = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         part = None if labels is None else labels[start:start + m]
         chunks.append(sample(model, sampler, m, labels=part, guidance_scale=guidance_scale, generator=generator,
-                             device=device, progress=False).cpu())
+                             device=device, progress=False, precision=precision).cpu())
     return torch.cat(chunks)
 
 
-def run(args) -> list[dict]:
+TABLES = ("ddim", "guidance", "learned_var", "ddpm")
+
+
+def run(args, on_row=None) -> list[dict]:
+    """Score every row of the selected tables; ``on_row(rows)`` is called after each row (the
+    script uses it to keep the JSON file current, so a long run that is stopped loses nothing)."""
     device = pick_device(args.device)
     evaluator = Evaluator.load(device=device)
     rows: list[dict] = []
 
-    def score(table, setting, model, sampler, labels=None, guidance_scale=1.0):
+    def score(table, setting, model, sampler, labels=None, guidance_scale=1.0, n=None, precision=None):
+        n = n or args.n
+        precision = precision or args.precision
         start = time.perf_counter()
-        images = generate(model, sampler, args.n, args.batch_size, device, args.seed, labels, guidance_scale)
+        images = generate(model, sampler, n, args.batch_size, device, args.seed, labels, guidance_scale, precision)
         seconds = time.perf_counter() - start
-        row = {"table": table, "setting": setting, **evaluator.score(images, labels), "seconds": seconds}
+        row = {"table": table, "setting": setting, "precision": precision, **evaluator.score(images, labels),
+               "seconds": seconds}
         row.pop("class_histogram", None)
         rows.append(row)
         acc = f"  acc={100 * row['accuracy']:.1f}%" if "accuracy" in row else ""
-        print(f"{table:>16} | {setting:<28} | N={row['n']} FID={row['fid']:.3f} (floor {row['fid_floor']:.3f}){acc}"
-              f"  [{seconds:.0f} s]", flush=True)
+        print(f"{table:>16} | {setting:<28} | {precision} | N={row['n']} FID={row['fid']:.3f} "
+              f"(floor {row['fid_floor']:.3f}){acc}  [{seconds:.0f} s]", flush=True)
+        if on_row is not None:
+            on_row(rows)
         return row
 
     uncond, schedule, _ = load_diffusion_model(CK / "fashion_mnist_ddpm.pt", device=device)
-    ddpm_steps = [None] if not args.quick else [100]
-    for steps in ddpm_steps:
+    if "ddim" in args.tables:
+        for steps in ([10, 20, 50, 100] if not args.quick else [10, 50]):
+            for eta in ([0.0, 0.5, 1.0] if not args.quick else [0.0, 1.0]):
+                score("ddim", f"DDIM-{steps} η={eta}", uncond, DDIMSampler(schedule, steps=steps, eta=eta))
+        if args.precision != "fp32":  # the control: does reduced precision move the score?
+            score("ddim", "DDIM-50 η=0.0", uncond, DDIMSampler(schedule, steps=50, eta=0.0), precision="fp32")
+
+    if "guidance" in args.tables:
+        cfg_model, cfg_schedule, _ = load_diffusion_model(CK / "fashion_mnist_cfg.pt", device=device)
+        labels = torch.arange(args.n) % cfg_model.config.num_classes
+        for s in ([0.0, 1.0, 1.5, 2.0, 3.0, 5.0] if not args.quick else [0.0, 1.0, 2.0]):
+            score("guidance", f"s={s:g} (w={s - 1:g}) DDIM-{args.guidance_steps}", cfg_model,
+                  DDIMSampler(cfg_schedule, steps=args.guidance_steps), labels=labels, guidance_scale=s)
+
+    if "learned_var" in args.tables:
+        lv_model, lv_schedule, _ = load_diffusion_model(CK / "fashion_mnist_learned_var.pt", device=device)
+        for steps in ([25, 50, 100] if not args.quick else [25]):
+            for variance in ("learned_range", "fixed_small", "fixed_large"):
+                score("learned_var", f"DDPM-{steps} {variance}", lv_model,
+                      DDPMSampler(lv_schedule, steps=steps, variance_type=variance))
+
+    if "ddpm" in args.tables:  # the most expensive rows last
+        steps = None if not args.quick else 100
         for variance in ("fixed_small", "fixed_large"):
             name = f"DDPM-{steps or schedule.T} {'β̃' if variance == 'fixed_small' else 'β'}"
-            score("ddpm", name, uncond, DDPMSampler(schedule, steps=steps, variance_type=variance))
-    for steps in ([10, 20, 50, 100] if not args.quick else [10, 50]):
-        for eta in ([0.0, 0.5, 1.0] if not args.quick else [0.0, 1.0]):
-            score("ddim", f"DDIM-{steps} η={eta}", uncond, DDIMSampler(schedule, steps=steps, eta=eta))
-
-    cfg_model, cfg_schedule, _ = load_diffusion_model(CK / "fashion_mnist_cfg.pt", device=device)
-    labels = torch.arange(args.n) % cfg_model.config.num_classes
-    for s in ([0.0, 1.0, 1.5, 2.0, 3.0, 5.0] if not args.quick else [0.0, 1.0, 2.0]):
-        score("guidance", f"s={s} (w={s - 1:g}) DDIM-{args.guidance_steps}", cfg_model,
-              DDIMSampler(cfg_schedule, steps=args.guidance_steps), labels=labels, guidance_scale=s)
-
-    lv_model, lv_schedule, _ = load_diffusion_model(CK / "fashion_mnist_learned_var.pt", device=device)
-    for steps in ([25, 50, 100] if not args.quick else [25]):
-        for variance in ("learned_range", "fixed_small", "fixed_large"):
-            score("learned_var", f"DDPM-{steps} {variance}", lv_model,
-                  DDPMSampler(lv_schedule, steps=steps, variance_type=variance))
+            score("ddpm", name, uncond, DDPMSampler(schedule, steps=steps, variance_type=variance), n=args.ddpm_n)
     return rows
+
+
+def _find(rows, table, prefix):
+    return next((r for r in rows if r["table"] == table and r["setting"].startswith(prefix)), None)
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """The issue's targets, checked against whichever rows were measured."""
+    lines = []
+    ddpm_rows = [r for r in rows if r["table"] == "ddpm" and r["setting"].startswith("DDPM-1000")]
+    ddpm = min(ddpm_rows, key=lambda r: r["fid"]) if ddpm_rows else None  # the stricter reference
+    for steps, limit in ((50, 1.2), (20, 2.0)):
+        ddim = _find(rows, "ddim", f"DDIM-{steps} η=0.0")
+        if ddpm and ddim:
+            ratio = ddim["fid"] / ddpm["fid"]
+            lines.append(f"DDIM-{steps} η=0 / best DDPM-1000 ({ddpm['setting']}) FID: {ratio:.2f} (target ≤ {limit}: {'met' if ratio <= limit else 'NOT met'})")
+    guided = [r for r in rows if r["table"] == "guidance"]
+    s2, s1 = _find(rows, "guidance", "s=2 "), _find(rows, "guidance", "s=1 ")
+    if s2:
+        lines.append(f"accuracy at s=2: {100 * s2['accuracy']:.1f}% (target ≥ 98%: {'met' if s2['accuracy'] >= 0.98 else 'NOT met'})")
+    if guided and s1:
+        best = min(guided, key=lambda r: r["fid"])
+        ratio = best["fid"] / s1["fid"]
+        lines.append(f"best-s FID / unguided conditional (s=1) FID: {ratio:.2f} at {best['setting'].split()[0]} "
+                     f"(target ≤ 1.2: {'met' if ratio <= 1.2 else 'NOT met'})")
+    return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000, help="samples per row (the README uses 5000)")
+    parser.add_argument("--ddpm-n", type=int, default=None, help="samples per DDPM-1000 row (default: --n)")
     parser.add_argument("--quick", action="store_true", help="N=100 and a subset of rows")
+    parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES), help="which tables to run")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="autocast for the network; with bf16/fp16 one fp32 DDIM-50 row is added as a control")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--guidance-steps", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--out", default=None, help="write the rows as JSON here")
+    parser.add_argument("--out", default=None, help="write the rows as JSON here (kept current after every row)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n = min(args.n, 100)
+    args.ddpm_n = args.ddpm_n or args.n
     device = pick_device(args.device)
-    print(f"# quality tables: N={args.n} per row on {describe_device(device)}, torch {torch.__version__}")
-    rows = run(args)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"n": args.n, "device": describe_device(device), "rows": rows}, indent=2))
-    print("\n| table | setting | N | classifier-FID | floor at N | accuracy |\n|---|---|---|---|---|---|")
+    header = {"n": args.n, "ddpm_n": args.ddpm_n, "precision": args.precision, "device": describe_device(device),
+              "torch": torch.__version__, "command": "python benchmarks/quality_tables.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    print(f"# quality tables: N={args.n} per row (DDPM-1000: {args.ddpm_n}), {args.precision}, on "
+          f"{header['device']}, torch {torch.__version__}")
+
+    def save(rows):
+        if args.out:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**header, "rows": rows, "targets": target_lines(rows)}, indent=2, ensure_ascii=False))
+            tmp.replace(out)
+
+    rows = run(args, on_row=save)
+    print("\n| table | setting | precision | N | classifier-FID | floor at N | accuracy | seconds |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         acc = f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else ""
-        print(f"| {r['table']} | {r['setting']} | {r['n']} | {r['fid']:.3f} | {r['fid_floor']:.3f} | {acc} |")
+        print(f"| {r['table']} | {r['setting']} | {r['precision']} | {r['n']} | {r['fid']:.3f} | {r['fid_floor']:.3f} | {acc} | {r['seconds']:.0f} |")
+    for line in target_lines(rows):
+        print(line)
     return 0
 
 

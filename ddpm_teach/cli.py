@@ -119,6 +119,8 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, required: bool = True) -
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA ones")
     p.add_argument("--no-clip", action="store_true", help="do not clip x̂_0 to [-1, 1]")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="run the network under autocast (bf16: about 2x faster on CPUs with AMX / AVX-512-BF16)")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -197,7 +199,8 @@ def generate(args):
         n = min(args.batch_size, args.n - start)
         part = None if labels is None else labels[start:start + n]
         chunks.append(sample(model, sampler, n, labels=part, guidance_scale=args.guidance_scale,
-                             generator=generator, device=device, progress=args.n <= args.batch_size).cpu())
+                             generator=generator, device=device, progress=args.n <= args.batch_size,
+                             precision=args.precision).cpu())
     return torch.cat(chunks), labels, ckpt
 
 

@@ -278,6 +278,16 @@ class Trajectory:
     pred_x0: torch.Tensor
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast_dtype(precision: str) -> torch.dtype | None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)} "
+                         "(bf16 needs a GPU or a CPU with AMX / AVX-512-BF16 to be fast).")
+    return PRECISIONS[precision]
+
+
 def _as_labels(labels, n: int, model: torch.nn.Module, device) -> torch.Tensor | None:
     if labels is None:
         return None
@@ -300,13 +310,16 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
            labels: torch.Tensor | Sequence[int] | int | None = None, guidance_scale: float = 1.0,
            noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
            device: torch.device | str | None = None, progress: bool = True,
-           return_trajectory: bool = False) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
+           return_trajectory: bool = False, precision: str = "fp32") -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
     """Run ``sampler`` from pure noise to images: the one loop for DDPM, DDIM and guidance.
 
     n:               number of images (or give ``noise`` [n, C, H, W] to start from).
     labels:          class labels [n] (or one int) for a conditional model.
     guidance_scale:  s in ε̃ = ε_u + s(ε_c − ε_u); s=1 conditional, s=0 unconditional.
     generator:       the only source of randomness (x_T and every step's z).
+    precision:       "fp32", or "bf16" / "fp16" to run the network under ``torch.autocast`` (the
+                     sampler's arithmetic stays fp32).  bf16 is about 2x faster on CPUs with AMX or
+                     AVX-512-BF16 and scored FID 2.80 against 2.74 for fp32 (README, "Performance").
     Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory`.
     The model is put in eval mode for the loop and given back in the mode it was in.
     """
@@ -320,6 +333,7 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
     elif tuple(noise.shape[1:]) != shape or noise.ndim != 4:
         raise ValueError(f"noise must have shape [n, {shape[0]}, {shape[1]}, {shape[2]}] for this model, got {tuple(noise.shape)}.")
     n = noise.shape[0]
+    autocast_dtype = _autocast_dtype(precision)
     labels = _as_labels(labels, n, model, device)
     if guidance_scale != 1.0:
         if config.num_classes is None:
@@ -337,7 +351,8 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
         xs, pred_x0s = [x.cpu()], []
         for t in tqdm(sampler.timesteps.tolist(), desc=type(sampler).__name__, disable=not progress, leave=False):
             t_batch = torch.full((n,), t, dtype=torch.long, device=device)
-            model_output = guided_model_output(model, x, t_batch, labels, guidance_scale)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                model_output = guided_model_output(model, x, t_batch, labels, guidance_scale).float()
             out = sampler.step(model_output, t, x, generator=generator)
             x = out.prev_sample
             if return_trajectory:

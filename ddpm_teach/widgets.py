@@ -135,8 +135,34 @@ def _default_image() -> tuple[torch.Tensor | None, str]:
     return x0, ""
 
 
+def _figure_png(fig) -> str:
+    """A figure as base64 PNG text, the form Jupyter's ``image/png`` output takes."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 class _FigureInOutput:
-    """What both explorers share: one figure at a time in an ``ipywidgets.Output`` (``self.output``)."""
+    """What both explorers share: one figure at a time in an ``ipywidgets.Output`` (``self.output``),
+    and how they display."""
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+        """Displaying the explorer shows its widget where a kernel runs it (JupyterLab, Notebook,
+        VS Code, Colab).  The bundle also carries the current figure as a PNG, the static
+        fallback that GitHub, nbviewer and other viewers without a kernel show in its place; the
+        text is a short, stable summary."""
+        bundle = {
+            "text/plain": repr(self),
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id,
+            },
+        }
+        if getattr(self, "figure", None) is not None:
+            bundle["image/png"] = _figure_png(self.figure)
+        return bundle
 
     def _show(self, fig) -> None:
         """Replace the output area's figure (works in JupyterLab, Notebook 7, VS Code and Colab)."""
@@ -314,15 +340,6 @@ class ScheduleExplorer(_FigureInOutput):
         v = self.values()
         betas = "" if v["kind"] == "cosine" else f", beta_start={v['beta_start']:.3g}, beta_end={v['beta_end']:.3g}"
         return f"ScheduleExplorer(kind={v['kind']!r}, T={v['T']}, t={v['t']}{betas})"
-
-    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-        """Displaying the explorer shows its widget; the text is a short, stable summary."""
-        return {
-            "text/plain": repr(self),
-            "application/vnd.jupyter.widget-view+json": {
-                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id,
-            },
-        }
 
 
 def schedule_explorer(image=None, **kwargs):
@@ -629,12 +646,3 @@ class GuidanceExplorer(_FigureInOutput):
         v = self.values()
         return (f"GuidanceExplorer(class={self.class_names[v['label']]!r}, guidance_scale={v['guidance_scale']:g}, "
                 f"steps={v['steps']}, n={self.noise.shape[0]})")
-
-    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
-        """Displaying the explorer shows its widget; the text is a short, stable summary."""
-        return {
-            "text/plain": repr(self),
-            "application/vnd.jupyter.widget-view+json": {
-                "version_major": 2, "version_minor": 0, "model_id": self.widget.model_id,
-            },
-        }

@@ -441,12 +441,12 @@ plt.show()
 # 4. Switch to cosine: the $\beta$ sliders grey out (it has no end points), and $\bar\alpha$
 #    reaches almost 0 at any $T$, even $T = 10$.
 #
-# The widget needs a live kernel (JupyterLab, Jupyter Notebook, VS Code or Colab); on a static
-# page such as GitHub it does not render, and the figures above show the same things.
+# The widget needs a live kernel (JupyterLab, Jupyter Notebook, VS Code or Colab). On a static
+# page such as GitHub you see a picture of its starting state instead (the explorer carries one
+# for viewers that cannot run it), and the figures above show the same things.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# (nbval has no widget front end, so the explorer's figure lands in the cell's outputs there)
 explorer = ScheduleExplorer(image=x0)
 explorer
 

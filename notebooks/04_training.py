@@ -44,8 +44,8 @@
 #    classifier-FID with its real-versus-real floor; and train the real model from the command line.
 #
 # **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 72 s wall clock at full size (2.2 min of CPU time over the 2 threads), of which the short
-#   training run of §10 took 37 s; 14 s at CI size (`pytest --nbval`), kernel start included.
+# - CPU: 78 s wall clock at full size (128 s of user CPU time over the 2 threads), of which the short
+#   training run of §10 took 42 s; 14 s at CI size (`pytest --nbval`), kernel start included.
 # - On a busy machine, set `OMP_NUM_THREADS=1` before starting Jupyter: with two threads competing with
 #   other jobs, the same notebook once took 34 min instead of 6, the threads mostly waiting for each other.
 # - GPU: not measured (no GPU was at hand when this was written). On a GPU, training and sampling
@@ -113,9 +113,9 @@ WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb04_"))  # checkpoints writ
 # in $[-1, 1]$.
 #
 # The course ships a model trained with exactly the machinery of this notebook:
-# `checkpoints/fashion_mnist_ddpm.pt`, the small UNet of notebook 03 (about 1.1M parameters), trained on
-# a 2-core CPU. We use it to look at a trained model's loss and samples, and its configuration for the
-# short run of §10.
+# `checkpoints/fashion_mnist_ddpm.pt`, the small UNet of notebook 03 (about 1.1M parameters), trained for
+# 15 minutes on a 2-core CPU (§12 gives the command). We use it to look at a trained model's loss and
+# samples, and its configuration for the short run of §10.
 
 # %%
 data = load_dataset("fashion_mnist")
@@ -430,15 +430,15 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The shipped configuration never leaves the warm-up: $d_n$ would reach 0.995 only after 1,790 updates, so at
-# the end of its planned 1,500 steps the decay is $\frac{1+n}{10+n}$ and the window $(10+n)/9 \approx 168$ steps
-# (any $d \ge 0.995$ with warm-up gives exactly this average). The shipped file itself was stopped at step
-# 1,000 (§0's printout), where the window is $(10+999)/9 \approx 112$ steps; `checkpoints/README.md` gives
-# that run's exact history. With $d = 0.99$ the decay is reached after 890
-# updates, and the window is then 100 steps. Without warm-up, the weights after the very first step, which
-# are still nearly the random initialisation, keep most of the weight ($0.9999^{1499}$): sampling from that
-# EMA would give noise. A good rule is to choose $d$ so that the full window $1/(1-d)$ is a small fraction
-# of the run; the 0.9999 of DDPM suits its runs of 800k steps.
+# The shipped configuration leaves the warm-up half-way through its run: $d_n$ reaches 0.995 after 1,790
+# updates, so for the last 1,720 of its 3,510 steps the decay is 0.995 and the window $1/(1-0.995) = 200$
+# steps. The final EMA puts 82.8% of its weight on the last 351 steps (a tenth of the run) and a
+# negligible share on the first weights. With $d = 0.99$ the decay is reached after 890 updates, the
+# window is then 100 steps, and the last tenth of the run carries 97.1%. Without warm-up, the weights after
+# the very first step, which are still nearly the random initialisation, keep most of the weight
+# ($0.9999^{3509} \approx 70\%$): sampling from that EMA would give noise. A good rule is to choose $d$ so
+# that the full window $1/(1-d)$ is a small fraction of the run; the 0.9999 of DDPM suits its runs of 800k
+# steps.
 #
 # The Trainer keeps the EMA model next to the raw one (`trainer.ema.module`) and saves both;
 # `load_diffusion_model` loads the EMA weights by default, and the shipped files contain only those.
@@ -583,8 +583,8 @@ print(f"largest difference {worst:.2e}, for gradients up to {max(g.abs().max().i
 # with $s$ the 0-based optimizer step, $W$ = `warmup_steps`, $S$ = `steps` and $r$ = `min_lr_ratio`. The
 # learning rate at step $s$ is `lr × lr_at(s, config)`. The Trainer hands `lr_at` to torch's `LambdaLR`;
 # the check below steps a `LambdaLR` through the shipped model's configured schedule and compares. (The
-# shipped file was stopped at step 1,000 of its planned 1,500, where the multiplier was still about 0.39;
-# see §12.)
+# shipped run finished all of its 3,510 steps, so it ended on the floor, multiplier 0.1 at step 3,509;
+# §12 says how its number of steps was fitted to a 15-minute budget.)
 
 # %%
 probe = torch.nn.Parameter(torch.zeros(1))
@@ -820,11 +820,12 @@ plt.show()
 # %% [markdown]
 # The short run's samples are bad: blobs with a rough clothing-like silhouette at best. That is expected and
 # is not a bug. It is a teaching run, under a minute of training: at full size 150 steps of 32 images,
-# under a tenth of one pass over the data, while the shipped model had many times more steps on twice the
-# batch. A diffusion model has to learn to denoise at every
+# under a tenth of one pass over the data, while the shipped model had 3,510 steps of 64 images (23 times
+# the steps on twice the batch, 3.7 passes). A diffusion model has to learn to denoise at every
 # noise level, and its samples are only as good as the worst of those levels that the sampler passes
-# through. The shipped model, from the same code and the same architecture, only trained for longer,
-# draws mostly recognisable garments from the same noise (a few are still speckled textures).
+# through. The shipped model, from the same code and the same architecture, trained for longer (15 minutes,
+# with bf16 autocast, §12), draws mostly recognisable garments from the same noise: shirts, pullovers,
+# trousers, bags, sneakers, sandals and ankle boots. A few are still blotchy patchworks or misshapen.
 
 # %% [markdown]
 # ## 11. A bug, or under-training?
@@ -857,9 +858,10 @@ plt.show()
 
 # %% [markdown]
 # At full size, the short run's curve has the right shape but is higher than the shipped one: under-training.
-# The buggy curve is fine at $t = 0$, where $t/T = 0$ happens to be correct, and gets worse as $t$
-# grows, the opposite of a working model. (At CI size the short run has only a few steps and its curve is
-# still close to the flat line at 1.)
+# The buggy curve is fine at $t = 0$, where $t/T = 0$ happens to be correct. Then it rises while the
+# working curves fall, to about 0.8 near $t = 100$, and at $t = T-1$ it is still about 0.3, where the
+# shipped model scores 0.0002 (§2's printout): the large-$t$ loss is not small. (At CI size the short run
+# has only a few steps and its curve is still close to the flat line at 1.)
 #
 # **2. Samples over training.** With the same starting noise, samples at successive points of a healthy
 # run drift from noise to blobs to shapes. A run whose samples stay pure noise, go all black or all white
@@ -916,17 +918,22 @@ else:
 #
 # Everything above is `ddpm_teach.training.Trainer`, and the command line drives the same class, with one
 # flag per field of `TrainConfig` and `UNetConfig` (`python -m ddpm_teach train --help` lists them all).
-# The shipped model was trained with the command below, and stopped at step 1,000 of the planned 1,500
-# when its session ran out of time (`checkpoints/README.md` gives the exact history):
+# The shipped model was trained with the CPU preset, in 15 minutes on the idle 2-core CPU
+# (`checkpoints/README.md` gives the exact history):
 #
 # ```bash
-# python -m ddpm_teach train --dataset fashion_mnist --out-dir runs/fmnist_ddpm \
-#     --base-channels 32 --channel-mults 1 2 2 --num-res-blocks 1 --attention-resolutions 7 --dropout 0 \
-#     --steps 1500 --batch-size 64 --lr 1e-3 --warmup-steps 200 --ema-decay 0.995 \
-#     --checkpoint-every 250 --log-every 25 --threads 1
+# python -m ddpm_teach train --preset cpu-fast
 # ```
 #
-# On a GPU, train a larger model for longer; mixed precision is picked automatically (`--mixed-precision
+# `--preset cpu-fast` sets the architecture of this notebook (`--base-channels 32 --channel-mults 1 2 2
+# --num-res-blocks 1 --attention-resolutions 7 --dropout 0`), batch 64, lr 1e-3 with 100 warm-up steps,
+# EMA decay 0.995, bf16 autocast where the CPU supports bf16 natively (float32 elsewhere), `torch.compile`,
+# and a budget of `--max-minutes 15`. With a budget, the Trainer times steps 10 to 40 and then sets `steps`
+# to where the budget will end, so that the cosine decay of §6 finishes with it: here 3,510 steps
+# (3.7 passes over the data). Flags given next to the preset override it, e.g. `--max-minutes 60`.
+#
+# On a GPU, train a larger model for longer (`--preset gpu` starts from the course's base-64 UNet at batch
+# 256 with `torch.compile`); mixed precision is picked automatically (`--mixed-precision
 # auto`: bf16 where supported, else fp16 with the scaler):
 #
 # ```bash
@@ -1050,6 +1057,7 @@ ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 #   last good checkpoint alone.
 # - **A short CPU run gives bad samples, and that is under-training, not a bug:** its loss-versus-$t$ curve
 #   has the right shape, its samples improve over training, and its FID sits further from the floor than the
-#   shipped model's. The shipped model is the same recipe, trained for longer.
+#   shipped model's. The shipped model is the same recipe, trained for longer (3,510 steps of 64 images,
+#   15 minutes with bf16 autocast and `torch.compile`).
 #
 # **Next:** notebook 05 samples from the trained model with Algorithm 2.

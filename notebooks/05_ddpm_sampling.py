@@ -39,10 +39,10 @@
 #    and read the class histogram of unconditional samples.
 #
 # **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 2.5 min wall clock at full size (`DDPM_TEACH_SIZE=full`, the default; 4.8 min of CPU time over the
-#   2 threads). Most of it goes into the 2 × 256 samples of §4 (50 steps each, 51 s per variance) and
-#   the 1000-step trajectory of §2 (28 s); loading the evaluator (§6) takes about 7 s. At CI size
-#   (`DDPM_TEACH_SIZE=ci`: 32 samples of 10 steps, a 20-step trajectory) `pytest --nbval` takes
+# - CPU: 144 s wall clock at full size (`DDPM_TEACH_SIZE=full`, the default; 196 s of user CPU time over
+#   the 2 threads). Most of it goes into the 2 × 256 samples of §4 (50 steps each, 47 s and 48 s for the
+#   two variances) and the 1000-step trajectory of §2 (30 s); loading the evaluator (§6) takes about 7 s.
+#   At CI size (`DDPM_TEACH_SIZE=ci`: 32 samples of 10 steps, a 20-step trajectory) `pytest --nbval` takes
 #   16 s. The timing lines under the sampling cells say how long they took on your machine.
 # - GPU: not measured (no GPU was at hand when this notebook was written). Every model call here is a
 #   batch of at most 256 images of 28 × 28, which a GPU runs in milliseconds, so expect the kernel
@@ -113,11 +113,12 @@ print(f"size={SIZE}: N_SCORE={N_SCORE}, SCORE_STEPS={SCORE_STEPS}, TRAJECTORY_ST
 # configs stored in the file (plain data, loaded with `weights_only=True`) and returns the model in
 # eval mode.
 #
-# **Be honest about what it is.** It is small (about 1.1 M parameters) and was trained briefly, on a
-# 2-core CPU (the `train_config` below plans 1500 steps of 64 images; the run was stopped at step 1000,
-# printed under it, about 1.1 passes over the 60,000 training images). A model trained on a GPU for hours
-# makes far better samples. The pictures below are recognisable clothes, but expect blotches and odd
-# shapes, and expect the scores of §6 to sit well above the real-vs-real floor. That gap is
+# **Be honest about what it is.** It is small (about 1.1 M parameters) and was trained briefly: 15 minutes
+# on a 2-core CPU (`python -m ddpm_teach train --preset cpu-fast`, notebook 04 §12). The `train_config`
+# below shows 3510 steps of 64 images, and the checkpoint was saved at the end of them (step 3510, printed
+# under it): about 3.7 passes over the 60,000 training images. A model trained on a GPU for hours
+# makes far better samples. The pictures below are mostly recognisable clothes, but expect some blotches
+# and odd shapes, and expect the scores of §6 to sit well above the real-vs-real floor. That gap is
 # under-training, not a bug in the sampler: the sampler is checked against the formulas in §1 and against independent implementations in `tests/`.
 
 # %%
@@ -294,12 +295,13 @@ plt.show()
 # %% [markdown]
 # Read it column by column. At $t = 999$ the guess $\hat x_0$ is noise: eq. 15 divides by
 # $\sqrt{\bar\alpha_{999}} \approx 0.006$, so it blows small errors up, and clipping to $[-1, 1]$ leaves
-# black and white speckle (§5). By $t \approx 600$ it is turning into a soft blur (in some images it is still speckle): from that much
-# noise the best guess (in squared error) is an average over many possible garments. By $t \approx 450$ (a little
-# later for some images) the guess has committed to a kind of garment and a silhouette, while $x_t$ still looks like noise to
-# the eye. The last few hundred steps add detail: coarse to fine, as DDPM describes for its own
-# samples (§4.3 and Fig. 6). Compare the last column with the $\hat x_0$ of the steps before it:
-# the final sample is the last $\hat x_0$ (§1).
+# black and white speckle (§5). By $t \approx 600$ it is turning into a soft blur (two of the four images are
+# still grainy): from that much noise the best guess (in squared error) is an average over many possible
+# garments. By $t \approx 450$ (a little later for some images) the guess has committed to a kind of garment
+# and a silhouette, while $x_t$ still looks like noise to the eye: the third image, a long-sleeved blur at
+# $t = 600$, is a bag at $t = 450$ and stays one. The last few hundred steps add detail: coarse to fine, as
+# DDPM describes for its own samples (§4.3 and Fig. 6). Compare the last column with the $\hat x_0$ of
+# the steps before it: the final sample is the last $\hat x_0$ (§1).
 #
 # The same as an animation of all images, about 40 frames with the same denser-near-the-end choice.
 # (`animate_trajectory` returns a matplotlib animation; in a notebook, `HTML(anim.to_jshtml())`
@@ -495,25 +497,30 @@ print(f"unclipped x̂_0 at the first step: largest |x̂_0| = {float(largest[0]):
 # %% [markdown]
 # What the figure shows, and why clipping helps:
 #
-# * **Early on, $\hat x_0$ is wild.** At the first steps most of the unclipped $\hat x_0$ lies far
-#   outside the data range (right panel, and the printout). The mean $\tilde\mu_t$ blends $\hat x_0$
-#   and $x_t$, so an out-of-range $\hat x_0$ pulls $x_{t-1}$ towards values no image has. Clipping
-#   projects the estimate onto what we *know* about the data, at no cost.
+# * **Early on, $\hat x_0$ is wild.** At the first step 70% of the unclipped $\hat x_0$ pixels lie
+#   outside the data range, up to $|\hat x_0| = 22.7$ (the printout), and the share falls below a quarter
+#   only around $t \approx 900$ (right panel). The mean $\tilde\mu_t$ blends $\hat x_0$ and $x_t$, so
+#   an out-of-range $\hat x_0$ pulls $x_{t-1}$ towards values no image has. Clipping projects the
+#   estimate onto what we *know* about the data, at no cost.
 # * **But its weight is small there.** The weight of $\hat x_0$ in eq. 7,
 #   $\sqrt{\bar\alpha_{t-1}}\,\beta_t/(1-\bar\alpha_t)$, is tiny at large $t$, so the wildest estimates
 #   barely move the chain. Clipping changes the outcome through the middle and late steps, where a
-#   smaller share of $\hat x_0$ is still out of range but its weight is large.
+#   smaller share of $\hat x_0$ is still out of range (6% to 25% of the pixels in the right panel, and
+#   only by a little: the largest $|\hat x_0|$ stays below about 1.5 from $t \approx 550$ on), but its
+#   weight is large.
 # * **Errors compound.** The chain feeds each $x_{t-1}$ back to the model. Once the state has
 #   drifted to intensities the model never saw in training, its $\varepsilon_\theta$ is worse there,
 #   and the next $\hat x_0$ is worse still. Clipping keeps the state near the training distribution.
-# * **The result, here.** The same seed gives the same garments with and without clipping; the
-#   difference panel shows where they part: contrast and fine detail, and some final pixels outside
-#   $[-1, 1]$ that are clipped for display anyway. For this model and 50 steps the effect is modest.
-#   It grows when each step leans harder on $\hat x_0$: with few respaced steps, with DDIM
-#   (notebook 06, where $x_{t-1}$ is built from $\hat x_0$ directly), and with strong guidance
-#   (notebook 07; Imagen's *dynamic* thresholding, Saharia et al. 2022 §2.3, is the refined version).
-#   A perfect $\varepsilon_\theta$ would never predict an $x_0$ outside the data range, so the weaker
-#   the model, the more clipping helps.
+# * **The result, here.** The same seed gives the same garments with and without clipping. The
+#   difference panel is almost uniformly grey: the mean difference is 0.011 on the $[-1, 1]$ scale, and
+#   it is visible in only two of the 16 images (the patterned T-shirt in the top row, the first image of
+#   the second row), as dark edges and detail. Unclipped, 19.0% of the final pixels lie outside
+#   $[-1, 1]$, but only just (values in $[-1.04, 1.11]$), and they are clipped for display anyway. For
+#   this model and 50 steps the effect is small. It grows when each step leans harder on $\hat x_0$:
+#   with few respaced steps, with DDIM (notebook 06, where $x_{t-1}$ is built from $\hat x_0$
+#   directly), and with strong guidance (notebook 07; Imagen's *dynamic* thresholding, Saharia et al.
+#   2022 §2.3, is the refined version). A perfect $\varepsilon_\theta$ would never predict an $x_0$
+#   outside the data range, so the weaker the model, the more clipping helps.
 #
 # ## 6. Scoring samples: classifier-FID, with $N$ and the floor
 #
@@ -541,17 +548,17 @@ print("  ", Evaluator.format_scores(scores["fixed_small"]))
 
 # %% [markdown]
 # How to read it: the floor is what sampling error alone costs at this $N$; the distance from the
-# floor to the score is what the model and sampler cost. For the shipped, briefly CPU-trained model
-# that distance is large (see §0): it is a fair picture of a small model trained briefly on a CPU,
-# not of DDPM. At CI size ($N = 32$) the numbers are dominated by noise and
-# mean very little; run at full size for anything you want to compare.
+# floor to the score is what the model and sampler cost. For the shipped model, trained for 15 minutes
+# on a CPU (see §0), the score at full size is 3.11 against a floor of 0.67, more than four times the
+# floor: a fair picture of a small model trained briefly on a CPU, not of DDPM. At CI size ($N = 32$) the
+# numbers are dominated by noise and mean very little; run at full size for anything you want to compare.
 #
 # ### What the model makes: the class histogram
 #
 # An unconditional model should make every class about equally often: Fashion-MNIST has 6,000
 # training images of each of its 10 classes. The evaluator's classifier labels each sample, and
-# `score` returns the counts (`class_histogram`). The classifier is not perfect (about 9 in 10 test
-# images right), so as a reference we also label $N$ real training images.
+# `score` returns the counts (`class_histogram`). The classifier is not perfect (92.75% of the test
+# images right, `checkpoints/README.md`), so as a reference we also label $N$ real training images.
 
 # %%
 real = to_model_range(evaluator.train_data.images[torch.randperm(len(evaluator.train_data), generator=generator(1))[:N_SCORE]])
@@ -581,13 +588,14 @@ for name, a, b, r in zip(classes, scores["fixed_small"]["class_histogram"], scor
 # %% [markdown]
 # Real images give a nearly flat histogram (the wobble is sampling noise and classifier mistakes).
 # Samples from a weak unconditional model usually don't: read off the bars which classes it
-# over-produces and which it almost never makes. Two causes mix in such a histogram. The model itself
-# may favour some modes (an undertrained model has learnt some garments better than others), and the
-# classifier has to put every sample in *some* class, so half-formed or noisy samples pile up in
-# whichever class they look least unlike. Compare the two variances: the noisier $\sigma^2 = \beta$
-# samples shift the histogram too. An uneven histogram is one of the things FID punishes, through the
-# feature mean. Notebook 07 takes control of the class with
-# classifier-free guidance.
+# over-produces and which it makes too rarely. Here, with $\sigma^2 = \tilde\beta$, the counts run from
+# 14 Trousers (against 31 among the real images) to 36 Ankle boots, out of 256. Two causes mix in such a
+# histogram. The model itself may favour some modes (an undertrained model has learnt some garments
+# better than others), and the classifier has to put every sample in *some* class, so half-formed or
+# noisy samples pile up in whichever class they look least unlike. Compare the two variances: the
+# noisier $\sigma^2 = \beta$ samples shift the histogram too, to 49 Shirts (23 with $\tilde\beta$) and
+# only 10 Pullovers (35). An uneven histogram is one of the things FID punishes, through the feature
+# mean. Notebook 07 takes control of the class with classifier-free guidance.
 #
 # ### $\beta$ vs $\tilde\beta$, measured
 #
@@ -671,8 +679,9 @@ ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
 # * **The trajectory** shows coarse-to-fine generation: $\hat x_0$ settles on the garment long
 #   before $x_t$ looks like one.
 # * **Scores**: classifier-FID with its $N$ and the real-vs-real floor, and a class histogram. The
-#   shipped model was trained briefly on a CPU; its FID sits well above the floor (printed in §6),
-#   which is the honest size of that under-training.
+#   shipped model was trained briefly on a CPU (15 minutes); its FID, 3.11 at $N = 256$ with
+#   $\sigma^2 = \tilde\beta$, is more than four times the floor of 0.67 (§6), which is the honest size of
+#   that under-training.
 #
 # **Next:** notebook 06 (DDIM) replaces the Markov chain with a non-Markovian one that uses the same
 # trained model, is deterministic at $\eta = 0$, and needs far fewer steps.

@@ -39,9 +39,11 @@
 #    spherical interpolation between two $x_T$ morphs one image into another;
 # 6. read a **measured** table of classifier-FID against the number of steps and $\eta$.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle): 2.7 min wall clock at full size (5.2 min of CPU time over
-# the 2 threads), most of it the quality table of section 7 (12 sampling runs of 100 images, 540
-# model calls per image in all, 2 min); 21 s under `pytest --nbval` at CI size
+# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle): 164 s (2.7 min) wall clock at full size (301 s of user CPU
+# time over the 2 threads). Most of it is the quality table of section 7: 12 sampling runs of 100
+# images, 540 model calls per image in all, 130 s of sampling (the times printed under its cell),
+# after 7 s to load the evaluator; the determinism figure of section 5 takes 11 s, the
+# interpolation of section 6 takes 5 s. 21 s under `pytest --nbval` at CI size
 # (`DDPM_TEACH_SIZE=ci`: 16 images per cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work); `sample` and
 # the evaluator run on whatever device the model is on.
 
@@ -256,9 +258,10 @@ print("last step: matches, and returns x̂_0 without noise")
 
 # %% [markdown]
 # From here on the notebook uses the package. The three terms of eq. 12 as pictures, for the step
-# $666 \to 555$ with $\eta = 1$ (terms outside $[-1, 1]$ are shown clipped). The predicted $x_0$ is
-# already a blurry garment; the direction term carries the part of the current noise that the
-# step keeps, and the noise term is fresh.
+# $666 \to 555$ with $\eta = 1$ (terms outside $[-1, 1]$ are shown clipped). In most rows the
+# predicted $x_0$ is already a blurry garment (shoes, a T-shirt, trousers); in the last two it is
+# still a faint, shapeless blob. The direction term carries the part of the current noise that
+# the step keeps, and the noise term is fresh.
 
 # %%
 terms = ddim_step_by_hand(eps_model, t, t_prev, x_t, 1.0, noise=torch.randn(x_t.shape, generator=generator(3)))
@@ -507,14 +510,16 @@ plt.show()
 
 # %% [markdown]
 # In the stored full-size run the determinism holds: the $\eta = 0$ images at 10, 20 and 50 steps
-# differ from the 100-step image of the same $x_T$ by 0.072, 0.031 and 0.010 per pixel on average,
-# against 0.726 for a different $x_T$, while $\eta = 1$ gives 0.43 to 0.49. The figure also shows
-# something the paper's models do not: 4 of the 8 $\eta = 0$ images are high-contrast speckled
-# textures rather than garments, at every step count, while $\eta = 1$ turns the same $x_T$ into
-# smooth garments. The likely cause is the shipped checkpoint, trained for only 1000 steps of batch 64
-# (about one epoch, `checkpoints/README.md`): its $\hat\varepsilon$ is still inaccurate, and with
-# $\eta = 0$ the errors stay in the image instead of being partly replaced by fresh noise.
-# Section 7 measures what this costs.
+# differ from the 100-step image of the same $x_T$ by 0.084, 0.049 and 0.016 per pixel on average,
+# against 0.593 for a different $x_T$, while $\eta = 1$ gives 0.42 to 0.49, most of the way to the
+# different-$x_T$ figure. In the picture, 7 of the 8 $\eta = 0$ columns show the same item in all
+# four rows, only a little sharper with more steps; the eighth, a short-sleeved top at 10 and 20
+# steps, becomes a narrow dress at 50 and 100 (few steps solve the ODE coarsely, and now and then
+# that lands on a different image). The $\eta = 1$ columns change item from row to row. Every
+# image in the figure is a recognisable item, but two of the $\eta = 0$ ones (a bag and a top)
+# carry blotchy, high-contrast patches at every step count: a flaw of the small, briefly trained model
+# (15 CPU minutes, `checkpoints/README.md`) that the deterministic sampler reproduces exactly from
+# the same $x_T$. Section 7 measures what $\eta$ and the step count do to quality.
 #
 # ## 6. Latent interpolation
 #
@@ -566,12 +571,15 @@ print("‖lerp‖:       " + " ".join(f"{n:>5.1f}" for n in path_lerp.flatten(1)
 # morph smoothly from one image to the other with plausible images in between, and the lerp row's
 # middle images, decoded from too-short noise, come out faint or washed out.
 #
-# The stored run shows this only in part. The third slerp row morphs smoothly from a long, narrow
-# item into a top. The first two change gradually too, but their endpoints and most of the images
-# between are the speckled textures of section 5, not garments. The lerp row's middle images are
-# smooth, flat grey tops: washed out in contrast, as expected, but without the speckle that the
-# slerp row of the same pair shows. Both are likely effects of the under-trained checkpoint (see
-# section 5), not of slerp or lerp as such.
+# The stored run shows this for the most part. Every image on the three slerp rows is a garment.
+# The third row morphs smoothly from trousers through a dress into a wide top. The second goes
+# from trousers through a short-sleeved dress into a long-sleeved top, and the first from a
+# T-shirt into an ankle boot, with one abrupt change between $\alpha = 0.375$ (a streaky T-shirt)
+# and $0.5$ (a mottled boot) instead of a gradual one. The T-shirt and the boot of the first row
+# and the long-sleeved top of the second carry the blotchy, high-contrast patches of section 5.
+# The lerp row's middle images ($\alpha = 0.125$ to $0.875$) are smooth, flat tops and boots
+# with no detail: washed out, as expected from noise of norm 19.9 to 25.4 instead of about 28.7
+# (the printout above), and with none of the texture of the endpoints.
 
 # %%
 starts = torch.cat([slerp(a, b, alphas) for a, b in pairs] + [path_lerp])   # (4·9, 1, 28, 28)
@@ -667,39 +675,58 @@ plt.show()
 
 # %% [markdown]
 # How to read the table (the numbers above are measured on this run; they change with the
-# checkpoint and with N). The stored full-size run is quoted below.
+# checkpoint and with N). The stored full-size run is quoted below. First, how large is the noise?
+# This notebook reports it through the floor: 100 real images already score 2.60, so 100 samples
+# pin a FID down only roughly. Notebook 08 puts bootstrap error bars on the same score at a similar
+# N (96) and finds about ±1 point per cell, so the difference of two cells scatters by about
+# 1.4 points. Below, a difference of less than about 2 points between two cells counts as
+# unresolved, and one of 3 points or more (more than the floor itself) as resolved, just.
 #
 # * **Rows: cost.** Time per sample grows linearly with the number of steps, one UNet call each
 #   (DDPM needs 1000). The table gives the wall time, averaged over the three η, and the CPU time
 #   of this process: on a machine shared with other jobs the wall time can jump while the CPU
-#   time stays close to the real cost of the work. Stored run: 23, 47, 120 and 244 ms of wall time
+#   time stays close to the real cost of the work. Stored run: 23, 52, 126 and 232 ms of wall time
 #   per sample at 10, 20, 50 and 100 steps, about 2.4 ms per step (CPU time is about twice that,
 #   two threads).
-# * **Rows: quality.** In the paper FID falls as the step count grows, for every η. Here it falls
-#   for η = 0 (14.59, 12.43, 11.73, 11.43 at 10, 20, 50, 100 steps) and for η = 1 (13.91, 12.00,
-#   8.32, 8.40, flat from 50 to 100); η = 0.5 is not monotone (10.51 at 20 steps, 11.31 at 50),
-#   a difference within the noise at this N.
+# * **Rows: quality.** In the paper FID falls as the step count grows, for every η. Here it does
+#   for η = 1 (6.93, 5.97, 3.61, 3.54 at 10, 20, 50, 100 steps: 3.4 points in all, a resolved
+#   fall, flat from 50 to 100) and, in smaller steps, for η = 0.5 (5.25, 4.81, 4.24, 3.68).
+#   η = 0 improves from 6.60 at 10 steps to 5.14 at 20 and then stays flat (4.77, 5.04; the rise
+#   from 50 to 100 is noise, and those two cells hold nearly the same images: at η = 0 the 50- and
+#   100-step images of one $x_T$ differ by 0.016 per pixel, section 5). That plateau is what the
+#   ODE view predicts: once the steps solve the ODE finely enough, more steps no longer change the
+#   images, and what is left is the model's own error.
 # * **Columns: η.** DDIM's central finding (their Table 1, on well-trained CIFAR-10 and CelebA
 #   models) is that at few steps the deterministic sampler ($\eta = 0$) beats the stochastic ones,
 #   and the gap closes as the step count grows. The reason is in the right panel of the σ figure:
 #   with few steps each jump is long, and $\eta = 1$ injects a lot of fresh noise per step that the
-#   few remaining steps cannot remove. **This run does not show that pattern.** η = 0 has the
-#   highest (worst) FID at every step count. At 10 and 20 steps the three η lie within about 2 points
-#   of each other (10 steps: 14.59, 13.45, 13.91 for η = 0, 0.5, 1), which is within the noise at
-#   N = 100. At 50 and 100 steps η = 1 is about 3 points better than η = 0 (8.32 against 11.73, and
-#   8.40 against 11.43), so the gap widens with more steps instead of closing. The likely reason is
-#   the checkpoint: it was trained for only 1000 steps of batch 64, about one epoch, and stopped before
-#   its learning rate had decayed (`checkpoints/README.md`). Its $\hat\varepsilon$ has errors of its
-#   own; $\eta = 0$ carries every error forward in the kept noise direction, while fresh noise
-#   partly washes them out. The pictures agree: about half of the $\eta = 0$ samples in section 5
-#   and in the right panel above are speckled textures, while the $\eta = 1$ samples from the same
-#   $x_T$ are smooth garments. A 3-point gap at N = 100 is at the edge of what this N can resolve;
-#   a better-trained model and a larger `N_FID` are needed to see whether the paper's ordering
-#   returns.
+#   few remaining steps cannot remove. **This run shows that pattern only faintly at few steps,
+#   and turns it round at many.** At 10 and 20 steps η = 1 is the worst column (6.93 and 5.97), as
+#   in the paper, but only 0.3 and 0.8 points behind η = 0 (6.60 and 5.14), and the best column is
+#   η = 0.5 (5.25 and 4.81), not η = 0. None of these differences is more than 1.7 points, so
+#   all are within the noise, and far smaller than the paper's: on CIFAR-10 at 10 steps its η = 1 FID is about three times its
+#   η = 0 FID. At 50 and 100 steps the order is reversed: η = 1 is the best column (3.61 and 3.54),
+#   η = 0 the worst (4.77 and 5.04), with η = 0.5 between them both times (4.24 and 3.68). That gap,
+#   1.2 and 1.5 points, points the same way twice but is not resolved at N = 100 (and the two
+#   η = 0 cells, holding nearly the same images, are not independent measurements). If it holds
+#   up at a larger N, the likely reason is the model: a small UNet trained for 15 CPU minutes
+#   (3.7 epochs, `checkpoints/README.md`), whose $\hat\varepsilon$ has errors of its own.
+#   $\eta = 0$ carries every error forward in the kept noise direction, while fresh noise partly
+#   washes them out, and with many short steps that noise costs little (the argument Karras et
+#   al. 2022, *EDM*, [arXiv:2206.00364](https://arxiv.org/abs/2206.00364) §4, make for
+#   stochastic samplers). The pictures in the right panel do not separate the columns clearly.
+#   The $\eta = 1$ samples at 10 steps are the softest (smooth, little detail, some faint or
+#   ghostly); blotchy, high-contrast patches appear at both η (a bag and a top in both $\eta = 0$
+#   rows, two boxy bags among the $\eta = 1$ samples at 100 steps). The two $\eta = 0$ rows match
+#   image for image except the first (a dark shirt at 10 steps, a sneaker at 100). A larger
+#   `N_FID` is needed to settle the ordering of the columns.
 # * **The floor.** No sampler is expected to score below the floor, and differences between
 #   cells smaller than the FID's own sampling spread at this N are noise; with N in the low
-#   hundreds, trust the trends more than any single decimal. Here every cell lies well above the
-#   floor (8.3 to 14.6 against 3.02). Raising `N_FID` (and time) tightens every number, floor included.
+#   hundreds, trust the trends more than any single decimal. Here every cell lies above the
+#   floor (3.54 to 6.93 against 2.60). The best cells, η = 1 at 50 and 100 steps, lie within about
+#   1 point of it, about the size of the noise, so at this N they cannot be ranked against each
+#   other or pinned much closer to the floor. Raising `N_FID` (and time) tightens every number,
+#   floor included.
 #
 # ## 8. Exercises
 #
@@ -748,14 +775,17 @@ ddpm_teach.exercises.nb06.check_timesteps(answer_2)
 #   $t = T-1$; `leading` and `quadratic` start lower and treat pure noise as slightly less noisy.
 # * With $\eta = 0$ the image is a function of $x_T$: the same $x_T$ gives the same image whatever
 #   the generator, nearly the same image at 10 or 100 steps, and slerp between two $x_T$ morphs
-#   one image into another (lerp shrinks the noise and washes the middle out). With the shipped,
-#   under-trained checkpoint about half of the $\eta = 0$ images are speckled textures, so only some
-#   of the morphs here run between two garments.
+#   one image into another (lerp shrinks the noise and washes the middle out). With the shipped
+#   checkpoint every image along the slerp paths here is a garment, though one morph switches
+#   abruptly midway and some images carry blotchy patches, a flaw of the small, briefly trained model.
 # * The measured table puts numbers on the trade-off between steps, $\eta$ and quality on this
-#   model, always with N and the real-vs-real floor. The paper finds $\eta = 0$ best at few steps;
-#   on the shipped checkpoint (about one epoch of training, N = 100 per cell) η = 0 was the worst
-#   column at every step count, tied within noise at 10 and 20 steps and about 3 FID points behind
-#   η = 1 at 50 and 100.
+#   model, always with N and the real-vs-real floor. The paper finds $\eta = 0$ best at few steps
+#   and $\eta = 1$ worst, with the gap closing as the steps grow. On the shipped checkpoint (15 CPU
+#   minutes, 3.7 epochs; N = 100 per cell, floor 2.60) η = 1 was indeed the worst column at 10 and
+#   20 steps, but within noise of the others (6.93 against 6.60 for η = 0 at 10 steps); η = 0
+#   improved up to 20 steps and then stayed flat near 5, while η = 1 improved the most (to 3.54
+#   at 100 steps, a resolved 3.4-point fall); and at 50 and 100 steps η = 1 came out ahead of
+#   η = 0 by 1.2 and 1.5 points, which this N cannot resolve.
 #
 # **Further reading.** Song et al. 2021, §4.3 and §5.4, on DDIM as an ODE and on reconstructing
 # $x_T$ from an image (encoding by running eq. 12 backwards). Lu et al. 2022, *DPM-Solver*

@@ -80,3 +80,26 @@ def area(monkeypatch):
     monkeypatch.setattr(widgets, "display", fake.display)
     monkeypatch.setattr(widgets, "clear_output", fake.clear_output)
     return fake
+
+
+@pytest.fixture
+def display_bundle():
+    """Check an explorer's display bundle and return its static PNG (bytes): the widget view for a
+    live kernel, a short text, and the current figure as PNG for viewers without a kernel (GitHub,
+    nbviewer)."""
+    import base64
+    import struct
+
+    def check(explorer) -> bytes:
+        bundle = explorer._repr_mimebundle_()
+        assert bundle["text/plain"] == repr(explorer)
+        view = bundle["application/vnd.jupyter.widget-view+json"]
+        assert view["model_id"] == explorer.widget.model_id and view["version_major"] == 2
+        png = base64.b64decode(bundle["image/png"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", png[16:24])
+        fig_w, fig_h = explorer.figure.get_size_inches() * explorer.figure.dpi
+        assert 0.5 * fig_w < width <= fig_w + 2 and 0.5 * fig_h < height <= fig_h + 2   # tight bbox trims margins only
+        return png
+
+    return check

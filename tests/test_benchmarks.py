@@ -47,7 +47,7 @@ def test_fast_path_smoke(capsys, tmp_path):
 
     assert fast_path.main(["--smoke", "--threads", "1", "--out", str(tmp_path)]) == 0
     output = capsys.readouterr().out
-    for line in ("ratio ours/diffusers train img/s in this run", "ratio diffusers/ours classifier-FID at equal budget"):
+    for line in ("ratio ours/diffusers train img/s in this run", "ratio diffusers/ours classifier-FID at equal wall-clock budget"):
         match = re.search(rf"^{re.escape(line)}[^:]*: (\S+)$", output, flags=re.MULTILINE)
         assert match and math.isfinite(float(match.group(1))) and float(match.group(1)) > 0, (line, output)
     fids = re.findall(r"^(ours|diffusers)\s.*\s(\d+\.\d\d)$", output, flags=re.MULTILINE)  # the table rows
@@ -56,6 +56,20 @@ def test_fast_path_smoke(capsys, tmp_path):
     assert output.count("recognisable (classifier-FID <=") == 2
     for name in ("fast_path_ours.png", "fast_path_diffusers.png", "fast_path_ours.npz", "fast_path.json"):
         assert (tmp_path / name).exists(), name
+
+    # the equal-steps comparison: ours reused from that run, diffusers trained exactly as many steps
+    import json
+
+    first = json.loads((tmp_path / "fast_path.json").read_text())
+    again = tmp_path / "equal_steps"
+    assert fast_path.main(["--smoke", "--threads", "1", "--reuse-ours", str(tmp_path), "--peer-steps", "ours",
+                           "--skip-ours-extras", "--out", str(again)]) == 0
+    output = capsys.readouterr().out
+    assert "ratio diffusers/ours classifier-FID at equal steps and batch" in output
+    result = json.loads((again / "fast_path.json").read_text())
+    ours, peer = result["rows"]
+    assert ours["steps"] == peer["steps"] == first["rows"][0]["steps"]
+    assert [s["sampler"] for s in result["sampling"] if s["model"] == "ours"] == ["ddpm_teach DDIMSampler, fp32"]
 
 
 @pytest.mark.slow
@@ -67,3 +81,45 @@ def test_precision_check_smoke(capsys):
     match = re.search(r"^ratio fp32/fast-path classifier-FID: (\S+)$", output, flags=re.MULTILINE)
     assert match and math.isfinite(float(match.group(1))) and float(match.group(1)) > 0, output
     assert re.search(r"^fp32 eager\s", output, flags=re.MULTILINE), output
+
+
+def test_quality_tables_target_lines():
+    from benchmarks.quality_tables import target_lines
+
+    def row(table, setting, fid, accuracy=None):
+        return {"table": table, "setting": setting, "fid": fid, **({} if accuracy is None else {"accuracy": accuracy})}
+
+    rows = [row("ddim", "DDIM-20 η=0.0", 5.0), row("ddim", "DDIM-50 η=0.0", 3.0),
+            row("ddpm", "DDPM-1000 β̃", 2.8), row("ddpm", "DDPM-1000 β", 2.0),
+            row("guidance", "s=1 (w=0) DDIM-50", 4.0, 0.90), row("guidance", "s=2 (w=1) DDIM-50", 4.4, 0.985),
+            row("guidance", "s=3 (w=2) DDIM-50", 6.0, 0.99)]
+    lines = target_lines(rows)
+    # the stricter DDPM-1000 reference (β, FID 2.0) is used: 3.0/2.0 = 1.5 > 1.2, 5.0/2.0 = 2.5 > 2
+    assert "DDIM-50 η=0 / best DDPM-1000 (DDPM-1000 β) FID: 1.50 (target ≤ 1.2: NOT met)" in lines
+    assert "DDIM-20 η=0 / best DDPM-1000 (DDPM-1000 β) FID: 2.50 (target ≤ 2.0: NOT met)" in lines
+    assert "accuracy at s=2: 98.5% (target ≥ 98%: met)" in lines
+    # the best FID over s is s=1 itself here: ratio 1.00
+    assert "best-s FID / unguided conditional (s=1) FID: 1.00 at s=1 (target ≤ 1.2: met)" in lines
+    assert target_lines([]) == []
+
+
+@pytest.mark.slow
+def test_quality_tables_smoke(capsys, tmp_path):
+    import json
+
+    from benchmarks import quality_tables
+
+    out = tmp_path / "q.json"
+    assert quality_tables.main(["--quick", "--n", "12", "--tables", "ddim", "guidance", "--precision", "bf16",
+                                "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    settings = [(r["table"], r["setting"], r["precision"]) for r in saved["rows"]]
+    assert ("ddim", "DDIM-50 η=0.0", "fp32") in settings        # the fp32 control row next to the bf16 ones
+    assert ("ddim", "DDIM-50 η=0.0", "bf16") in settings
+    assert [s for t, s, _ in settings if t == "guidance"] == ["s=0 (w=-1) DDIM-50", "s=1 (w=0) DDIM-50", "s=2 (w=1) DDIM-50"]
+    assert not any(t in ("ddpm", "learned_var") for t, _, _ in settings)
+    for r in saved["rows"]:
+        assert r["n"] == 12 and math.isfinite(r["fid"]) and r["fid_floor"] > 0
+    assert all(0 <= r["accuracy"] <= 1 for r in saved["rows"] if r["table"] == "guidance")
+    assert any(line.startswith("accuracy at s=2") for line in saved["targets"])
+    assert "| classifier-FID | floor at N |" in capsys.readouterr().out

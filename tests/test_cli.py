@@ -173,6 +173,13 @@ def test_sample_writes_an_npz(trained, workdir, capsys):
     assert images.dtype == np.uint8 and images.shape == (6, 28, 28)
     assert labels.shape == (6,) and bool((labels == -1).all())       # unconditional: no labels
     assert images.std() > 0
+    # --precision bf16 runs the network under autocast: nearly the same images, not bit-identical
+    assert main(["sample", "--checkpoint", str(checkpoint), "--n", "6", "--sampler", "ddim", "--steps", "5",
+                 "--device", "cpu", "--precision", "bf16", "--out", str(workdir / "x16.npz")]) == 0
+    with np.load(workdir / "x16.npz") as f:
+        bf16 = f["images"]
+    difference = np.abs(bf16.astype(int) - images.astype(int))
+    assert difference.max() > 0 and difference.mean() < 8       # uint8 levels out of 255
 
 
 def test_guided_sampling_cycles_through_the_classes(conditional_checkpoint, workdir):

@@ -582,6 +582,31 @@ def test_sample_argument_errors(tiny_unet):
         sample(unconditional, DDIMSampler(schedule, steps=11), 1, progress=False)
 
 
+def test_bf16_sampling_runs_the_network_in_bf16_and_stays_close_to_fp32(tiny_unet):
+    model = tiny_unet(num_classes=3)
+    sampler = DDIMSampler(NoiseSchedule.from_name("linear", 20), steps=5, eta=0.0)
+    seen = []
+    hook = model.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    noise = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    kwargs = dict(noise=noise, labels=[0, 1, 2, 0], guidance_scale=2.0, progress=False)
+    fp32 = sample(model, sampler, **kwargs)
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    bf16 = sample(model, sampler, precision="bf16", **kwargs)
+    hook.remove()
+    assert set(seen) == {torch.bfloat16}              # the network ran under autocast ...
+    assert bf16.dtype == torch.float32                # ... and the sampler's arithmetic did not
+    assert not torch.equal(bf16, fp32)
+    # bf16 keeps 8 bits of mantissa: the samples differ by a small fraction of their [-1, 1] range
+    assert (bf16 - fp32).abs().max() < 0.1
+
+
+def test_unknown_precision_raises(tiny_unet):
+    with pytest.raises(ValueError, match="unknown precision 'int8'.*bf16"):
+        sample(tiny_unet(), DDIMSampler(NoiseSchedule.from_name("linear", 10), steps=2), 1, precision="int8",
+               progress=False)
+
+
 def test_make_sampler():
     schedule = NoiseSchedule.from_name("linear", 100)
     assert make_sampler(schedule, "ddpm").variance_type == "fixed_small"

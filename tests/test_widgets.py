@@ -252,8 +252,7 @@ def test_images_are_accepted_in_several_forms(area):
         ScheduleExplorer(torch.zeros(2, 1, 6, 6))
 
 
-def test_display_bundle_points_at_the_widget(explorer):
-    bundle = explorer._repr_mimebundle_()
-    assert bundle["text/plain"] == repr(explorer)
-    view = bundle["application/vnd.jupyter.widget-view+json"]
-    assert view["model_id"] == explorer.widget.model_id and view["version_major"] == 2
+def test_display_bundle_points_at_the_widget_and_carries_a_static_png(explorer, display_bundle):
+    png = display_bundle(explorer)
+    explorer.controls["t"].value = 900
+    assert display_bundle(explorer) != png   # the still picture follows the controls
