@@ -173,13 +173,25 @@ def test_sample_writes_an_npz(trained, workdir, capsys):
     assert images.dtype == np.uint8 and images.shape == (6, 28, 28)
     assert labels.shape == (6,) and bool((labels == -1).all())       # unconditional: no labels
     assert images.std() > 0
-    # --precision bf16 runs the network under autocast: nearly the same images, not bit-identical
+
+
+@pytest.mark.slow
+def test_sample_passes_precision_to_the_sampling_loop(trained, workdir, monkeypatch):
+    # (what bf16 does to the numbers is tested in test_samplers; here: the flag reaches the loop)
+    import ddpm_teach.samplers as samplers
+
+    checkpoint, _ = trained
+    seen, real_sample = [], samplers.sample
+    monkeypatch.setattr(samplers, "sample", lambda *a, **kw: seen.append(kw["precision"]) or real_sample(*a, **kw))
+    out = workdir / "x16.npz"
     assert main(["sample", "--checkpoint", str(checkpoint), "--n", "6", "--sampler", "ddim", "--steps", "5",
-                 "--device", "cpu", "--precision", "bf16", "--out", str(workdir / "x16.npz")]) == 0
-    with np.load(workdir / "x16.npz") as f:
-        bf16 = f["images"]
-    difference = np.abs(bf16.astype(int) - images.astype(int))
-    assert difference.max() > 0 and difference.mean() < 8       # uint8 levels out of 255
+                 "--device", "cpu", "--precision", "bf16", "--batch-size", "4", "--out", str(out)]) == 0
+    assert seen == ["bf16", "bf16"]                                   # both batches
+    with np.load(out) as f:
+        assert f["images"].shape == (6, 28, 28)
+    with pytest.raises(SystemExit):
+        main(["sample", "--checkpoint", str(checkpoint), "--precision", "int8", "--out", str(workdir / "never.npz")])
+    assert not (workdir / "never.npz").exists()
 
 
 def test_guided_sampling_cycles_through_the_classes(conditional_checkpoint, workdir):
