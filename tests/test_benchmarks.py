@@ -86,8 +86,8 @@ def test_precision_check_smoke(capsys):
 def test_quality_tables_target_lines():
     from benchmarks.quality_tables import target_lines
 
-    def row(table, setting, fid, accuracy=None):
-        return {"table": table, "setting": setting, "fid": fid, **({} if accuracy is None else {"accuracy": accuracy})}
+    def row(table, setting, fid, accuracy=None, n=1000):
+        return {"table": table, "setting": setting, "fid": fid, "n": n, **({} if accuracy is None else {"accuracy": accuracy})}
 
     rows = [row("ddim", "DDIM-20 η=0.0", 5.0), row("ddim", "DDIM-50 η=0.0", 3.0),
             row("ddpm", "DDPM-1000 β̃", 2.8), row("ddpm", "DDPM-1000 β", 2.0),
@@ -95,12 +95,18 @@ def test_quality_tables_target_lines():
             row("guidance", "s=3 (w=2) DDIM-50", 6.0, 0.99)]
     lines = target_lines(rows)
     # the stricter DDPM-1000 reference (β, FID 2.0) is used: 3.0/2.0 = 1.5 > 1.2, 5.0/2.0 = 2.5 > 2
-    assert "DDIM-50 η=0 / best DDPM-1000 (DDPM-1000 β) FID: 1.50 (target ≤ 1.2: NOT met)" in lines
-    assert "DDIM-20 η=0 / best DDPM-1000 (DDPM-1000 β) FID: 2.50 (target ≤ 2.0: NOT met)" in lines
+    assert "DDIM-50 η=0 / best DDPM-1000 (DDPM-1000 β, N=1000) FID: 1.50 (target ≤ 1.2: NOT met)" in lines
+    assert "DDIM-20 η=0 / best DDPM-1000 (DDPM-1000 β, N=1000) FID: 2.50 (target ≤ 2.0: NOT met)" in lines
     assert "accuracy at s=2: 98.5% (target ≥ 98%: met)" in lines
     # the best FID over s is s=1 itself here: ratio 1.00
     assert "best-s FID / unguided conditional (s=1) FID: 1.00 at s=1 (target ≤ 1.2: met)" in lines
     assert target_lines([]) == []
+
+    # DDPM rows at a smaller N: FIDs at different N are not compared; a same-N DDIM reference is used
+    small = [row("ddim", "DDIM-50 η=0.0", 3.0), row("ddpm", "DDPM-1000 β̃", 4.0, n=250)]
+    assert target_lines(small) == ["DDIM-50 against DDPM-1000: not compared (N=1000 against N=250)"]
+    small.append(row("ddpm", "DDIM-50 η=0.0 (same N)", 4.4, n=250))
+    assert "DDIM-50 η=0 / best DDPM-1000 (DDPM-1000 β̃, N=250) FID: 1.10 (target ≤ 1.2: met)" in target_lines(small)
 
 
 @pytest.mark.slow
