@@ -73,6 +73,24 @@ def add_size_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: none with --smoke, ours with --quick, both at full size)")
 
 
+def add_scoring_run_arguments(parser: argparse.ArgumentParser, quick: str, smoke: str) -> None:
+    """The arguments of the benchmarks that train and then score samples (fast_path,
+    precision_check): --quick / --smoke (with these helps), --n, --threads, --seed, --data-root."""
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help=quick)
+    size.add_argument("--smoke", action="store_true", help=smoke)
+    parser.add_argument("--n", type=int, default=None, help="samples scored per model (default 1000; 256 with "
+                                                             "--quick, 32 with --smoke)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", default=None, help="where Fashion-MNIST lives (found offline if installed)")
+
+
+def samples_to_score(args: argparse.Namespace) -> int:
+    """--n, or the size's default: 1000 at full size, 256 with --quick, 32 with --smoke."""
+    return args.n if args.n is not None else (32 if args.smoke else 256 if args.quick else 1000)
+
+
 def sizes_from_args(args: argparse.Namespace) -> Sizes:
     sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.compile is not None:

@@ -44,7 +44,8 @@ from tqdm.auto import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import COURSE_UNET, Sizes, build_peer, machine_header, num_parameters  # noqa: E402
+from benchmarks.common import (COURSE_UNET, Sizes, add_scoring_run_arguments, build_peer, machine_header,  # noqa: E402
+                               num_parameters, samples_to_score)
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
@@ -186,8 +187,8 @@ def ddim_ours(model, schedule, n: int, batch: int, seed: int, bf16: bool = False
     generator = torch.Generator().manual_seed(seed)
     chunks, started = [], time.perf_counter()
     for begin in tqdm(range(0, n, batch), desc="sample, ddpm_teach DDIMSampler" + (" (bf16)" if bf16 else ""), leave=False):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            chunks.append(sample(model, sampler, min(batch, n - begin), generator=generator, progress=False).float())
+        chunks.append(sample(model, sampler, min(batch, n - begin), generator=generator, progress=False,
+                             precision="bf16" if bf16 else "fp32"))
     return torch.cat(chunks), time.perf_counter() - started
 
 
@@ -211,29 +212,30 @@ def save_samples(images: torch.Tensor, path: Path) -> None:
     np.savez_compressed(path, images=pixels, labels=np.full(len(pixels), -1, dtype=np.int64))
 
 
+def _peer_steps(value: str) -> int | str:
+    if value == "ours" or (value.isdigit() and int(value) > 0):
+        return value if value == "ours" else int(value)
+    raise argparse.ArgumentTypeError(f"expected a positive number of steps or 'ours', got {value!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="2 minutes of training each, N=256")
-    size.add_argument("--smoke", action="store_true", help="6 seconds each, N=32, no torch.compile (for the tests)")
+    add_scoring_run_arguments(parser, quick="2 minutes of training each, N=256",
+                              smoke="6 seconds each, N=32, no torch.compile (for the tests)")
     parser.add_argument("--minutes", type=float, default=None, help="training budget per model (default 15; 2 with --quick)")
-    parser.add_argument("--n", type=int, default=None, help="samples scored per model (default 1000; 256 with --quick)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier", default=None, help="classifier checkpoint (default: the shipped one)")
-    parser.add_argument("--data-root", default=None)
     parser.add_argument("--skip-peer", action="store_true", help="train and score ours only")
     parser.add_argument("--reuse-ours", default=None, metavar="DIR",
                         help="take our model and its training row from an earlier run's --out DIR instead of training it again")
-    parser.add_argument("--peer-steps", default=None, metavar="S",
+    parser.add_argument("--peer-steps", default=None, metavar="S", type=_peer_steps,
                         help="train diffusers for exactly S steps instead of the wall-clock budget ('ours': as many "
-                             "as ours took), for the equal-steps comparison; with --reuse-ours")
+                             "as ours took), for the equal-steps comparison (with --reuse-ours, ours is not retrained)")
     parser.add_argument("--skip-ours-extras", action="store_true",
                         help="score ours with its own fp32 sampler only (no bf16 or diffusers-sampler rows)")
     parser.add_argument("--out", default=None, help="folder for the sample grids and a JSON of the results")
     args = parser.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else (0.1 if args.smoke else 2.0 if args.quick else 15.0)
-    n = args.n if args.n is not None else (32 if args.smoke else 256 if args.quick else 1000)
+    n = samples_to_score(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
@@ -277,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         save_image_grid(images[:64], out / "fast_path_ours.png")
         save_samples(images, out / "fast_path_ours.npz")
     if not args.skip_peer:
-        peer_steps = None if args.peer_steps is None else (rows[0]["steps"] if args.peer_steps == "ours" else int(args.peer_steps))
+        peer_steps = rows[0]["steps"] if args.peer_steps == "ours" else args.peer_steps
         peer, scheduler, info = train_peer(data, minutes, args.seed, steps=peer_steps)
         if out:
             torch.save(peer.state_dict(), out / "fast_path_diffusers_ema.pt")

@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import Sizes, machine_header  # noqa: E402
+from benchmarks.common import Sizes, add_scoring_run_arguments, machine_header, samples_to_score  # noqa: E402
 from benchmarks.fast_path import ddim_ours, fast_path_configs, setup_label  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
@@ -44,17 +44,11 @@ def train(data, steps: int, fast: bool, out_dir: str, seed: int, compile: bool =
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="150 steps each, N=256")
-    size.add_argument("--smoke", action="store_true", help="5 steps each, N=32, no torch.compile")
+    add_scoring_run_arguments(parser, quick="150 steps each, N=256", smoke="5 steps each, N=32, no torch.compile")
     parser.add_argument("--steps", type=int, default=None, help="training steps of each run (default 600)")
-    parser.add_argument("--n", type=int, default=None, help="samples scored per model (default 1000)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", default=None)
     args = parser.parse_args(argv)
     steps = args.steps or (5 if args.smoke else 150 if args.quick else 600)
-    n = args.n or (32 if args.smoke else 256 if args.quick else 1000)
+    n = samples_to_score(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")

@@ -351,8 +351,11 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
         xs, pred_x0s = [x.cpu()], []
         for t in tqdm(sampler.timesteps.tolist(), desc=type(sampler).__name__, disable=not progress, leave=False):
             t_batch = torch.full((n,), t, dtype=torch.long, device=device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                model_output = guided_model_output(model, x, t_batch, labels, guidance_scale).float()
+            if autocast_dtype is None:
+                model_output = guided_model_output(model, x, t_batch, labels, guidance_scale)
+            else:  # the network in reduced precision; the sampler's arithmetic in x's dtype
+                with torch.autocast(device.type, dtype=autocast_dtype):
+                    model_output = guided_model_output(model, x, t_batch, labels, guidance_scale).to(x.dtype)
             out = sampler.step(model_output, t, x, generator=generator)
             x = out.prev_sample
             if return_trajectory:

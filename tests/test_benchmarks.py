@@ -129,3 +129,14 @@ def test_quality_tables_smoke(capsys, tmp_path):
     assert all(0 <= r["accuracy"] <= 1 for r in saved["rows"] if r["table"] == "guidance")
     assert any(line.startswith("accuracy at s=2") for line in saved["targets"])
     assert "| classifier-FID | floor at N |" in capsys.readouterr().out
+
+
+def test_fast_path_peer_steps_values():
+    import argparse
+
+    from benchmarks.fast_path import _peer_steps
+
+    assert _peer_steps("ours") == "ours" and _peer_steps("3510") == 3510
+    for bad in ("0", "-5", "many", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive number of steps or 'ours'"):
+            _peer_steps(bad)

@@ -601,6 +601,15 @@ def test_bf16_sampling_runs_the_network_in_bf16_and_stays_close_to_fp32(tiny_une
     assert (bf16 - fp32).abs().max() < 0.1
 
 
+def test_fp32_precision_leaves_a_float64_model_in_float64(tiny_unet):
+    model = tiny_unet().double()
+    noise = torch.randn(2, 1, 16, 16, dtype=torch.float64)
+    sampler = DDIMSampler(NoiseSchedule.from_name("linear", 10), steps=3)
+    out = sample(model, sampler, noise=noise, progress=False)
+    assert out.dtype == torch.float64                 # precision="fp32" (the default) casts nothing:
+    assert torch.equal(out, manual_loop(model, sampler, noise, torch.Generator()))   # bit for bit
+
+
 def test_unknown_precision_raises(tiny_unet):
     with pytest.raises(ValueError, match="unknown precision 'int8'.*bf16"):
         sample(tiny_unet(), DDIMSampler(NoiseSchedule.from_name("linear", 10), steps=2), 1, precision="int8",
