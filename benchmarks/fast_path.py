@@ -242,8 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     budget_kind = "equal wall-clock budget" if args.peer_steps is None else "equal steps and batch"
     print(machine_header(f"CPU fast path vs diffusers, {budget_kind}", device,
                          Sizes("smoke" if args.smoke else "quick" if args.quick else "full", 0, 1, 1, "ours"),
-                         timing=f"{minutes:g} minutes of training each (torch.compile's warm-up included), one "
-                                "model after the other; then DDIM-50 sampling and the classifier"))
+                         timing=(f"{minutes:g} minutes of training each" if args.peer_steps is None else
+                                 f"ours: {minutes:g} minutes of training; diffusers: as many steps "
+                                 f"({args.peer_steps}), however long they take")
+                                + " (torch.compile's warm-up included), one model after the other; then DDIM-50 "
+                                "sampling and the classifier"))
     data = load_dataset("fashion_mnist", args.data_root, train=True)
     evaluator = Evaluator.load(args.classifier, data_root=args.data_root)
     out = Path(args.out) if args.out else None
@@ -296,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     noise = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed)).clamp(-1, 1)
     noise_fid = evaluator.fid(noise)
 
-    print(f"\ntraining for {minutes:g} minutes each, then DDIM-50 (fp32) of N={n} from the EMA weights; "
+    training = (f"training for {minutes:g} minutes each" if args.peer_steps is None
+                else f"training for the same {rows[0]['steps']} steps each" if len(rows) == 2
+                else f"training for {minutes:g} minutes")
+    print(f"\n{training}, then DDIM-50 (fp32) of N={n} from the EMA weights; "
           f"classifier-FID against the test set (real-vs-real floor at N={n}: {rows[0]['fid_floor']:.2f}; "
           f"clipped Gaussian noise: {noise_fid:.1f})")
     header = f"{'model':<10} {'setup':<72} {'params':>9} {'steps':>6} {'img/s':>6} {'train s':>8} {'loss':>7} {'FID':>7}"
@@ -311,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<10} {sampler_name:<55} {scores['fid']:>7.2f} {seconds:>11.0f}")
     for r in rows:
         verdict = "yes" if r["fid"] <= RECOGNISABLE_FID else "no"
-        print(f"recognisable (classifier-FID <= {RECOGNISABLE_FID:g} at N={n}) after {minutes:g} min, {r['model']}: {verdict}")
+        print(f"recognisable (classifier-FID <= {RECOGNISABLE_FID:g} at N={n}) after {r['seconds'] / 60:.0f} min "
+              f"({r['steps']} steps), {r['model']}: {verdict}")
     if len(rows) == 2:
         print(f"ratio ours/diffusers train img/s in this run: {rows[0]['img_per_s'] / rows[1]['img_per_s']:.2f}")
         print(f"ratio diffusers/ours classifier-FID at {budget_kind} (above 1: ours is better): "

@@ -5,6 +5,11 @@ floor stated.
     python benchmarks/quality_tables.py --n 5000 --out benchmarks/results/quality_n5000.json   # the README's tables (GPU: minutes)
     python benchmarks/quality_tables.py --quick                                                # N=100, a subset, CPU-friendly
     python benchmarks/quality_tables.py --n 1000 --ddpm-n 500 --precision bf16 --out ...       # what a 2-core CPU can do in ~45 min
+    python benchmarks/quality_tables.py ... --out F --resume     # keep F's rows, measure only the missing ones
+
+A long run can be spread over several sittings: the JSON is rewritten after every row, and with
+``--resume`` a row already in it (same table, setting, precision and N, same seed) is kept
+instead of measured again.
 
 Tables: DDPM 1000 steps (β and β̃); DDIM 10/20/50/100 steps × η 0/0.5/1; guidance scale s in
 {0, 1, 1.5, 2, 3, 5}; learned variance against fixed variance at 25/50/100 DDPM steps.
@@ -44,28 +49,60 @@ def generate(model, sampler, n, batch_size, device, seed, labels=None, guidance_
 TABLES = ("ddim", "guidance", "learned_var", "ddpm")
 
 
-def run(args, on_row=None) -> list[dict]:
+def row_key(row: dict) -> tuple:
+    """What makes two rows the same measurement (the seed is checked once, for the whole file)."""
+    return row["table"], row["setting"], row["precision"], row["n"]
+
+
+def earlier_run(path: Path, seed: int) -> tuple[list[dict], list[str]]:
+    """The rows and commands of an earlier run's JSON, for ``--resume``; a file from another seed
+    is refused."""
+    if not path.exists():
+        return [], []
+    try:
+        saved = json.loads(path.read_text())
+        rows = saved["rows"]
+        for r in rows:
+            row_key(r)
+    except (ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"--resume: {path} is not a quality_tables JSON ({err!r}); move it away or drop --resume") from err
+    if saved.get("seed", 0) != seed:
+        raise SystemExit(f"--resume: {path} was measured with --seed {saved.get('seed', 0)}, not {seed}; "
+                         "pass that seed or write to another --out")
+    return rows, saved.get("earlier_commands", []) + [saved.get("command", "?")]
+
+
+def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
     """Score every row of the selected tables; ``on_row(rows)`` is called after each row (the
-    script uses it to keep the JSON file current, so a long run that is stopped loses nothing)."""
+    script uses it to keep the JSON file current, so a long run that is stopped loses nothing).
+    Rows in ``done`` (an earlier run's, see ``--resume``) are kept instead of measured again;
+    those of tables not selected now are carried along unchanged."""
     device = pick_device(args.device)
     evaluator = Evaluator.load(device=device)
+    earlier = {row_key(r): r for r in done or []}
     rows: list[dict] = []
 
     def score(table, setting, model, sampler, labels=None, guidance_scale=1.0, n=None, precision=None):
         n = n or args.n
         precision = precision or args.precision
+        kept = earlier.pop((table, setting, precision, n), None)
+        if kept is not None:
+            rows.append(kept)
+            print(f"{table:>16} | {setting:<28} | {precision} | N={n} kept from the earlier run "
+                  f"(FID={kept['fid']:.3f})", flush=True)
+            return kept
         start = time.perf_counter()
         images = generate(model, sampler, n, args.batch_size, device, args.seed, labels, guidance_scale, precision)
         seconds = time.perf_counter() - start
         row = {"table": table, "setting": setting, "precision": precision, **evaluator.score(images, labels),
-               "seconds": seconds}
+               "seconds": seconds, "device": describe_device(device)}
         row.pop("class_histogram", None)
         rows.append(row)
         acc = f"  acc={100 * row['accuracy']:.1f}%" if "accuracy" in row else ""
         print(f"{table:>16} | {setting:<28} | {precision} | N={row['n']} FID={row['fid']:.3f} "
               f"(floor {row['fid_floor']:.3f}){acc}  [{seconds:.0f} s]", flush=True)
-        if on_row is not None:
-            on_row(rows)
+        if on_row is not None:  # the earlier rows not reached yet are saved too: a stop loses none of them
+            on_row(rows + list(earlier.values()))
         return row
 
     uncond, schedule, _ = load_diffusion_model(CK / "fashion_mnist_ddpm.pt", device=device)
@@ -99,6 +136,9 @@ def run(args, on_row=None) -> list[dict]:
             for ddim_steps in (20, 50):
                 score("ddpm", f"DDIM-{ddim_steps} η=0.0 (same N)", uncond, DDIMSampler(schedule, steps=ddim_steps),
                       n=args.ddpm_n)
+    rows.extend(earlier.values())  # rows of the earlier run that this one did not ask for stay in the file
+    if on_row is not None:
+        on_row(rows)
     return rows
 
 
@@ -146,13 +186,20 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=None, help="write the rows as JSON here (kept current after every row)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the rows already in --out (same table, setting, precision, N and seed) and measure only the rest")
     args = parser.parse_args(argv)
+    if args.resume and not args.out:
+        parser.error("--resume needs --out: the JSON whose rows are kept")
     if args.quick:
         args.n = min(args.n, 100)
     args.ddpm_n = args.ddpm_n or args.n
     device = pick_device(args.device)
-    header = {"n": args.n, "ddpm_n": args.ddpm_n, "precision": args.precision, "device": describe_device(device),
-              "torch": torch.__version__, "command": "python benchmarks/quality_tables.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+    done, commands = earlier_run(Path(args.out), args.seed) if args.resume else ([], [])
+    header = {"n": args.n, "ddpm_n": args.ddpm_n, "precision": args.precision, "seed": args.seed,
+              "device": describe_device(device),
+              "torch": torch.__version__, "command": "python benchmarks/quality_tables.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              **({"earlier_commands": commands} if done else {})}
     print(f"# quality tables: N={args.n} per row (DDPM-1000: {args.ddpm_n}), {args.precision}, on "
           f"{header['device']}, torch {torch.__version__}")
 
@@ -164,7 +211,9 @@ def main(argv=None) -> int:
             tmp.write_text(json.dumps({**header, "rows": rows, "targets": target_lines(rows)}, indent=2, ensure_ascii=False))
             tmp.replace(out)
 
-    rows = run(args, on_row=save)
+    if done:
+        print(f"# --resume: {len(done)} rows of {args.out} are kept; the rest are measured")
+    rows = run(args, on_row=save, done=done)
     print("\n| table | setting | precision | N | classifier-FID | floor at N | accuracy | seconds |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
         acc = f"{100 * r['accuracy']:.1f}%" if "accuracy" in r else ""

@@ -131,6 +131,66 @@ def test_quality_tables_smoke(capsys, tmp_path):
     assert "| classifier-FID | floor at N |" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_quality_tables_resume(capsys, tmp_path):
+    """--resume keeps the rows already measured (bit for bit, not re-sampled), measures only the
+    missing ones, carries along rows of tables not selected now, and refuses a file from another
+    seed or one that is not a quality_tables JSON."""
+    import argparse
+    import json
+
+    from benchmarks import quality_tables
+
+    out = tmp_path / "q.json"
+    common = ["--quick", "--n", "8", "--out", str(out)]
+    assert quality_tables.main(common + ["--tables", "ddim"]) == 0
+    first = json.loads(out.read_text())["rows"]
+    assert {r["table"] for r in first} == {"ddim"}
+
+    assert quality_tables.main(common + ["--resume", "--tables", "guidance"]) == 0
+    second = json.loads(out.read_text())
+    by_table = {}
+    for r in second["rows"]:
+        by_table.setdefault(r["table"], []).append(r)
+    assert by_table["ddim"] == first                                  # kept exactly, seconds included
+    assert [r["setting"] for r in by_table["guidance"]] == ["s=0 (w=-1) DDIM-50", "s=1 (w=0) DDIM-50", "s=2 (w=1) DDIM-50"]
+    assert second["earlier_commands"][-1].endswith("--tables ddim")
+    assert any(line.startswith("accuracy at s=2") for line in second["targets"])
+
+    # a row asked for again is kept, not measured: the printout says so and the values are identical
+    capsys.readouterr()
+    assert quality_tables.main(common + ["--resume", "--tables", "ddim"]) == 0
+    assert "kept from the earlier run" in capsys.readouterr().out
+    third = json.loads(out.read_text())["rows"]
+    assert sorted(third, key=quality_tables.row_key) == sorted(second["rows"], key=quality_tables.row_key)
+
+    # the earlier rows that a stopped run has not reached yet are in every save
+    class Stop(Exception):
+        pass
+
+    saves = []
+
+    def stop_after_first_save(rows):
+        saves.append([r["table"] for r in rows])
+        raise Stop
+
+    run_args = argparse.Namespace(quick=True, n=8, ddpm_n=8, tables=["learned_var"], precision="fp32", batch_size=500,
+                                  guidance_steps=50, seed=0, device="cpu", ddpm_variances=["fixed_small"])
+    with pytest.raises(Stop):
+        quality_tables.run(run_args, on_row=stop_after_first_save, done=second["rows"])
+    assert saves[0][0] == "learned_var" and {"ddim", "guidance"} <= set(saves[0])
+    assert len(saves[0]) == len(second["rows"]) + 1
+
+    with pytest.raises(SystemExit, match="--seed 0, not 3"):
+        quality_tables.main(common + ["--resume", "--seed", "3"])
+    out.write_text("{not json")
+    with pytest.raises(SystemExit, match="not a quality_tables JSON"):
+        quality_tables.main(common + ["--resume"])
+    with pytest.raises(SystemExit):
+        quality_tables.main(["--quick", "--resume"])  # --resume without --out
+    assert "--resume needs --out" in capsys.readouterr().err
+
+
 def test_fast_path_peer_steps_values():
     import argparse
 
