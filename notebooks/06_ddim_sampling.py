@@ -721,8 +721,9 @@ plt.show()
 #   image for image except the first (a dark shirt at 10 steps, a sneaker at 100). A larger
 #   `N_FID` is needed to settle the ordering of the columns. The README's "Results" section does
 #   that for this checkpoint: at N = 5000 (floor 0.03) DDIM-50 scores 2.79 at η = 0, 2.40 at
-#   η = 0.5 and 2.47 at η = 1, and at 10 steps 3.95, 3.87 and 5.27. So the reversal at many steps
-#   holds up, and at few steps η = 1 is clearly the worst, as in the paper.
+#   η = 0.5 and 2.47 at η = 1, and at 10 steps 3.95, 3.87 and 5.27. So the reversal holds up at
+#   50 steps (100 steps is not yet measured at that N), and at few steps η = 1 is clearly the
+#   worst, as in the paper.
 # * **The floor.** No sampler is expected to score below the floor, and differences between
 #   cells smaller than the FID's own sampling spread at this N are noise; with N in the low
 #   hundreds, trust the trends more than any single decimal. Here every cell lies above the
