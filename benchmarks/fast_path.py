@@ -213,8 +213,10 @@ def save_samples(images: torch.Tensor, path: Path) -> None:
 
 
 def _peer_steps(value: str) -> int | str:
-    if value == "ours" or (value.isdigit() and int(value) > 0):
-        return value if value == "ours" else int(value)
+    if value == "ours":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     raise argparse.ArgumentTypeError(f"expected a positive number of steps or 'ours', got {value!r}")
 
 
@@ -299,9 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     noise = torch.randn((n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed)).clamp(-1, 1)
     noise_fid = evaluator.fid(noise)
 
-    training = (f"training for {minutes:g} minutes each" if args.peer_steps is None
-                else f"training for the same {rows[0]['steps']} steps each" if len(rows) == 2
-                else f"training for {minutes:g} minutes")
+    training = (f"training for the same {rows[0]['steps']} steps each" if args.peer_steps is not None and len(rows) == 2
+                else f"training for {minutes:g} minutes each")
     print(f"\n{training}, then DDIM-50 (fp32) of N={n} from the EMA weights; "
           f"classifier-FID against the test set (real-vs-real floor at N={n}: {rows[0]['fid_floor']:.2f}; "
           f"clipped Gaussian noise: {noise_fid:.1f})")
