@@ -51,12 +51,13 @@ from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.plotting import save_image_grid  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
-from ddpm_teach.training import TrainConfig, Trainer, preset_configs  # noqa: E402
+from ddpm_teach.trainer import TimeBudget, Trainer  # noqa: E402
+from ddpm_teach.training import TrainConfig, preset_configs  # noqa: E402
 from ddpm_teach.unet import UNetConfig  # noqa: E402
 
 RECOGNISABLE_FID = 20.0    # classifier-FID at N=1000 (see the README's "Performance" section)
 SAMPLING_STEPS = 50
-CALIBRATION = Trainer.CALIBRATION_STEPS
+CALIBRATION = TimeBudget.CALIBRATION_STEPS
 
 
 def fast_path_configs(minutes: float, out_dir: str, compile: bool = True) -> tuple[TrainConfig, UNetConfig]:

@@ -27,7 +27,7 @@ from benchmarks.common import Sizes, add_scoring_run_arguments, machine_header, 
 from benchmarks.fast_path import ddim_ours, fast_path_configs, setup_label  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
-from ddpm_teach.training import Trainer  # noqa: E402
+from ddpm_teach.trainer import Trainer  # noqa: E402
 
 
 def train(data, steps: int, fast: bool, out_dir: str, seed: int, compile: bool = True):

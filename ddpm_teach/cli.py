@@ -14,6 +14,7 @@ import threading
 import types
 import typing
 from pathlib import Path
+from typing import get_args
 
 __all__ = ["main", "build_parser", "parse_args", "add_dataclass_arguments", "dataclass_from_args"]
 
@@ -68,6 +69,7 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a diffusion model (DDPM Algorithm 1)")
+    _add_config_argument(train)
     train.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                        help="continue a run: a checkpoint path, or no value for {out_dir}/checkpoint.pt; it keeps "
                             "its own --steps unless given and saves to --out-dir (default: the checkpoint's folder)")
@@ -84,13 +86,15 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
         train.set_defaults(**preset(preset_name))
 
     smp = sub.add_parser("sample", help="sample images from a checkpoint to a PNG grid or an NPZ")
-    _add_sampling_arguments(smp)
-    smp.add_argument("--out", required=True, help="output file: .png (a grid) or .npz (images uint8, labels)")
+    _add_config_argument(smp)
+    _add_sampling_arguments(smp)   # --checkpoint and --out are required, from the flags or --config
+    smp.add_argument("--out", default=None, help="output file: .png (a grid) or .npz (images uint8, labels) (required)")
     smp.add_argument("--nrow", type=int, default=None, help="images per row of the PNG grid")
 
     ev = sub.add_parser("evaluate", help="classifier-FID and conditional accuracy of samples")
+    _add_config_argument(ev)
     ev.add_argument("--samples", default=None, help="an .npz written by `sample` (images, labels)")
-    _add_sampling_arguments(ev, required=False)
+    _add_sampling_arguments(ev)
     ev.add_argument("--classifier", default=None, help="classifier checkpoint (default: the shipped one)")
     ev.add_argument("--data-root", default=None, help="where Fashion-MNIST lives (found offline if installed)")
     ev.add_argument("--json", default=None, help="also write the scores to this JSON file")
@@ -101,16 +105,25 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
 
     clf = sub.add_parser("train-classifier", help="train the Fashion-MNIST classifier used for evaluation")
     add_dataclass_arguments(clf, ClassifierTrainConfig, title="classifier")
+    parser.subcommands = {"train": train, "sample": smp, "evaluate": ev, "export": exp, "train-classifier": clf}
     return parser
 
 
-def _add_sampling_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--checkpoint", required=required, help="a diffusion checkpoint (.pt)")
+def _add_config_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a .toml (or .yaml) file of options, keyed by flag name; flags given as well win (configs/)")
+
+
+def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    from .samplers import DEFAULT_DDIM_STEPS, Precision, SamplerKind, VarianceType
+
+    p.add_argument("--checkpoint", default=None, help="a diffusion checkpoint (.pt)")
     p.add_argument("--n", type=int, default=64, help="number of images")
-    p.add_argument("--sampler", choices=["ddpm", "ddim"], default="ddim")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (DDPM default: all T; DDIM: 50)")
+    p.add_argument("--sampler", choices=get_args(SamplerKind), default="ddim")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"sampling steps (DDPM default: all T; DDIM: {DEFAULT_DDIM_STEPS})")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
-    p.add_argument("--variance-type", choices=["fixed_small", "fixed_large", "learned_range"], default=None,
+    p.add_argument("--variance-type", choices=get_args(VarianceType), default=None,
                    help="DDPM variance (default: learned_range for learned-variance models, else fixed_small)")
     p.add_argument("--labels", default=None, help="'all' cycles through the classes; K samples class K only")
     p.add_argument("--guidance-scale", type=float, default=1.0, help="s in ε_u + s(ε_c − ε_u)")
@@ -119,39 +132,54 @@ def _add_sampling_arguments(p: argparse.ArgumentParser, required: bool = True) -
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA ones")
     p.add_argument("--no-clip", action="store_true", help="do not clip x̂_0 to [-1, 1]")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="run the network under autocast (bf16: about 2x faster on CPUs with AMX / AVX-512-BF16)")
+    p.add_argument("--precision", choices=get_args(Precision), default="fp32",
+                   help="run the network under autocast (bf16 is faster on CPUs with AMX / AVX-512-BF16)")
 
 
 # -- commands -------------------------------------------------------------------------------
+def _training_data(config):
+    from .data import load_dataset
+
+    return load_dataset(config.dataset, config.data_root, train=True, download=config.download,
+                        image_size=config.image_size)
+
+
 def cmd_train(args) -> int:
-    from .training import TrainConfig, Trainer
+    from .checkpoint import load_checkpoint
+    from .config import write_run_config
+    from .trainer import Trainer, init_distributed
+    from .training import TrainConfig
     from .unet import UNetConfig
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    processes, device = init_distributed(args.device)
     if args.resume:
         path = (Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto"
                 else Path(args.resume))
         overrides = {"device": args.device, "out_dir": str(args.out_dir or path.parent)}
         if args.steps is not None:
             overrides["steps"] = args.steps
-        trainer = Trainer.resume(path, **overrides)
+        data = _training_data(TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"]))
+        trainer = Trainer.resume(path, data, overrides, device=device, processes=processes)
         print(f"resuming {path} at step {trainer.step} of {trainer.config.steps}")
     else:
         for name in ("steps", "out_dir"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(TrainConfig, name))
         config = dataclass_from_args(TrainConfig, args)
-        # the data first: UNetConfig checks channel_mults and attention_resolutions against the image
-        # size, which is the data's (e.g. 32 for CIFAR-10), not the dataclass default of 28
-        from .data import load_dataset
-        data = load_dataset(config.dataset, config.data_root, train=True, download=config.download,
-                            image_size=config.image_size)
-        model_config = dataclass_from_args(UNetConfig, args, skip=_DERIVED_MODEL_FIELDS,
-                                           image_size=data.image_size, in_channels=data.channels)
-        trainer = Trainer(config, model_config, data=data)
+        model_flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(UNetConfig)
+                       if f.name not in _DERIVED_MODEL_FIELDS}
+        trainer = Trainer(config, model_flags, _training_data(config), device=device, processes=processes)
     if trainer.is_main:
+        model_values = {k: v for k, v in trainer.model_config.to_dict().items() if k not in _DERIVED_MODEL_FIELDS}
+        written = write_run_config(Path(trainer.config.out_dir) / "config.toml",
+                                   {**trainer.config.to_dict(), **model_values})
         print(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters on {trainer.device}; "
-              f"data: {trainer.data.name} ({len(trainer.data)} images); out: {trainer.checkpoint_path}")
+              f"data: {trainer.data.name} ({len(trainer.data)} images); out: {trainer.checkpoint_path}; "
+              f"config: {written}")
     trainer.train()
     if trainer.is_main:
         print(f"done: step {trainer.step}, last loss {trainer.loss_history[-1]:.4f}, saved {trainer.checkpoint_path}")
@@ -277,12 +305,34 @@ def cmd_train_classifier(args) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the command line; ``train --preset NAME`` is parsed again with the preset's values as
-    the defaults, so that flags given with it still win."""
-    args = build_parser().parse_args(argv)
-    if getattr(args, "preset", None):
-        args = build_parser(args.preset).parse_args(argv)
+    """Parse the command line.  With ``--config FILE`` and/or ``train --preset NAME`` the command
+    line is parsed again with their values as the defaults, so that flags given with them still
+    win: flags, then the file, then the preset, then the dataclass defaults."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config_file = getattr(args, "config", None)
+    if config_file or getattr(args, "preset", None):
+        args = _parse_with_defaults(args, argv, config_file)
+    if args.command == "sample":   # required, but they may come from --config, which argparse cannot see
+        for name in ("checkpoint", "out"):
+            if getattr(args, name) is None:
+                parser.subcommands["sample"].error(f"--{name} is required (as a flag, or as {name} = ... in --config)")
     return args
+
+
+def _parse_with_defaults(args: argparse.Namespace, argv: list[str] | None, config_file: str | None) -> argparse.Namespace:
+    from .config import config_defaults, read_config_file
+    from .training import preset
+
+    parser = build_parser()
+    command = parser.subcommands[args.command]
+    from_file = {}
+    if config_file:
+        also = frozenset({"preset"}) if args.command == "train" else frozenset()
+        from_file = config_defaults(command, read_config_file(config_file), config_file, also=also)
+    preset_name = args.preset if getattr(args, "preset", None) else from_file.pop("preset", None)
+    command.set_defaults(**{**(preset(preset_name) if preset_name else {}), **from_file})
+    return parser.parse_args(argv)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -290,11 +340,16 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
-               "train-classifier": cmd_train_classifier, "export": cmd_export}[args.command]
     from .checkpoint import CheckpointError
     from .training import NonFiniteLossError
+
+    try:
+        args = parse_args(argv)
+    except ValueError as err:            # a bad --config file or preset: one line, before any work
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate,
+               "train-classifier": cmd_train_classifier, "export": cmd_export}[args.command]
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:  # `kill` saves a training run as Ctrl-C does

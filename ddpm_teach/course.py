@@ -1,4 +1,4 @@
-"""Helpers the notebooks share: the size knob, Colab detection, honest runtime notes.
+"""Helpers the notebooks share: the size knob, shipped checkpoints, honest runtime notes.
 
 Every notebook has one size knob, the environment variable ``DDPM_TEACH_SIZE``:
 
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-__all__ = ["notebook_size", "is_ci_size", "by_size", "in_colab", "repo_root", "checkpoint_path", "timed", "machine"]
+__all__ = ["notebook_size", "is_ci_size", "by_size", "repo_root", "checkpoint_path", "timed", "machine"]
 
 SIZES = ("full", "ci")
 
@@ -38,10 +37,6 @@ def is_ci_size() -> bool:
 def by_size(full, ci):
     """``full`` at full size, ``ci`` at CI size: ``steps = by_size(full=2000, ci=20)``."""
     return ci if is_ci_size() else full
-
-
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
 
 
 def repo_root() -> Path:

@@ -10,7 +10,9 @@ images against the same test set, which is what a perfect generator would score 
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,8 +66,13 @@ class Classifier(nn.Module):
                              f"got {tuple(x.shape)}.")
         return self.feature_layer(self.body(x))
 
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features [B, feature_dim] and logits [B, num_classes] from one pass."""
+        features = self.features(x)
+        return features, self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))  # logits [B, num_classes]
+        return self.features_and_logits(x)[1]  # logits [B, num_classes]
 
 
 @dataclass
@@ -90,13 +97,51 @@ def _shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int =
 
 
 @torch.no_grad()
-def _predict(model: Classifier, images: torch.Tensor, device, batch_size: int = 1000, what: str = "logits"):
+def _predict(model: Classifier, images: torch.Tensor, device, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of the classifier over ``images`` [N, C, H, W]: (features [N, D], logits [N, K]),
+    float64 on the CPU."""
     model.eval()
-    outs = []
+    features, logits = [], []
     for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(device)
-        outs.append((model(x) if what == "logits" else model.features(x)).double().cpu())
-    return torch.cat(outs)
+        f, logit = model.features_and_logits(images[start:start + batch_size].to(device))
+        features.append(f.double().cpu())
+        logits.append(logit.double().cpu())
+    return torch.cat(features), torch.cat(logits)
+
+
+def _fingerprint(*tensors: torch.Tensor) -> str:
+    """A SHA-256 of the tensors' bytes: the key of the test-set feature cache."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def _features_cache_dir() -> Path:
+    base = os.environ.get("DDPM_TEACH_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ddpm_teach"
+    return Path(base) / "features"
+
+
+def _cached_test_features(classifier: Classifier, images: torch.Tensor, device) -> torch.Tensor:
+    """Classifier features of the test images, computed once per (classifier weights, images)
+    and kept in ``$DDPM_TEACH_CACHE/features`` (default ``~/.cache/ddpm_teach``): the weights' hash
+    is in the key, so a retrained classifier never reads an old file.  A cache that cannot be
+    written is skipped."""
+    from .data import to_model_range
+
+    state = classifier.state_dict()
+    path = _features_cache_dir() / f"{_fingerprint(*(state[k] for k in sorted(state)), images)}.pt"
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)["features"]
+        except Exception:  # a corrupt cache file: compute again, and write it anew
+            pass
+    features = _predict(classifier, to_model_range(images), device)[0]
+    try:
+        save_checkpoint({"kind": "features", "features": features}, path)
+    except OSError:
+        pass
+    return features
 
 
 def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=None, progress: bool = True):
@@ -130,7 +175,7 @@ def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=N
             scheduler.step()
             if i % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-    logits = _predict(model, to_model_range(test_data.images), device)
+    logits = _predict(model, to_model_range(test_data.images), device)[1]
     accuracy = (logits.argmax(1) == test_data.labels).double().mean().item()
     path = save_checkpoint({
         "kind": "classifier", "model_config": asdict(model.config), "model": model.state_dict(),
@@ -170,14 +215,12 @@ class Evaluator:
     """
 
     def __init__(self, classifier: Classifier, test_data, train_data=None, device=None, seed: int = 0):
-        from .data import to_model_range
-
         self.device = pick_device(device)
         self.classifier = classifier.to(self.device).eval()
         self.classes = list(test_data.classes)
         self.train_data = train_data
         self.seed = seed
-        self.test_features = self.features(to_model_range(test_data.images))
+        self.test_features = _cached_test_features(self.classifier, test_data.images, self.device)  # [N_test, D]
         self.test_stats = gaussian_stats(self.test_features)
         self._floors: dict[int, float] = {}
 
@@ -195,10 +238,13 @@ class Evaluator:
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Classifier features [N, D] (float64, CPU) of images [N, C, H, W] in [-1, 1]."""
-        return _predict(self.classifier, images, self.device, what="features")
+        return _predict(self.classifier, images, self.device)[0]
 
     def fid(self, images: torch.Tensor) -> float:
-        return frechet_distance(*gaussian_stats(self.features(images)), *self.test_stats)
+        return self._fid_of_features(self.features(images))
+
+    def _fid_of_features(self, features: torch.Tensor) -> float:
+        return frechet_distance(*gaussian_stats(features), *self.test_stats)
 
     def fid_floor(self, n: int) -> float:
         """FID of n random real *training* images against the test set: the best score at this n."""
@@ -214,19 +260,21 @@ class Evaluator:
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Share of images the classifier assigns to the class they were generated for."""
-        logits = _predict(self.classifier, images, self.device)
-        return (logits.argmax(1) == labels.cpu()).double().mean().item()
+        return (_predict(self.classifier, images, self.device)[1].argmax(1) == labels.cpu()).double().mean().item()
 
     def score(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        """FID with its N and floor, the histogram of predicted classes, and with ``labels`` the
+        conditional accuracy: all from one pass of the classifier over ``images``."""
         if images.ndim != 4:
             raise ValueError(f"images must be [N, C, H, W], got {tuple(images.shape)}.")
         n = images.shape[0]
         if n < 2:
             raise ValueError("FID needs at least 2 images (and is only meaningful for hundreds or more).")
-        scores = {"n": n, "fid": self.fid(images), "fid_floor": self.fid_floor(n)}
+        features, logits = _predict(self.classifier, images, self.device)
+        predicted = logits.argmax(1)
+        scores = {"n": n, "fid": self._fid_of_features(features), "fid_floor": self.fid_floor(n)}
         if labels is not None:
-            scores["accuracy"] = self.accuracy(images, labels)
-        predicted = _predict(self.classifier, images, self.device).argmax(1)
+            scores["accuracy"] = (predicted == labels.cpu()).double().mean().item()
         scores["class_histogram"] = torch.bincount(predicted, minlength=len(self.classes)).tolist()
         return scores
 

@@ -1,43 +1,40 @@
-"""Training, DDPM Algorithm 1 (notebook 04)::
+"""Training, DDPM Algorithm 1 (notebook 04), as pure functions::
 
-    repeat
-        x_0 ~ q(x_0);  t ~ Uniform{0..T−1};  ε ~ N(0, I)
-        take a gradient step on ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²        (eq. 14)
-    until converged
+    1: repeat
+    2:     x_0 ~ q(x_0)
+    3:     t ~ Uniform({1, ..., T})                      (here 0-based: t in [0, T))
+    4:     ε ~ N(0, I)
+    5:     take a gradient descent step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t)‖²     (eq. 14)
+    6: until converged
 
-and what makes it work in practice: EMA weights (torch's ``AveragedModel``), mixed precision
-(bf16 or fp16 with a grad scaler on CUDA), gradient accumulation, linear LR warm-up then cosine
-decay, gradient clipping, label dropout for classifier-free guidance, the hybrid loss for
-learned variance, atomic checkpoints with an exact resume, and a clear stop on a non-finite
-loss.  ``torchrun --nproc_per_node=N -m ddpm_teach train ...`` trains with DDP.
-
-Exact resume: every random draw of training comes from a generator whose state is saved
-(t, ε, label dropout), dropout from torch's global RNG (saved too), and the batch at step k
-is a pure function of (seed, k), so a resumed run repeats an uninterrupted one step for step.
+:func:`train_step` is lines 2-5 for one optimizer step, tagged line by line; it owns no device,
+file, clock or process group.  What makes it work in practice is here too: EMA weights
+(:func:`make_ema`), the learning-rate function (:func:`lr_at`), label dropout for
+classifier-free guidance (:func:`drop_labels`), the hybrid loss for learned variance (an option
+of :func:`diffusion_loss`) and the order of the batches (:class:`BatchOrder`).  The loop around
+it, line 1 and line 6, with checkpoints, exact resume, the time budget, interrupts and DDP, is
+:class:`ddpm_teach.trainer.Trainer`.
 """
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal, Sequence
 
 import torch
-import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, save_checkpoint
-from .devices import pick_device
 from .forward import q_sample
 from .losses import hybrid_loss, simple_loss
 from .schedules import NoiseSchedule, ScheduleKind
-from .unet import UNet, UNetConfig
+from .unet import UNetConfig
 
-__all__ = ["TrainConfig", "Trainer", "PRESETS", "preset", "preset_configs", "NonFiniteLossError", "diffusion_loss", "lr_at", "BatchOrder", "make_ema", "ema_decay_at"]
+__all__ = ["TrainConfig", "PRESETS", "preset", "preset_configs", "NonFiniteLossError", "lr_at", "diffusion_loss",
+           "drop_labels", "train_step", "unwrap_model", "make_ema", "ema_decay_at", "BatchOrder", "MixedPrecision"]
+
+MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -46,7 +43,8 @@ class NonFiniteLossError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """Everything about a training run except the UNet's shape (that is :class:`UNetConfig`)."""
+    """Everything about a training run except the UNet's shape (that is :class:`UNetConfig`).
+    The command line's ``train`` flags and the keys of a ``--config`` file are these fields."""
 
     dataset: str = "fashion_mnist"            # a name (fashion_mnist, mnist, cifar10) or an image folder
     data_root: str | None = None              # where datasets live (default: $DDPM_TEACH_DATA or ~/.cache)
@@ -60,7 +58,7 @@ class TrainConfig:
     T: int = 1000                             # diffusion steps
     steps: int = 10000                        # optimizer steps
     max_minutes: float | None = None          # wall-clock budget: stop (and save) when it is spent,
-                                              # and end the cosine with it (see Trainer.train)
+                                              # and end the cosine with it (see trainer.TimeBudget)
     batch_size: int = 128                     # per process and per micro-batch
     grad_accum: int = 1                       # micro-batches per optimizer step
     lr: float = 2e-4
@@ -70,7 +68,7 @@ class TrainConfig:
     grad_clip: float = 1.0                    # max gradient norm (0 disables)
     ema_decay: float = 0.999
     ema_warmup: bool = True                   # decay_n = min(ema_decay, (1 + n)/(10 + n)) early on
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    mixed_precision: MixedPrecision = "auto"
     seed: int = 0
     out_dir: str = "runs/ddpm"
     checkpoint_every: int = 1000
@@ -80,6 +78,10 @@ class TrainConfig:
     compile: bool = False                     # torch.compile the model
     channels_last: bool = False
 
+    def __post_init__(self):
+        if self.grad_accum < 1 or self.batch_size < 1 or self.steps < 0:
+            raise ValueError("batch_size and grad_accum must be >= 1 and steps >= 0.")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -87,11 +89,6 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _now() -> float:
-    """The clock of training's time budget (a function of its own, so that tests can replace it)."""
-    return time.perf_counter()
 
 
 PRESETS = {
@@ -107,8 +104,8 @@ def preset(name: str) -> dict:
     * ``cpu-fast``: the CPU fast path (README, "Performance").  A 1.1M-parameter UNet (base 32,
       one ResBlock per level, attention at 7×7, no dropout), batch 64, lr 1e-3, EMA 0.995, bf16
       autocast where the CPU has it natively (AMX / AVX-512-BF16; fp32 elsewhere), torch.compile,
-      and a 15-minute budget that the cosine schedule is fitted to.  channels_last is left off: it
-      measured slower with bf16 on the CPUs we tried (benchmarks/train_throughput.py prints both).
+      and a 15-minute budget that the cosine schedule is fitted to.  channels_last is off
+      (benchmarks/train_throughput.py measures both).
     * ``gpu``: the course's default UNet (base 64, 2 ResBlocks per level) at batch 256 with bf16
       (fp16 on GPUs without native bf16), torch.compile, fused AdamW and the data kept on the GPU
       (the last two are automatic on CUDA)."""
@@ -128,7 +125,7 @@ def preset(name: str) -> dict:
 
 def preset_configs(name: str, **overrides) -> tuple[TrainConfig, UNetConfig]:
     """A preset (with ``overrides`` on top) as the ``(TrainConfig, UNetConfig)`` pair that
-    ``Trainer`` takes, e.g. ``Trainer(*preset_configs("cpu-fast", max_minutes=5))``."""
+    ``Trainer`` takes, e.g. ``Trainer(*preset_configs("cpu-fast", max_minutes=5), data=data)``."""
     values = {**preset(name), **overrides}
     model_fields = {f.name for f in fields(UNetConfig)}
     return (TrainConfig(**{k: v for k, v in values.items() if k not in model_fields}),
@@ -147,15 +144,68 @@ def lr_at(step: int, config: TrainConfig) -> float:
 def diffusion_loss(model: torch.nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor,
                    noise: torch.Tensor, labels: torch.Tensor | None = None, *, learn_sigma: bool = False,
                    vlb_weight: float = 0.001, autocast: contextlib.AbstractContextManager | None = None):
-    """The loss of Algorithm 1 for one batch: x_t = q_sample(x_0, t, ε), then ‖ε − ε_θ(x_t, t)‖²
-    (or the hybrid loss).  Returns ``(loss, parts)``."""
-    x_t = q_sample(schedule, x0, t, noise)                      # eq. 4
+    """The loss of Algorithm 1 line 5 for one batch: x_t = q_sample(x_0, t, ε), then
+    ‖ε − ε_θ(x_t, t)‖² (or, with ``learn_sigma``, the hybrid loss).  x0 and noise are [B, C, H, W],
+    t is [B].  Returns ``(loss, parts)``."""
+    x_t = q_sample(schedule, x0, t, noise)                     # √ᾱ_t x_0 + √(1−ᾱ_t) ε   (eq. 4)
     with autocast or contextlib.nullcontext():
-        output = model(x_t, t, labels)
+        output = model(x_t, t, labels)                         # ε_θ(x_t, t), [B, C or 2C, H, W]
     if learn_sigma:
-        return hybrid_loss(schedule, output, noise, x0, x_t, t, vlb_weight)
-    loss = simple_loss(output, noise)                          # eq. 14
+        return hybrid_loss(schedule, output, noise=noise, x0=x0, x_t=x_t, t=t, vlb_weight=vlb_weight)
+    loss = simple_loss(output, noise)                          # ‖ε − ε_θ‖²   (eq. 14)
     return loss, {"mse": loss.detach()}
+
+
+def drop_labels(labels: torch.Tensor, p: float, null_label: int, generator: torch.Generator) -> torch.Tensor:
+    """Label dropout for classifier-free guidance: each label becomes the null label (index
+    ``null_label`` = num_classes) with probability ``p``, so one network learns ε(x_t, t, c) and ε(x_t, t)."""
+    drop = torch.rand(labels.shape[0], generator=generator, device=labels.device) < p     # [B]
+    return torch.where(drop, torch.full_like(labels, null_label), labels)
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside ``torch.compile`` and ``DistributedDataParallel`` wrappers."""
+    model = getattr(model, "_orig_mod", model)
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _gradient_sync(model: torch.nn.Module, last: bool):
+    """DDP all-reduces gradients only on the last micro-batch of a step (``no_sync`` before it)."""
+    return contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+
+
+def train_step(model: torch.nn.Module, schedule: NoiseSchedule, micro_batches: Sequence[tuple], optimizer,
+               ema: AveragedModel, generator: torch.Generator, *, num_classes: int | None = None,
+               label_dropout: float = 0.0, learn_sigma: bool = False, vlb_weight: float = 0.001,
+               grad_clip: float = 0.0, amp_dtype: torch.dtype | None = None, scaler=None) -> float:
+    """One optimizer step of DDPM Algorithm 1 (lines 2-5) over ``micro_batches``, a list of
+    ``(x0 [B, C, H, W], labels [B])``: their averaged loss gives the gradient of one batch of
+    len·B (gradient accumulation).  Every random draw comes from ``generator``.  ``num_classes``
+    (a conditional model) turns on label dropout with ``label_dropout``; ``learn_sigma`` the hybrid
+    loss.  Returns the loss; raises :class:`NonFiniteLossError` before any weight changes."""
+    scaler = scaler or torch.amp.GradScaler(enabled=False)
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    total = 0.0
+    for k, (x0, labels) in enumerate(micro_batches):                                   # Alg. 1 line 2: x_0 ~ q(x_0)
+        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)  # Alg. 1 line 3: t ~ U
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)                    # Alg. 1 line 4: ε ~ N(0, I)
+        labels = None if num_classes is None else drop_labels(labels, label_dropout, num_classes, generator)
+        autocast = None if amp_dtype is None else torch.autocast(x0.device.type, dtype=amp_dtype)
+        with _gradient_sync(model, last=k == len(micro_batches) - 1):
+            loss, _ = diffusion_loss(model, schedule, x0, t, noise, labels, learn_sigma=learn_sigma,  # Alg. 1 line 5: ‖ε − ε_θ‖²
+                                     vlb_weight=vlb_weight, autocast=autocast)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"the loss became {loss.item()}")
+            scaler.scale(loss / len(micro_batches)).backward()                           # Alg. 1 line 5: ∇_θ
+        total += loss.item() / len(micro_batches)
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)                                                              # Alg. 1 line 5: the descent step
+    scaler.update()
+    ema.update_parameters(unwrap_model(model))
+    return total
 
 
 def ema_decay_at(num_averaged: int, decay: float, warmup: bool = True) -> float:
@@ -198,291 +248,3 @@ class BatchOrder:
         start = k * self.batch_size * self.world + self.rank * self.batch_size
         epoch, offset = divmod(start, self.per_epoch)
         return self._perm(epoch)[offset:offset + self.batch_size]
-
-
-def _distributed() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from torchrun's environment, or (0, 0, 1)."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-class Trainer:
-    """Owns the model, its EMA, the optimizer and the loop.  In a notebook::
-
-        trainer = Trainer(TrainConfig(steps=500), UNetConfig(base_channels=32), data=data)
-        history = trainer.train()
-        trainer.save()                      # → {out_dir}/checkpoint.pt
-        trainer = Trainer.resume("runs/ddpm/checkpoint.pt", steps=1000)
-    """
-
-    def __init__(self, config: TrainConfig, model_config: UNetConfig | None = None, data=None):
-        self.config = config
-        self.rank, self.local_rank, self.world_size = _distributed()
-        if self.world_size > 1 and not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and config.device in ("auto", "cuda") else "gloo"
-            dist.init_process_group(backend)
-        self.device = pick_device(config.device)
-        if self.device.type == "cuda" and self.world_size > 1:
-            self.device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(self.device)
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        if config.grad_accum < 1 or config.batch_size < 1 or config.steps < 0:
-            raise ValueError("batch_size and grad_accum must be >= 1 and steps >= 0.")
-
-        if data is None:
-            from .data import load_dataset
-            data = load_dataset(config.dataset, config.data_root, train=True, download=config.download,
-                                image_size=config.image_size)
-        if self.device.type == "cuda":
-            data = data.to(self.device)  # no host-to-device copy per batch
-        self.data = data
-        model_config = model_config or UNetConfig()
-        self.model_config = UNetConfig(**{
-            **model_config.to_dict(),
-            "image_size": data.image_size, "in_channels": data.channels,
-            "num_classes": len(data.classes) if config.conditional else None,
-            "learn_sigma": config.learn_sigma,
-        })
-        self.schedule = NoiseSchedule.from_name(config.schedule, config.T)
-
-        torch.manual_seed(config.seed)  # the initial weights: the same on every rank
-        self.model = UNet(self.model_config).to(self.device)
-        torch.manual_seed(config.seed + 7919 * self.rank)  # dropout masks: different on every rank
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                           **({"fused": True} if fused else {}))
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_at(s, config))
-        self.amp_dtype = self._amp_dtype()
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.rank)
-        self.order = BatchOrder(len(data), config.batch_size, config.seed, self.rank, self.world_size)
-        self.step = 0
-        self.loss_history: list[float] = []
-
-        self.train_model = self.model
-        if self.world_size > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if config.compile:
-            self.train_model = torch.compile(self.train_model)
-
-    # -- helpers --------------------------------------------------------------------------
-    def _amp_dtype(self) -> torch.dtype | None:
-        choice = self.config.mixed_precision
-        if choice == "no":
-            return None
-        if choice == "auto":
-            if self.device.type != "cuda":
-                return None
-            # native bf16 only (Ampere and later); a T4 would emulate it slowly, so it gets fp16 + GradScaler
-            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-        if choice == "fp16" and self.device.type != "cuda":
-            raise ValueError("fp16 mixed precision needs CUDA; on CPU use --mixed-precision bf16 or no.")
-        return torch.bfloat16 if choice == "bf16" else torch.float16
-
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return Path(self.config.out_dir) / "checkpoint.pt"
-
-    # -- one optimizer step ---------------------------------------------------------------
-    def train_step(self) -> float:
-        """Algorithm 1 on ``grad_accum`` micro-batches, then one optimizer step.  Returns the loss."""
-        cfg, model = self.config, self.train_model
-        model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for micro in range(cfg.grad_accum):
-            x0, labels = self.data.batch(self.order.indices(self.step * cfg.grad_accum + micro), self.device)
-            B = x0.shape[0]
-            if self.config.channels_last:
-                x0 = x0.contiguous(memory_format=torch.channels_last)
-            t = torch.randint(0, self.schedule.T, (B,), generator=self.generator, device=self.device)
-            noise = torch.randn(x0.shape, generator=self.generator, device=self.device)
-            if cfg.conditional:  # label dropout: train the unconditional model too (null label)
-                drop = torch.rand(B, generator=self.generator, device=self.device) < cfg.label_dropout
-                labels = torch.where(drop, torch.full_like(labels, self.model_config.num_classes), labels)
-            else:
-                labels = None
-            sync = (contextlib.nullcontext() if micro == cfg.grad_accum - 1 or self.world_size == 1
-                    else model.no_sync())
-            with sync:
-                loss, _ = diffusion_loss(model, self.schedule, x0, t, noise, labels, learn_sigma=cfg.learn_sigma,
-                                         vlb_weight=cfg.vlb_weight, autocast=self._autocast())
-                if not torch.isfinite(loss):
-                    raise NonFiniteLossError(
-                        f"the loss became {loss.item()} at step {self.step}. Nothing was saved over the last good "
-                        f"checkpoint ({self.checkpoint_path}). Try a lower --lr, a smaller --grad-clip, or "
-                        "--mixed-precision no, then --resume."
-                    )
-                self.scaler.scale(loss / cfg.grad_accum).backward()
-            total += loss.item() / cfg.grad_accum
-        if cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.lr_scheduler.step()
-        self.ema.update_parameters(self.model)
-        self.step += 1
-        self.loss_history.append(total)
-        return total
-
-    # a --max-minutes run times these steps (after torch.compile's first ones) to fit the cosine
-    CALIBRATION_STEPS = (10, 40)
-
-    def train(self, steps: int | None = None, *, progress: bool = True,
-              callback: Callable[["Trainer", float], None] | None = None) -> list[float]:
-        """Train until ``self.step == steps`` (default ``config.steps``), saving every
-        ``checkpoint_every`` steps and at the end.  Returns the loss history.
-
-        With ``config.max_minutes`` the run also stops when that much wall-clock time has passed
-        since this call, and ``steps`` becomes an upper bound: after timing steps 10-40 of the
-        call it sets ``config.steps`` to the step the budget will end at, so that the cosine decay
-        finishes with the budget rather than being cut off half-way.  The shortened ``steps`` is
-        saved with the checkpoint; a resumed run gets a fresh budget."""
-        end = self.config.steps if steps is None else steps
-        budget = None if self.config.max_minutes is None else 60.0 * self.config.max_minutes
-        bar = tqdm(total=end, initial=self.step, desc="train", disable=not (progress and self.is_main),
-                   dynamic_ncols=True)
-        started, first = _now(), self.step
-        calibration_start = None
-        try:
-            while self.step < end:
-                if budget is not None:
-                    elapsed = _now() - started
-                    if self._all_ranks_max(float(elapsed >= budget)):  # every rank stops at the same step
-                        if self.is_main:
-                            print(f"\nthe {self.config.max_minutes:g}-minute budget is spent: stopping at step {self.step}")
-                        break
-                    done = self.step - first
-                    if done == self.CALIBRATION_STEPS[0]:
-                        calibration_start = _now()
-                    elif done == self.CALIBRATION_STEPS[1] and calibration_start is not None:
-                        rate = (done - self.CALIBRATION_STEPS[0]) / (_now() - calibration_start)
-                        planned = int(-self._all_ranks_max(-float(self.step + int((budget - elapsed) * rate))))
-                        if planned < end:
-                            end = planned
-                            if steps is None or self.config.steps > planned:
-                                self.config.steps = planned  # the cosine (lr_at) now ends with the budget
-                            bar.total = end
-                            bar.refresh()
-                loss = self.train_step()
-                bar.update(1)
-                if self.step % max(1, self.config.log_every) == 0 or self.step == end:
-                    recent = self.loss_history[-self.config.log_every:]
-                    rate = (self.step - first) * self.config.batch_size * self.config.grad_accum * self.world_size / (
-                        _now() - started)
-                    bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", lr=f"{self.lr_scheduler.get_last_lr()[0]:.2e}",
-                                    img_s=f"{rate:.0f}")
-                if callback is not None:
-                    callback(self, loss)
-                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
-                    self.save()
-        except KeyboardInterrupt:
-            # Ctrl-C (or SIGTERM from the command line) keeps the work done so far; with several
-            # processes the others may already be gone, so only a single process saves here
-            if self.world_size == 1:
-                print(f"\ninterrupted at step {self.step}: saving {self.checkpoint_path}; continue with --resume")
-                self.save()
-            raise
-        finally:
-            bar.close()
-        self.save()
-        return self.loss_history
-
-    def _all_ranks_max(self, value: float) -> float:
-        """The largest ``value`` over all processes (just ``value`` without DDP), so that ranks agree."""
-        if self.world_size == 1:
-            return value
-        device = self.device if self.device.type == "cuda" else torch.device("cpu")
-        tensor = torch.tensor([value], dtype=torch.float64, device=device)
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-        return tensor.item()
-
-    # -- checkpoints ----------------------------------------------------------------------
-    def _rng_state(self) -> dict:
-        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        return rng
-
-    def _rng_states_of_all_ranks(self) -> list[dict]:
-        """Every process's RNG states (a collective: all ranks must call it), rank order."""
-        rng = self._rng_state()
-        if self.world_size == 1:
-            return [rng]
-        states: list = [None] * self.world_size
-        dist.all_gather_object(states, {k: v.cpu() for k, v in rng.items()})
-        return states
-
-    def state_dict(self, rng_per_rank: list[dict] | None = None) -> dict:
-        rng_per_rank = rng_per_rank or [self._rng_state()]
-        return {
-            "kind": "diffusion",
-            "model_config": self.model_config.to_dict(),
-            "schedule": self.schedule.to_config(),
-            "train_config": self.config.to_dict(),
-            "dataset": {"name": getattr(self.data, "name", str(self.config.dataset)), "classes": list(self.data.classes)},
-            "model": self.model.state_dict(),
-            "ema": self.ema.module.state_dict(),
-            "ema_n_averaged": self.ema.n_averaged.cpu(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": self.lr_scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "rng": rng_per_rank[0],
-            "rng_per_rank": rng_per_rank,
-            "step": self.step,
-            "loss_history": list(self.loss_history),
-        }
-
-    def save(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Write the full training state atomically.  Every process must call it (their RNG
-        states are gathered so that each rank resumes its own stream); only rank 0 writes."""
-        rng_per_rank = self._rng_states_of_all_ranks()
-        if not self.is_main:
-            return None
-        return save_checkpoint(self.state_dict(rng_per_rank), path or self.checkpoint_path)
-
-    def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
-        load_state_dict_checked(self.model, ckpt["model"], source)
-        load_state_dict_checked(self.ema.module, ckpt["ema"], source + " (EMA)")
-        self.ema.n_averaged.copy_(ckpt["ema_n_averaged"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
-        if len(per_rank) != self.world_size:
-            raise CheckpointError(f"{source} was saved by {len(per_rank)} processes but is resumed by {self.world_size}; "
-                                  "resume with the same --nproc_per_node for an exact continuation.")
-        rng = per_rank[self.rank]
-        torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["generator"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        self.step = int(ckpt["step"])
-        self.loss_history = list(ckpt["loss_history"])
-
-    @classmethod
-    def resume(cls, path: str | os.PathLike, data=None, **overrides) -> "Trainer":
-        """Rebuild a run from its checkpoint and continue exactly where it stopped.
-        ``overrides`` may change e.g. ``steps`` (to train longer) or ``device``."""
-        ckpt = load_checkpoint(path, kind="diffusion")
-        if "optimizer" not in ckpt or ckpt.get("ema") is None:
-            raise CheckpointError(f"{str(path)!r} is an inference-only checkpoint (no optimizer state); "
-                                  "it can be sampled from but not resumed.")
-        config = TrainConfig.from_dict({**ckpt["train_config"], **overrides})
-        trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data=data)
-        trainer.load_state_dict(ckpt, str(path))
-        return trainer

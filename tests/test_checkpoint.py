@@ -12,7 +12,7 @@ import torch
 
 from ddpm_teach.checkpoint import (FORMAT, CheckpointError, load_checkpoint, load_diffusion_model,
                                    load_state_dict_checked, save_checkpoint, strip_for_inference)
-from ddpm_teach.training import Trainer
+from ddpm_teach.trainer import Trainer
 from ddpm_teach.unet import UNet
 
 from helpers_training import random_image_data, tiny_model_config, tiny_train_config

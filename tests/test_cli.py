@@ -16,10 +16,11 @@ import pytest
 import torch
 
 from ddpm_teach.checkpoint import load_checkpoint, save_checkpoint
-from ddpm_teach.cli import _DERIVED_MODEL_FIELDS, build_parser, dataclass_from_args, main
+from ddpm_teach.cli import _DERIVED_MODEL_FIELDS, build_parser, dataclass_from_args, main, parse_args
 from ddpm_teach.data import CLASS_NAMES, DEBIAN_FASHION_MNIST
 from ddpm_teach.evaluation import Classifier, ClassifierConfig
-from ddpm_teach.training import TrainConfig, Trainer
+from ddpm_teach.trainer import Trainer
+from ddpm_teach.training import TrainConfig
 from ddpm_teach.unet import UNetConfig
 
 from helpers_training import finish, random_image_data, start_cli
@@ -97,6 +98,10 @@ def test_train_offline_writes_a_checkpoint(trained):
     assert model["channel_mults"] == [1, 2] and model["attention_resolutions"] == [14] and model["num_classes"] is None
     assert ckpt["train_config"]["batch_size"] == 8 and ckpt["train_config"]["steps"] == 3
     assert "done: step 3" in result.stdout
+    # the resolved config written next to the checkpoint repeats the run's options
+    repeated = parse_args(["train", "--config", str(checkpoint.parent / "config.toml")])
+    assert (repeated.steps, repeated.batch_size, repeated.base_channels, repeated.channel_mults) == (3, 8, 8, [1, 2])
+    assert repeated.dataset == "fashion_mnist" and repeated.out_dir == str(checkpoint.parent)
 
 
 @pytest.mark.slow

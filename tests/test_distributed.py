@@ -87,7 +87,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert ckpt["model_config"]["image_size"] == 8 and ckpt["dataset"]["classes"] == ["a", "b"]
     # only rank 0 reports and writes; nothing else is left in the folder
     assert result.stdout.count("done: step 2") == 1
-    assert [p.name for p in out.iterdir()] == ["checkpoint.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "config.toml"]
     # the weights are plain (not DDP-wrapped: no "module." prefixes) and load into a UNet
     assert not any(k.startswith("module.") for k in ckpt["model"])
     model, _, _ = load_diffusion_model(out / "checkpoint.pt")

@@ -117,12 +117,13 @@ def _images_whose_class_is_their_brightness(labels: torch.Tensor, size: int = 8)
     return to_model_range((labels * 100).to(torch.uint8)[:, None, None, None].expand(len(labels), 1, size, size))
 
 
-def _brightness_classifier(num_classes: int):
-    """A stand-in for the classifier's forward: logits that pick class round(pixel/100)."""
-    def forward(x):
+def _brightness_classifier(num_classes: int, features):
+    """A stand-in for the classifier's one pass: logits that pick class round(pixel/100), and
+    the real classifier's ``features``."""
+    def features_and_logits(x):
         k = ((x[:, 0, 0, 0] + 1) * 127.5 / 100).round().long()
-        return torch.nn.functional.one_hot(k, num_classes).float() * 10
-    return forward
+        return features(x), torch.nn.functional.one_hot(k, num_classes).float() * 10
+    return features_and_logits
 
 
 @pytest.fixture
@@ -161,7 +162,8 @@ def test_fid_floor_with_all_the_test_images_as_real_images_is_zero():
 
 
 def test_accuracy_of_perfectly_classified_images_is_one(evaluator, monkeypatch):
-    monkeypatch.setattr(evaluator.classifier, "forward", _brightness_classifier(3))
+    monkeypatch.setattr(evaluator.classifier, "features_and_logits",
+                        _brightness_classifier(3, evaluator.classifier.features))
     labels = torch.tensor([0, 1, 2, 2, 1, 0, 0, 1])
     images = _images_whose_class_is_their_brightness(labels)
     assert evaluator.accuracy(images, labels) == 1.0
@@ -201,3 +203,53 @@ def test_classifier_shapes():
     assert model.features(x).shape == (3, 6) and model(x).shape == (3, 5)
     full = Classifier().eval()                        # the default: Fashion-MNIST, 28×28, 10 classes
     assert full(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_test_set_features_are_cached_by_classifier_hash(tmp_path, monkeypatch):
+    """The test set's features are computed once per (classifier weights, test images) and read
+    back from the cache after that; other weights, or a corrupt or unwritable cache, compute anew."""
+    import ddpm_teach.evaluation as evaluation
+
+    monkeypatch.setenv("DDPM_TEACH_CACHE", str(tmp_path / "cache"))
+    test = _structured_data(64, seed=10)
+    passes = []
+    real_predict = evaluation._predict
+
+    def counting_predict(model, images, device, **kwargs):
+        passes.append(len(images))
+        return real_predict(model, images, device, **kwargs)
+
+    monkeypatch.setattr(evaluation, "_predict", counting_predict)
+    first = Evaluator(_tiny_classifier(), test, device="cpu")
+    assert passes == [64]
+    files = list((tmp_path / "cache" / "features").glob("*.pt"))
+    assert len(files) == 1
+    second = Evaluator(_tiny_classifier(), test, device="cpu")        # same weights (same seed)
+    assert passes == [64]                                              # no second pass over the test set
+    assert torch.equal(first.test_features, second.test_features)
+    assert torch.equal(first.test_features, real_predict(first.classifier, to_model_range(test.images), "cpu")[0])
+
+    other = _tiny_classifier()
+    with torch.no_grad():
+        next(other.parameters()).add_(0.1)                            # other weights: another key
+    Evaluator(other, test, device="cpu")
+    assert passes == [64, 64] and len(list((tmp_path / "cache" / "features").glob("*.pt"))) == 2
+
+    files[0].write_bytes(b"not a checkpoint")                          # corrupt: computed again and rewritten
+    assert torch.equal(Evaluator(_tiny_classifier(), test, device="cpu").test_features, first.test_features)
+    assert passes == [64, 64, 64]
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    monkeypatch.setenv("DDPM_TEACH_CACHE", str(blocked))              # cannot be a folder: the cache is skipped
+    assert torch.equal(Evaluator(_tiny_classifier(), test, device="cpu").test_features, first.test_features)
+
+
+def test_score_runs_the_classifier_once(evaluator, monkeypatch):
+    import ddpm_teach.evaluation as evaluation
+
+    passes = []
+    real_predict = evaluation._predict
+    monkeypatch.setattr(evaluation, "_predict", lambda *a, **k: passes.append(1) or real_predict(*a, **k))
+    evaluator._floors[20] = 0.0                                        # the floor is cached per N: leave it out
+    scores = evaluator.score(to_model_range(_structured_data(n=20, seed=12).images), torch.arange(20) % 3)
+    assert len(passes) == 1 and "accuracy" in scores and "class_histogram" in scores

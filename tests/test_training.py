@@ -8,11 +8,13 @@ import math
 import pytest
 import torch
 
+import ddpm_teach.trainer as trainer_module
 import ddpm_teach.training as training
 from ddpm_teach.checkpoint import load_checkpoint
 from ddpm_teach.data import ImageData
 from ddpm_teach.schedules import NoiseSchedule
-from ddpm_teach.training import BatchOrder, NonFiniteLossError, TrainConfig, Trainer, diffusion_loss, lr_at
+from ddpm_teach.trainer import Trainer
+from ddpm_teach.training import BatchOrder, NonFiniteLossError, TrainConfig, diffusion_loss, lr_at
 from ddpm_teach.unet import UNet
 
 from helpers_training import random_image_data, tiny_model_config, tiny_train_config
@@ -160,7 +162,7 @@ def test_trainer_uses_lr_at_for_each_optimizer_step(tmp_path):
     trainer = Trainer(config, tiny_model_config(dropout=0.0), random_image_data())
     for step in range(config.steps):
         assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * _reference_lr(step, 3, 6, 0.2))
-        trainer.train_step()
+        trainer.run_step()
 
 
 # -- gradient accumulation ------------------------------------------------------------------------
@@ -202,7 +204,7 @@ def test_trainer_grad_accum_gradient_is_that_of_the_double_batch(tmp_path, monke
     _randomize_zero_init(trainer.model)
     before = copy.deepcopy(trainer.model)
     calls = _record_diffusion_loss(monkeypatch)
-    trainer.train_step()
+    trainer.run_step()
     assert len(calls) == 2 and all(c["x0"].shape[0] == B for c in calls)
     # the two micro-batches are different examples
     assert not torch.equal(calls[0]["x0"], calls[1]["x0"])
@@ -224,7 +226,7 @@ def test_ema_is_the_exponential_average_of_the_parameter_snapshots(tmp_path):
                       tiny_model_config(dropout=0.0), random_image_data())
     snapshots = []
     for _ in range(k):
-        trainer.train_step()
+        trainer.run_step()
         snapshots.append({n: p.detach().double().clone() for n, p in trainer.model.named_parameters()})
     # AveragedModel's first update copies; then ema ← d_n·ema + (1 − d_n)·θ with the warm-up
     # d_n = min(decay, (1 + n)/(10 + n)), n = the number of updates averaged so far
@@ -283,7 +285,7 @@ def test_label_dropout_rate_matches_label_dropout(tmp_path, monkeypatch):
                       tiny_model_config(), _labelled_constant_images(128, num_classes))
     calls = _record_diffusion_loss(monkeypatch, cheap=True)
     for _ in range(steps):
-        trainer.train_step()
+        trainer.run_step()
     labels = torch.cat([c["labels"] for c in calls])
     true = torch.cat([((c["x0"][:, 0, 0, 0] + 1) * 127.5 / 60).round().long() for c in calls])
     dropped = labels == num_classes                 # the null label
@@ -301,14 +303,14 @@ def test_label_dropout_extremes(tmp_path, monkeypatch, p, expected):
     trainer = Trainer(tiny_train_config(tmp_path, batch_size=16, conditional=True, label_dropout=p),
                       tiny_model_config(), random_image_data(num_classes=3))
     calls = _record_diffusion_loss(monkeypatch, cheap=True)
-    trainer.train_step()
+    trainer.run_step()
     assert (calls[0]["labels"] == 3).float().mean().item() == expected
 
 
 def test_unconditional_training_passes_no_labels(tmp_path, monkeypatch):
     trainer = Trainer(tiny_train_config(tmp_path), tiny_model_config(), random_image_data())
     calls = _record_diffusion_loss(monkeypatch, cheap=True)
-    trainer.train_step()
+    trainer.run_step()
     assert calls[0]["labels"] is None
     assert trainer.model.config.num_classes is None
 
@@ -319,7 +321,7 @@ def test_training_timesteps_are_uniform_on_0_to_T_minus_1(tmp_path, monkeypatch)
                       random_image_data(n=64))
     calls = _record_diffusion_loss(monkeypatch, cheap=True)
     for _ in range(steps):
-        trainer.train_step()
+        trainer.run_step()
     t = torch.cat([c["t"] for c in calls])
     assert t.dtype == torch.long
     assert int(t.min()) == 0 and int(t.max()) == T - 1        # both ends, 0 included (the paper's t=1)
@@ -366,7 +368,7 @@ def test_ema_without_warmup_uses_the_fixed_decay(tmp_path):
                       tiny_model_config(dropout=0.0), random_image_data())
     snapshots = []
     for _ in range(k):
-        trainer.train_step()
+        trainer.run_step()
         snapshots.append({n: p.detach().double().clone() for n, p in trainer.model.named_parameters()})
     expected = dict(snapshots[0])
     for snap in snapshots[1:]:
@@ -409,15 +411,15 @@ class _FakeClock:
 
 def _budgeted_trainer(tmp_path, monkeypatch, seconds_per_step: float, **overrides):
     clock = _FakeClock(seconds_per_step)
-    monkeypatch.setattr(training, "_now", clock)
+    monkeypatch.setattr(trainer_module, "_now", clock)
     trainer = Trainer(tiny_train_config(tmp_path, **overrides), tiny_model_config(), data=random_image_data())
-    real_step = trainer.train_step
+    real_step = trainer.run_step
 
     def timed_step():
         clock.now += clock.seconds_per_step
         return real_step()
 
-    monkeypatch.setattr(trainer, "train_step", timed_step)
+    monkeypatch.setattr(trainer, "run_step", timed_step)
     return trainer
 
 
@@ -478,3 +480,98 @@ def test_gpu_preset_trains_on_cpu_in_fp32(tmp_path):
     assert trainer.amp_dtype is None and trainer.data.images.device.type == "cpu"
     losses = trainer.train(progress=False)
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+
+
+# -- the pure step against the runner ---------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [dict(), dict(conditional=True, label_dropout=0.5, learn_sigma=True, grad_accum=2)])
+def test_train_step_function_is_what_the_runner_does(tmp_path, options):
+    """One step of training.train_step, called by hand with the runner's seeds and batches, gives
+    bit-for-bit the weights, EMA and loss of one Trainer.run_step: the runner adds no maths."""
+    data = random_image_data()
+    config = tiny_train_config(tmp_path, **options)
+    runner = Trainer(config, tiny_model_config(), data)
+    batches = runner.micro_batches()                       # what the runner will feed its first step
+    runner_loss = runner.run_step()
+
+    torch.manual_seed(config.seed)                         # the runner's seeding, by hand
+    model = UNet(runner.model_config)
+    torch.manual_seed(config.seed)
+    ema = training.make_ema(model, config.ema_decay, config.ema_warmup)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr * lr_at(0, config), weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    loss = training.train_step(model, runner.schedule, batches, optimizer, ema, generator,
+                               num_classes=3 if config.conditional else None, label_dropout=config.label_dropout,
+                               learn_sigma=config.learn_sigma, vlb_weight=config.vlb_weight, grad_clip=config.grad_clip)
+    assert loss == runner_loss
+    _assert_state_dicts_equal(model.state_dict(), runner.model.state_dict())
+    _assert_state_dicts_equal(ema.module.state_dict(), runner.ema.module.state_dict())
+    assert torch.equal(generator.get_state(), runner.generator.get_state())
+    # the step moved the weights (the equality above is not that of two untouched models)
+    assert not torch.equal(model.conv_out.weight, UNet(runner.model_config).conv_out.weight)
+
+
+def test_train_step_refuses_a_non_finite_loss_before_any_weight_changes():
+    model = UNet(tiny_model_config(dropout=0.0, in_channels=1))
+    before = copy.deepcopy(model.state_dict())
+    ema = training.make_ema(model, 0.9)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x0 = torch.full((4, 1, 8, 8), float("nan"))
+    with pytest.raises(NonFiniteLossError, match="nan"):
+        training.train_step(model, NoiseSchedule.from_name("linear", 50), [(x0, None)], optimizer, ema,
+                            torch.Generator().manual_seed(0))
+    _assert_state_dicts_equal(model.state_dict(), before)
+    assert int(ema.n_averaged) == 0
+
+
+def test_non_finite_loss_before_any_checkpoint_cites_none(tmp_path, monkeypatch):
+    trainer = Trainer(tiny_train_config(tmp_path, steps=3), tiny_model_config(), random_image_data())
+    real_forward = trainer.model.forward
+    monkeypatch.setattr(trainer.model, "forward", lambda x, t, labels=None: real_forward(x, t, labels) * float("inf"))
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.train(progress=False)
+    message = str(info.value)
+    assert "No checkpoint of this run had been written yet" in message and "last good checkpoint" not in message
+    assert "step 0" in message and "--lr" in message
+    assert not trainer.checkpoint_path.exists()
+
+
+def test_a_signal_mid_step_is_handled_at_the_step_boundary(tmp_path, monkeypatch):
+    """A real SIGINT delivered in the middle of a step (between drawing t, ε and the optimizer
+    step) lets that step finish, then saves and stops: the checkpoint is a consistent step k+1,
+    and resuming from it repeats the uninterrupted run exactly."""
+    import os
+    import signal
+
+    data = random_image_data()
+    straight = Trainer(tiny_train_config(tmp_path / "a", steps=6), tiny_model_config(), data)
+    straight.train(progress=False)
+
+    interrupted = Trainer(tiny_train_config(tmp_path / "b", steps=6), tiny_model_config(), data)
+    real_loss, calls = training.diffusion_loss, []
+
+    def loss_then_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:                                # inside step index 2, after its random draws
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "diffusion_loss", loss_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train(progress=False)
+    monkeypatch.undo()
+    assert interrupted.step == 3
+    saved = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert saved["step"] == 3 and saved["loss_history"] == straight.loss_history[:3]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler      # the handler is given back
+    resumed = Trainer.resume(tmp_path / "b" / "checkpoint.pt", data=data)
+    resumed.train(progress=False)
+    assert resumed.loss_history == straight.loss_history
+    _assert_state_dicts_equal(resumed.model.state_dict(), straight.model.state_dict())
+
+
+def test_several_processes_without_a_process_group_is_a_clear_error(tmp_path):
+    from ddpm_teach.trainer import Processes
+
+    with pytest.raises(RuntimeError, match="init_distributed"):
+        Trainer(tiny_train_config(tmp_path), tiny_model_config(), random_image_data(), processes=Processes(0, 0, 2))

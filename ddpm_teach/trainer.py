@@ -1,0 +1,382 @@
+"""The training runner (notebook 04): Algorithm 1's lines 1 and 6, the loop around
+:func:`ddpm_teach.training.train_step`, and everything that is not maths.
+
+:class:`Trainer` owns the model, its EMA, the optimizer and LR schedule, the RNG states, the
+checkpoints (atomic, with an exact resume), interrupts (Ctrl-C or SIGTERM stop at the end of the
+step they arrive in, then save) and DDP.  It takes its data, device and processes from the
+caller: :func:`init_distributed` starts torchrun's process group, :class:`TimeBudget` is
+``--max-minutes``.
+
+Exact resume: every random draw of training comes from a generator whose state is saved
+(t, ε, label dropout), dropout from torch's global RNG (saved too), and the batch at step k
+is a pure function of (seed, k), so a resumed run repeats an uninterrupted one step for step.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, save_checkpoint
+from .devices import pick_device
+from .schedules import NoiseSchedule
+from .training import (BatchOrder, MixedPrecision, NonFiniteLossError, TrainConfig, lr_at, make_ema,
+                       train_step)
+from .unet import UNet, UNetConfig
+
+__all__ = ["Trainer", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for"]
+
+
+def _now() -> float:
+    """The clock of the time budget (a function of its own, so that tests can replace it)."""
+    return time.perf_counter()
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place in a torchrun job: (rank, local_rank, world_size); (0, 0, 1) alone."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Processes":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+                   int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def init_distributed(device_choice: str = "auto") -> tuple[Processes, torch.device]:
+    """Start torchrun's process group (NCCL on GPUs, gloo on CPUs) once, and pick this process's
+    device (its own GPU under DDP).  Without torchrun: ``(Processes(), pick_device(device_choice))``."""
+    processes, device = Processes.from_env(), pick_device(device_choice)
+    if processes.world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda" and processes.world_size > 1:
+        device = torch.device("cuda", processes.local_rank)
+        torch.cuda.set_device(device)
+    return processes, device
+
+
+def derive_model_config(model_config: UNetConfig | Mapping | None, data, config: TrainConfig) -> UNetConfig:
+    """The UNet's config with what the data and the training options decide: image size and
+    channels (the data's), ``num_classes`` (conditional runs) and ``learn_sigma``.  The one place
+    these are derived; the command line passes its model flags here as a plain mapping."""
+    values = model_config.to_dict() if isinstance(model_config, UNetConfig) else dict(model_config or {})
+    return UNetConfig(**{**values, "image_size": data.image_size,
+                         "in_channels": data.channels, "learn_sigma": config.learn_sigma,
+                         "num_classes": len(data.classes) if config.conditional else None})
+
+
+def amp_dtype_for(choice: MixedPrecision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``--mixed-precision`` on ``device`` (None: fp32).  "auto" is bf16 on
+    GPUs with native bf16 (Ampere and later), fp16 with a grad scaler on older ones (a T4 would
+    emulate bf16 slowly), and fp32 on CPUs."""
+    if choice == "no" or (choice == "auto" and device.type != "cuda"):
+        return None
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    if choice == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 mixed precision needs CUDA; on CPU use --mixed-precision bf16 or no.")
+    return torch.bfloat16 if choice == "bf16" else torch.float16
+
+
+class TimeBudget:
+    """``--max-minutes``: the run stops when the budget is spent, and, after timing steps 10 to 40
+    of this sitting (past torch.compile's first ones), :meth:`planned_end` says at which step the
+    budget will end, so that the cosine can be fitted to finish with it rather than be cut off."""
+
+    CALIBRATION_STEPS = (10, 40)
+
+    def __init__(self, minutes: float, first_step: int):
+        self.minutes, self.seconds, self.first_step = minutes, 60.0 * minutes, first_step
+        self.started = _now()
+        self._calibration_start: float | None = None
+
+    def spent(self) -> bool:
+        return _now() - self.started >= self.seconds
+
+    def planned_end(self, step: int) -> int | None:
+        """At the end of the calibration steps, the step at which the budget runs out; else None."""
+        done, (first, last) = step - self.first_step, self.CALIBRATION_STEPS
+        if done == first:
+            self._calibration_start = _now()
+        elif done == last and self._calibration_start is not None:
+            rate = (last - first) / (_now() - self._calibration_start)          # steps per second
+            return step + int((self.seconds - (_now() - self.started)) * rate)
+        return None
+
+
+@contextlib.contextmanager
+def _interrupts_at_step_end():
+    """Ctrl-C and SIGTERM during the block set a flag instead of stopping mid-step; the loop
+    checks ``stop()`` at each step's end.  A second signal stops at once (``forced()``).
+    Outside the main thread signals cannot be caught, and this does nothing."""
+    state = {"count": 0}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        state["count"] += 1
+        if state["count"] > 1:
+            raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _rng_state(device: torch.device, generator: torch.Generator) -> dict:
+    rng = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def _all_ranks_max(trainer: "Trainer", value: float) -> float:
+    """The largest ``value`` over all processes (just ``value`` without DDP), so that ranks agree."""
+    if trainer.world_size == 1:
+        return value
+    device = trainer.device if trainer.device.type == "cuda" else torch.device("cpu")
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.item()
+
+
+def _set_rng_state(rng: dict, device: torch.device, generator: torch.Generator) -> None:
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["generator"])
+    if "cuda" in rng and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+class _ProgressBar:
+    """tqdm over the run's steps, with the recent loss, the learning rate and images per second."""
+
+    def __init__(self, trainer: "Trainer", end: int, enabled: bool):
+        self.bar = tqdm(total=end, initial=trainer.step, desc="train", disable=not enabled, dynamic_ncols=True)
+        self.started, self.first = _now(), trainer.step
+
+    def show(self, trainer: "Trainer", end: int) -> None:
+        self.bar.update(1)
+        cfg, every = trainer.config, max(1, trainer.config.log_every)
+        if trainer.step % every == 0 or trainer.step == end:
+            recent = trainer.loss_history[-every:]
+            images = (trainer.step - self.first) * cfg.batch_size * cfg.grad_accum * trainer.world_size
+            self.bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}",
+                                 lr=f"{trainer.lr_scheduler.get_last_lr()[0]:.2e}",
+                                 img_s=f"{images / max(_now() - self.started, 1e-9):.0f}")
+
+    def retarget(self, total: int) -> None:
+        self.bar.total = total
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Trainer:
+    """Owns the model, its EMA, the optimizer and the loop.  In a notebook::
+
+        trainer = Trainer(TrainConfig(steps=500), UNetConfig(base_channels=32), data=data)
+        history = trainer.train()
+        trainer.save()                      # → {out_dir}/checkpoint.pt
+        trainer = Trainer.resume("runs/ddpm/checkpoint.pt", data=data, steps=1000)
+
+    ``device`` defaults to ``pick_device(config.device)`` and ``processes`` to torchrun's
+    environment (call :func:`init_distributed` first when there are several).
+    """
+
+    def __init__(self, config: TrainConfig, model_config: UNetConfig | Mapping | None, data, *,
+                 device: torch.device | None = None, processes: Processes | None = None):
+        self.config, self.processes = config, processes or Processes.from_env()
+        self.rank, self.world_size = self.processes.rank, self.processes.world_size
+        if self.world_size > 1 and not dist.is_initialized():
+            raise RuntimeError("several processes but no process group: call ddpm_teach.trainer.init_distributed() first.")
+        self.device = device if device is not None else pick_device(config.device)
+        self.amp_dtype = amp_dtype_for(config.mixed_precision, self.device)
+        self.data = data.to(self.device) if self.device.type == "cuda" else data  # no copy per batch
+        self.model_config = derive_model_config(model_config, data, config)
+        self.schedule = NoiseSchedule.from_name(config.schedule, config.T)
+        torch.manual_seed(config.seed)  # the initial weights: the same on every rank
+        self.model = UNet(self.model_config).to(self.device)
+        torch.manual_seed(config.seed + 7919 * self.rank)  # dropout masks: different on every rank
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                           **({"fused": True} if self.device.type == "cuda" else {}))
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_at(s, config))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.rank)
+        self.order = BatchOrder(len(data), config.batch_size, config.seed, self.rank, self.world_size)
+        self.step, self.loss_history = 0, []
+        self.train_model = self.model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if config.compile:
+            self.train_model = torch.compile(self.train_model)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.config.out_dir) / "checkpoint.pt"
+
+    def micro_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This step's ``grad_accum`` micro-batches, ``(x0 [B, C, H, W] in [-1, 1], labels [B])``."""
+        cfg, batches = self.config, []
+        for micro in range(cfg.grad_accum):
+            x0, labels = self.data.batch(self.order.indices(self.step * cfg.grad_accum + micro), self.device)
+            if cfg.channels_last:
+                x0 = x0.contiguous(memory_format=torch.channels_last)
+            batches.append((x0, labels))
+        return batches
+
+    def run_step(self) -> float:
+        """One optimizer step (:func:`~ddpm_teach.training.train_step`), then the LR schedule."""
+        cfg = self.config
+        try:
+            loss = train_step(self.train_model, self.schedule, self.micro_batches(), self.optimizer, self.ema,
+                              self.generator, num_classes=self.model_config.num_classes if cfg.conditional else None,
+                              label_dropout=cfg.label_dropout, learn_sigma=cfg.learn_sigma, vlb_weight=cfg.vlb_weight,
+                              grad_clip=cfg.grad_clip, amp_dtype=self.amp_dtype, scaler=self.scaler)
+        except NonFiniteLossError as err:
+            kept = (f"Nothing was saved over the last good checkpoint ({self.checkpoint_path})"
+                    if self.checkpoint_path.exists() else "No checkpoint of this run had been written yet")
+            raise NonFiniteLossError(f"{err} at step {self.step}. {kept}. Try a lower --lr, a smaller --grad-clip, "
+                                     "or --mixed-precision no, then --resume.") from None
+        self.lr_scheduler.step()
+        self.step += 1
+        self.loss_history.append(loss)
+        return loss
+
+    def train(self, steps: int | None = None, *, progress: bool = True,
+              callback: Callable[["Trainer", float], None] | None = None) -> list[float]:
+        """Algorithm 1 lines 1 and 6: train until ``self.step == steps`` (default ``config.steps``),
+        saving every ``checkpoint_every`` steps and at the end.  Returns the loss history.
+
+        With ``config.max_minutes`` the run also stops when the budget is spent, and ``steps``
+        becomes an upper bound: :class:`TimeBudget` plans the step it ends at, and ``config.steps``
+        is shortened to it so that the cosine finishes with the budget (saved with the checkpoint;
+        a resumed run gets a fresh budget).  Ctrl-C or SIGTERM ends the step under way, saves,
+        and raises KeyboardInterrupt; a second one stops at once without saving a half-done step."""
+        end = self.config.steps if steps is None else steps
+        budget = None if self.config.max_minutes is None else TimeBudget(self.config.max_minutes, self.step)
+        bar = _ProgressBar(self, end, enabled=progress and self.is_main)
+        with _interrupts_at_step_end() as signals:
+            try:
+                while self.step < end:                                     # Alg. 1 lines 1 and 6
+                    if budget is not None:
+                        if _all_ranks_max(self, float(budget.spent())):     # every rank stops at the same step
+                            print(f"\nthe {budget.minutes:g}-minute budget is spent: stopping at step {self.step}")
+                            break
+                        end = self._fit_to_budget(budget, end, steps, bar)
+                    loss = self.run_step()
+                    bar.show(self, end)
+                    if callback is not None:
+                        callback(self, loss)
+                    if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                        self.save()
+                    if signals["count"]:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self._save_on_interrupt(forced=signals["count"] > 1)
+                raise
+            finally:
+                bar.close()
+            self.save()
+        return self.loss_history
+
+    def _fit_to_budget(self, budget: TimeBudget, end: int, steps: int | None, bar: "_ProgressBar") -> int:
+        planned = budget.planned_end(self.step)
+        if planned is None:
+            return end
+        planned = int(-_all_ranks_max(self, -float(planned)))            # the earliest over all ranks
+        if planned >= end:
+            return end
+        if steps is None or self.config.steps > planned:
+            self.config.steps = planned                                  # the cosine (lr_at) now ends with the budget
+        bar.retarget(planned)
+        return planned
+
+    def _save_on_interrupt(self, forced: bool) -> None:
+        # with several processes the others may already be gone, so only a single process saves
+        if forced or self.world_size > 1:
+            print(f"\ninterrupted at step {self.step}, mid-step: not saved; {self.checkpoint_path} is the last save")
+            return
+        print(f"\ninterrupted at step {self.step}: saving {self.checkpoint_path}; continue with --resume")
+        self.save()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _rng_states_of_all_ranks(self) -> list[dict]:
+        """Every process's RNG states (a collective: all ranks must call it), rank order."""
+        rng = _rng_state(self.device, self.generator)
+        if self.world_size == 1:
+            return [rng]
+        states: list = [None] * self.world_size
+        dist.all_gather_object(states, {k: v.cpu() for k, v in rng.items()})
+        return states
+
+    def state_dict(self, rng_per_rank: list[dict] | None = None) -> dict:
+        return {"kind": "diffusion", "model_config": self.model_config.to_dict(), "schedule": self.schedule.to_config(),
+                "train_config": self.config.to_dict(),
+                "dataset": {"name": getattr(self.data, "name", str(self.config.dataset)), "classes": list(self.data.classes)},
+                "model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
+                "ema_n_averaged": self.ema.n_averaged.cpu(), "optimizer": self.optimizer.state_dict(),
+                "lr_scheduler": self.lr_scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "rng_per_rank": rng_per_rank or [_rng_state(self.device, self.generator)],
+                "step": self.step, "loss_history": list(self.loss_history)}
+
+    def save(self, path: str | os.PathLike | None = None) -> Path | None:
+        """Write the full training state atomically.  Every process must call it (their RNG
+        states are gathered so that each rank resumes its own stream); only rank 0 writes."""
+        rng_per_rank = self._rng_states_of_all_ranks()
+        if not self.is_main:
+            return None
+        return save_checkpoint(self.state_dict(rng_per_rank), path or self.checkpoint_path)
+
+    def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
+        load_state_dict_checked(self.model, ckpt["model"], source)
+        load_state_dict_checked(self.ema.module, ckpt["ema"], source + " (EMA)")
+        self.ema.n_averaged.copy_(ckpt["ema_n_averaged"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]            # "rng": checkpoints written before v0.2
+        if len(per_rank) != self.world_size:
+            raise CheckpointError(f"{source} was saved by {len(per_rank)} processes but is resumed by {self.world_size}; "
+                                  "resume with the same --nproc_per_node for an exact continuation.")
+        _set_rng_state(per_rank[self.rank], self.device, self.generator)
+        self.step, self.loss_history = int(ckpt["step"]), list(ckpt["loss_history"])
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, data, overrides: Mapping | None = None, *,
+               device: torch.device | None = None, processes: Processes | None = None, **more) -> "Trainer":
+        """Rebuild a run from its checkpoint and continue exactly where it stopped.  ``overrides``
+        (and keywords) change config fields, e.g. ``steps`` to train longer; ``device`` and
+        ``processes`` are as for the constructor."""
+        ckpt = load_checkpoint(path, kind="diffusion")
+        if "optimizer" not in ckpt or ckpt.get("ema") is None:
+            raise CheckpointError(f"{str(path)!r} is an inference-only checkpoint (no optimizer state); "
+                                  "it can be sampled from but not resumed.")
+        config = TrainConfig.from_dict({**ckpt["train_config"], **(overrides or {}), **more})
+        trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes)
+        trainer.load_state_dict(ckpt, str(path))
+        return trainer
