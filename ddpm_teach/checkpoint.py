@@ -14,10 +14,11 @@ arbitrary objects is refused.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .files import atomic_write
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_diffusion_model",
            "load_state_dict_checked", "strip_for_inference"]
@@ -30,23 +31,11 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(payload: dict, path: str | os.PathLike) -> Path:
-    """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, flushed
-    and fsynced, then renamed over the target.  A crash mid-write leaves the old file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``payload`` to ``path`` atomically (:func:`ddpm_teach.files.atomic_write`): a
+    temporary file in the same folder, fsynced, then renamed over the target, with the umask's
+    permissions.  A crash mid-write leaves the old file intact; a full disk says so."""
     payload = {"format": FORMAT, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | os.PathLike, *, kind: str | None = None, map_location="cpu") -> dict:

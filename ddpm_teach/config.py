@@ -25,6 +25,8 @@ import json
 import os
 from pathlib import Path
 
+from .files import atomic_write
+
 __all__ = ["ConfigFileError", "read_config_file", "config_defaults", "to_toml", "write_run_config"]
 
 
@@ -84,11 +86,12 @@ def _convert(action: argparse.Action, value, where: str):
 
 def _convert_one(action: argparse.Action, value, where: str):
     kind = action.type or str
-    ok = {int: isinstance(value, int) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool),
-          str: isinstance(value, str)}.get(kind, True)
+    base = getattr(kind, "__name__", "")              # the command line's checked types are named int/float
+    ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "str": isinstance(value, str)}.get(base, True)
     if not ok:
-        raise ConfigFileError(f"{where}: {action.dest} must be {kind.__name__}, got {value!r}.")
+        raise ConfigFileError(f"{where}: {action.dest} must be {base}, got {value!r}.")
     try:
         value = kind(value)
     except (ValueError, TypeError, argparse.ArgumentTypeError) as err:
@@ -138,11 +141,7 @@ def to_toml(values: dict, header: str = "") -> str:
 
 def write_run_config(path: str | os.PathLike, values: dict, command: str = "train") -> Path:
     """Write the resolved options of a run as TOML (atomically), for ``--config`` to repeat it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"The resolved options of this run. Repeat it with:\n"
               f"  python -m ddpm_teach {command} --config {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(to_toml(values, header), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    text = to_toml(values, header)
+    return atomic_write(path, lambda f: f.write(text), binary=False)

@@ -5,7 +5,11 @@ import os
 
 import torch
 
-__all__ = ["pick_device", "describe_device", "cpu_has_native_bf16"]
+__all__ = ["DeviceError", "pick_device", "describe_device", "cpu_has_native_bf16"]
+
+
+class DeviceError(ValueError):
+    """A device that is not a device, or is not available here."""
 
 
 def pick_device(preference: str | torch.device | None = None) -> torch.device:
@@ -21,11 +25,14 @@ def pick_device(preference: str | torch.device | None = None) -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(preference)
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"--device {preference!r} is not a device; use auto, cpu, cuda, cuda:N or mps.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {preference!r} was asked for, but CUDA is not available here. Use --device cpu or auto.")
+        raise DeviceError(f"device {preference!r} was asked for, but CUDA is not available here. Use --device cpu or auto.")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError(f"device {preference!r} was asked for, but MPS is not available here. Use --device cpu or auto.")
+        raise DeviceError(f"device {preference!r} was asked for, but MPS is not available here. Use --device cpu or auto.")
     return device
 
 

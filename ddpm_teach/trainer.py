@@ -28,12 +28,23 @@ from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, save_checkpoint
 from .devices import pick_device
+from .files import OutputError, RunLock, check_output_dir, remove_stale_temporaries
 from .schedules import NoiseSchedule
 from .training import (BatchOrder, MixedPrecision, NonFiniteLossError, TrainConfig, lr_at, make_ema,
                        train_step)
 from .unet import UNet, UNetConfig
 
-__all__ = ["Trainer", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for"]
+__all__ = ["Trainer", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for",
+           "RESUMABLE_FIELDS", "RunExistsError"]
+
+# what may change when a run is resumed: how long and how fast it trains, and where and how it runs.
+# Everything else (the model, T and the schedule, the data and its order, the seed) is fixed by the run.
+RESUMABLE_FIELDS = frozenset({"steps", "max_minutes", "lr", "grad_clip", "mixed_precision", "checkpoint_every",
+                              "log_every", "device", "out_dir", "threads", "compile"})
+
+
+class RunExistsError(OutputError):
+    """A fresh run was pointed at a folder that already holds another run's checkpoint."""
 
 
 def _now() -> float:
@@ -156,6 +167,27 @@ def _all_ranks_max(trainer: "Trainer", value: float) -> float:
     return tensor.item()
 
 
+def _rng_states_of_all_ranks(trainer: "Trainer") -> list[dict]:
+    """Every process's RNG states (a collective: all ranks must call it), rank order."""
+    rng = _rng_state(trainer.device, trainer.generator)
+    if trainer.world_size == 1:
+        return [rng]
+    states: list = [None] * trainer.world_size
+    dist.all_gather_object(states, {k: v.cpu() for k, v in rng.items()})
+    return states
+
+
+def _save_on_interrupt(trainer: "Trainer", forced: bool) -> None:
+    if forced:                   # a second Ctrl-C: the step under way is half done, so nothing is saved
+        print(f"\ninterrupted twice, mid-step: not saved; {trainer.checkpoint_path} is the last save")
+        return
+    if trainer.world_size > 1:   # the other processes may already be gone: keep the last periodic save
+        print(f"\ninterrupted at step {trainer.step}; {trainer.checkpoint_path} is the last save")
+        return
+    print(f"\ninterrupted at step {trainer.step}: saving {trainer.checkpoint_path}; continue with --resume")
+    trainer.save()
+
+
 def _set_rng_state(rng: dict, device: torch.device, generator: torch.Generator) -> None:
     torch.set_rng_state(rng["torch"])
     generator.set_state(rng["generator"])
@@ -188,6 +220,35 @@ class _ProgressBar:
         self.bar.close()
 
 
+class RunFolder:
+    """A run's output folder: where its checkpoint goes, the lock held while the run writes there,
+    and whether the checkpoint in it is this run's own (written or resumed from by it)."""
+
+    def __init__(self, out_dir: str | os.PathLike, overwrite: bool = False):
+        self.out_dir, self.overwrite = Path(out_dir), overwrite
+        self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        self.lock, self.owns_checkpoint = RunLock(self.out_dir), False
+
+    def written(self, path: Path) -> Path:
+        if Path(path).resolve() == self.checkpoint_path.resolve():
+            self.owns_checkpoint = True
+        return path
+
+    @contextlib.contextmanager
+    def claim(self):
+        """``with folder.claim(): ...`` holds the lock for the block.  A folder that cannot be
+        written, another run writing there, or another run's checkpoint (unless ``overwrite``)
+        stop here, before any work.  Temporary files left by a run killed mid-save are removed."""
+        check_output_dir(self.out_dir, "--out-dir")
+        with self.lock:
+            if self.checkpoint_path.exists() and not (self.owns_checkpoint or self.overwrite):
+                raise RunExistsError(f"--out-dir {self.out_dir} already holds a training run ({self.checkpoint_path}); "
+                                     "continue it with --resume, start over with --overwrite, or choose another "
+                                     "--out-dir.")
+            remove_stale_temporaries(self.out_dir, self.checkpoint_path.name)
+            yield self
+
+
 class Trainer:
     """Owns the model, its EMA, the optimizer and the loop.  In a notebook::
 
@@ -201,8 +262,9 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, model_config: UNetConfig | Mapping | None, data, *,
-                 device: torch.device | None = None, processes: Processes | None = None):
-        self.config, self.processes = config, processes or Processes.from_env()
+                 device: torch.device | None = None, processes: Processes | None = None, overwrite: bool = False):
+        self.config, self.processes, self.overwrite = config, processes or Processes.from_env(), overwrite
+        self.folder = RunFolder(config.out_dir, overwrite)
         self.rank, self.world_size = self.processes.rank, self.processes.world_size
         if self.world_size > 1 and not dist.is_initialized():
             raise RuntimeError("several processes but no process group: call ddpm_teach.trainer.init_distributed() first.")
@@ -223,7 +285,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.rank)
         self.order = BatchOrder(len(data), config.batch_size, config.seed, self.rank, self.world_size)
-        self.step, self.loss_history = 0, []
+        self.step, self.loss_history, self.resume_changes = 0, [], {}
         self.train_model = self.model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -237,7 +299,12 @@ class Trainer:
 
     @property
     def checkpoint_path(self) -> Path:
-        return Path(self.config.out_dir) / "checkpoint.pt"
+        return self.folder.checkpoint_path
+
+    def claim_out_dir(self) -> contextlib.AbstractContextManager:
+        """Check ``out_dir`` and hold its lock (``with trainer.claim_out_dir(): ...``; ``train()``
+        does it too): see :meth:`RunFolder.claim`.  Only the main process writes."""
+        return self.folder.claim() if self.is_main else contextlib.nullcontext()
 
     def micro_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """This step's ``grad_accum`` micro-batches, ``(x0 [B, C, H, W] in [-1, 1], labels [B])``."""
@@ -279,8 +346,8 @@ class Trainer:
         and raises KeyboardInterrupt; a second one stops at once without saving a half-done step."""
         end = self.config.steps if steps is None else steps
         budget = None if self.config.max_minutes is None else TimeBudget(self.config.max_minutes, self.step)
-        bar = _ProgressBar(self, end, enabled=progress and self.is_main)
-        with _interrupts_at_step_end() as signals:
+        with self.claim_out_dir(), _interrupts_at_step_end() as signals:
+            bar = _ProgressBar(self, end, enabled=progress and self.is_main)
             try:
                 while self.step < end:                                     # Alg. 1 lines 1 and 6
                     if budget is not None:
@@ -297,7 +364,7 @@ class Trainer:
                     if signals["count"]:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
-                self._save_on_interrupt(forced=signals["count"] > 1)
+                _save_on_interrupt(self, forced=signals["count"] > 1)
                 raise
             finally:
                 bar.close()
@@ -316,24 +383,7 @@ class Trainer:
         bar.retarget(planned)
         return planned
 
-    def _save_on_interrupt(self, forced: bool) -> None:
-        # with several processes the others may already be gone, so only a single process saves
-        if forced or self.world_size > 1:
-            print(f"\ninterrupted at step {self.step}, mid-step: not saved; {self.checkpoint_path} is the last save")
-            return
-        print(f"\ninterrupted at step {self.step}: saving {self.checkpoint_path}; continue with --resume")
-        self.save()
-
     # -- checkpoints ----------------------------------------------------------------------
-    def _rng_states_of_all_ranks(self) -> list[dict]:
-        """Every process's RNG states (a collective: all ranks must call it), rank order."""
-        rng = _rng_state(self.device, self.generator)
-        if self.world_size == 1:
-            return [rng]
-        states: list = [None] * self.world_size
-        dist.all_gather_object(states, {k: v.cpu() for k, v in rng.items()})
-        return states
-
     def state_dict(self, rng_per_rank: list[dict] | None = None) -> dict:
         return {"kind": "diffusion", "model_config": self.model_config.to_dict(), "schedule": self.schedule.to_config(),
                 "train_config": self.config.to_dict(),
@@ -347,10 +397,10 @@ class Trainer:
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
         """Write the full training state atomically.  Every process must call it (their RNG
         states are gathered so that each rank resumes its own stream); only rank 0 writes."""
-        rng_per_rank = self._rng_states_of_all_ranks()
+        rng_per_rank = _rng_states_of_all_ranks(self)
         if not self.is_main:
             return None
-        return save_checkpoint(self.state_dict(rng_per_rank), path or self.checkpoint_path)
+        return self.folder.written(save_checkpoint(self.state_dict(rng_per_rank), path or self.checkpoint_path))
 
     def load_state_dict(self, ckpt: dict, source: str = "checkpoint") -> None:
         load_state_dict_checked(self.model, ckpt["model"], source)
@@ -358,25 +408,48 @@ class Trainer:
         self.ema.n_averaged.copy_(ckpt["ema_n_averaged"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if self.scaler.is_enabled() and ckpt["scaler"]:       # empty when the run had no fp16 scaler
+            self.scaler.load_state_dict(ckpt["scaler"])
         per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]            # "rng": checkpoints written before v0.2
         if len(per_rank) != self.world_size:
             raise CheckpointError(f"{source} was saved by {len(per_rank)} processes but is resumed by {self.world_size}; "
                                   "resume with the same --nproc_per_node for an exact continuation.")
         _set_rng_state(per_rank[self.rank], self.device, self.generator)
         self.step, self.loss_history = int(ckpt["step"]), list(ckpt["loss_history"])
+        for group in self.optimizer.param_groups:     # this config's lr and cosine (a resume may change them)
+            group["initial_lr"], group["lr"] = self.config.lr, self.config.lr * lr_at(self.step, self.config)
+        self.lr_scheduler.base_lrs = [self.config.lr] * len(self.optimizer.param_groups)
 
     @classmethod
     def resume(cls, path: str | os.PathLike, data, overrides: Mapping | None = None, *,
                device: torch.device | None = None, processes: Processes | None = None, **more) -> "Trainer":
         """Rebuild a run from its checkpoint and continue exactly where it stopped.  ``overrides``
-        (and keywords) change config fields, e.g. ``steps`` to train longer; ``device`` and
-        ``processes`` are as for the constructor."""
+        (and keywords) may change the fields in :data:`RESUMABLE_FIELDS`, e.g. ``steps`` to train
+        longer or ``lr`` after a divergence; changing any other field is refused.  What changed is
+        in ``trainer.resume_changes`` as ``{field: (old, new)}``."""
         ckpt = load_checkpoint(path, kind="diffusion")
         if "optimizer" not in ckpt or ckpt.get("ema") is None:
             raise CheckpointError(f"{str(path)!r} is an inference-only checkpoint (no optimizer state); "
                                   "it can be sampled from but not resumed.")
-        config = TrainConfig.from_dict({**ckpt["train_config"], **(overrides or {}), **more})
+        saved = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
+        changes = {k: (saved.get(k), v) for k, v in {**(overrides or {}), **more}.items() if saved.get(k) != v}
+        _check_resume_changes(changes, int(ckpt["step"]), path)
+        config = TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}})
         trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes)
         trainer.load_state_dict(ckpt, str(path))
+        trainer.folder.written(Path(path))          # resuming in place: its checkpoint is this run's
+        trainer.resume_changes = changes
         return trainer
+
+
+def _check_resume_changes(changes: dict, step: int, path) -> None:
+    """Refuse, in one message, what a resume may not change, and a --steps below where it is."""
+    fixed = {k: v for k, v in changes.items() if k not in RESUMABLE_FIELDS}
+    if fixed:
+        said = "; ".join(f"--{k.replace('_', '-')} {new!r} (the run has {old!r})" for k, (old, new) in fixed.items())
+        raise ValueError(f"{said}: these are fixed by the run in {path} and cannot change on --resume. Resume "
+                         "without them, or start a new run with another --out-dir.")
+    if "steps" in changes and changes["steps"][1] < step:
+        raise ValueError(f"--steps {changes['steps'][1]} is below step {step}, where the run in {path} already is; "
+                         f"give --steps above {step} to train longer, or leave it out to finish the planned "
+                         f"{changes['steps'][0]}.")

@@ -79,8 +79,16 @@ class TrainConfig:
     channels_last: bool = False
 
     def __post_init__(self):
-        if self.grad_accum < 1 or self.batch_size < 1 or self.steps < 0:
-            raise ValueError("batch_size and grad_accum must be >= 1 and steps >= 0.")
+        """Check every number once, here, for the API and the command line alike."""
+        for name, low, high, none_ok in _TRAIN_CONFIG_RANGES:
+            value = getattr(self, name)
+            if value is None and none_ok:
+                continue
+            bad = (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                   or value < low[0] or (low[1] and value == low[0]) or value > high[0] or (high[1] and value == high[0]))
+            if bad:
+                span = f"{'(' if low[1] else '['}{low[0]:g}, {high[0]:g}{')' if high[1] else ']'}"
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a number in {span}, got {value!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +98,20 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
+
+INF = math.inf
+# (field, (low, low excluded), (high, high excluded), None allowed): the ranges __post_init__ checks
+_TRAIN_CONFIG_RANGES = (
+    ("batch_size", (1, False), (INF, True), False), ("grad_accum", (1, False), (INF, True), False),
+    ("steps", (1, False), (INF, True), False), ("T", (1, False), (INF, True), False),
+    ("image_size", (1, False), (INF, True), True), ("threads", (1, False), (INF, True), True),
+    ("max_minutes", (0, True), (INF, True), True), ("lr", (0, True), (INF, True), False),
+    ("warmup_steps", (0, False), (INF, True), False), ("min_lr_ratio", (0, False), (1, False), False),
+    ("weight_decay", (0, False), (INF, True), False), ("grad_clip", (0, False), (INF, True), False),
+    ("label_dropout", (0, False), (1, False), False), ("vlb_weight", (0, False), (INF, True), False),
+    ("ema_decay", (0, False), (1, True), False), ("checkpoint_every", (0, False), (INF, True), False),
+    ("log_every", (0, False), (INF, True), False),
+)
 
 PRESETS = {
     "cpu-fast": "a 1.1M-parameter UNet trained for 15 minutes on a laptop-class CPU (benchmarks/fast_path.py)",

@@ -72,13 +72,13 @@ class FakeOutputArea:
 
 @pytest.fixture
 def area(monkeypatch):
-    """The explorers' output area, recorded instead of shown (``ddpm_teach.widgets`` draws into it)."""
+    """The explorers' output area, recorded instead of shown (``ddpm_teach.widgets.base`` draws into it)."""
     pytest.importorskip("ipywidgets")
-    from ddpm_teach import widgets
+    from ddpm_teach.widgets import base
 
     fake = FakeOutputArea()
-    monkeypatch.setattr(widgets, "display", fake.display)
-    monkeypatch.setattr(widgets, "clear_output", fake.clear_output)
+    monkeypatch.setattr(base, "display", fake.display)
+    monkeypatch.setattr(base, "clear_output", fake.clear_output)
     return fake
 
 

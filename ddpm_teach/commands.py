@@ -1,0 +1,251 @@
+"""What each ``python -m ddpm_teach`` command does, once :mod:`ddpm_teach.cli` has parsed it.
+
+Every command checks its inputs and its outputs before the work (a read-only ``--out``, a folder
+where a file is wanted, another run in ``--out-dir``), so that a mistake costs a second, not an
+hour of sampling; :func:`ddpm_teach.cli.main` turns each such error into one line and exit code 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+__all__ = ["DERIVED_MODEL_FIELDS", "cmd_train", "cmd_sample", "cmd_evaluate", "cmd_export", "cmd_train_classifier",
+           "generate", "read_samples_npz"]
+
+# UNet fields that come from the data or the training options rather than their own flag
+DERIVED_MODEL_FIELDS = frozenset({"image_size", "in_channels", "num_classes", "learn_sigma"})
+# options of `train` that are not config fields (and so not "changes" on --resume)
+_TRAIN_ONLY_OPTIONS = frozenset({"command", "config", "resume", "preset", "overwrite"})
+
+
+def _training_data(config):
+    from .data import load_dataset
+
+    return load_dataset(config.dataset, config.data_root, train=True, download=config.download,
+                        image_size=config.image_size)
+
+
+def _resumed_trainer(args, device, processes):
+    """``train --resume``: the run in the checkpoint, with the options given on this command line
+    (or in its --config) as changes, which Trainer.resume applies or refuses."""
+    from .checkpoint import load_checkpoint
+    from .trainer import Trainer
+    from .training import TrainConfig
+
+    if args.preset:
+        raise ValueError("--preset cannot be combined with --resume: a resumed run keeps its own settings.")
+    path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
+    given = {name: getattr(args, name) for name in args.given - _TRAIN_ONLY_OPTIONS}
+    given["out_dir"] = str(args.out_dir or path.parent)
+    data = _training_data(TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"]))
+    trainer = Trainer.resume(path, data, given, device=device, processes=processes)
+    if trainer.is_main:
+        changed = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in trainer.resume_changes.items() if k != "out_dir")
+        print(f"resuming {path} at step {trainer.step} of {trainer.config.steps}" + (f" (changed: {changed})" if changed else ""))
+    return trainer
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .config import write_run_config
+    from .trainer import Trainer, init_distributed
+    from .training import TrainConfig
+    from .unet import UNetConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    processes, device = init_distributed(args.device)
+    if args.resume:
+        trainer = _resumed_trainer(args, device, processes)
+    else:
+        for name in ("steps", "out_dir"):
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(TrainConfig, name))
+        config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+        model_flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(UNetConfig)
+                       if f.name not in DERIVED_MODEL_FIELDS}
+        trainer = Trainer(config, model_flags, _training_data(config), device=device, processes=processes,
+                          overwrite=args.overwrite)
+    with trainer.claim_out_dir():                       # checked and locked before anything is written
+        if trainer.is_main:
+            model_values = {k: v for k, v in trainer.model_config.to_dict().items() if k not in DERIVED_MODEL_FIELDS}
+            written = write_run_config(Path(trainer.config.out_dir) / "config.toml",
+                                       {**trainer.config.to_dict(), **model_values})
+            print(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters on {trainer.device}; "
+                  f"data: {trainer.data.name} ({len(trainer.data)} images); out: {trainer.checkpoint_path}; "
+                  f"config: {written}")
+        trainer.train()
+    if trainer.is_main:
+        last = f", last loss {trainer.loss_history[-1]:.4f}" if trainer.loss_history else ""
+        print(f"done: step {trainer.step}{last}, saved {trainer.checkpoint_path}")
+    if trainer.world_size > 1:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _labels_for(spec: str | None, n: int, num_classes: int | None):
+    import torch
+
+    if spec is None:
+        return None
+    if num_classes is None:
+        raise ValueError("--labels needs a class-conditional checkpoint; this one is unconditional.")
+    if spec == "all":
+        return torch.arange(n) % num_classes
+    try:
+        k = int(spec)
+    except ValueError:
+        raise ValueError(f"--labels must be 'all' or a class index, got {spec!r}.") from None
+    if not 0 <= k < num_classes:
+        raise ValueError(f"--labels {k} is out of range; this model has classes 0..{num_classes - 1}.")
+    return torch.full((n,), k)
+
+
+def _check_fits_in_memory(n: int, config) -> None:
+    """``--n`` images (float32 while sampled, then uint8) must fit in this machine's memory."""
+    import os
+
+    needed = n * config.in_channels * config.image_size ** 2 * 5        # 4 bytes float32 + 1 byte uint8 each
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > total / 2:
+        raise ValueError(f"--n {n} images would need {needed / 2**30:.0f} GiB, more than half of this machine's "
+                         f"{total / 2**30:.0f} GiB; sample fewer and run the command several times with other --seed.")
+
+
+def generate(args):
+    """Sample ``args.n`` images in batches: returns (images [N,C,H,W] in [-1,1], labels or None, checkpoint)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from .checkpoint import load_diffusion_model
+    from .devices import pick_device
+    from .samplers import make_sampler, sample
+
+    device = pick_device(args.device)
+    model, schedule, ckpt = load_diffusion_model(args.checkpoint, device=device, use_ema=not args.no_ema)
+    _check_fits_in_memory(args.n, model.config)
+    sampler = make_sampler(schedule, args.sampler, steps=args.steps, eta=args.eta, variance_type=args.variance_type,
+                           clip_x0=not args.no_clip, learned_variance=model.config.learn_sigma)
+    labels = _labels_for(args.labels, args.n, model.config.num_classes)
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    chunks = []
+    for start in tqdm(range(0, args.n, args.batch_size), desc=f"{sampler!r}", disable=args.n <= args.batch_size):
+        n = min(args.batch_size, args.n - start)
+        part = None if labels is None else labels[start:start + n]
+        chunks.append(sample(model, sampler, n, labels=part, guidance_scale=args.guidance_scale,
+                             generator=generator, device=device, progress=args.n <= args.batch_size,
+                             precision=args.precision).cpu())
+    return torch.cat(chunks), labels, ckpt
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+
+    from .data import from_model_range
+    from .files import atomic_write, check_output_file
+    from .plotting import save_image_grid
+
+    out = Path(args.out)
+    if out.suffix not in (".png", ".npz"):
+        raise ValueError(f"--out must end in .png or .npz, got {out.name!r}.")
+    check_output_file(out, "--out")
+    images, labels, _ = generate(args)
+    if out.suffix == ".png":
+        save_image_grid(images, out, nrow=args.nrow or max(1, int(len(images) ** 0.5)))
+    else:
+        pixels = from_model_range(images).numpy()                    # uint8 [N, C, H, W]
+        if pixels.shape[1] == 1:
+            pixels = pixels[:, 0]                                    # [N, H, W]
+        label_array = (labels.numpy() if labels is not None else np.full(len(pixels), -1)).astype(np.int64)
+        atomic_write(out, lambda f: np.savez_compressed(f, images=pixels, labels=label_array))
+    print(f"wrote {len(images)} samples to {out}")
+    return 0
+
+
+def read_samples_npz(path: str):
+    """The images (float [N, C, H, W] in [-1, 1]) and labels (or None) of an ``.npz`` written by
+    ``sample``, checked: keys, dtype, shape, label count.  Never unpickles anything."""
+    import zipfile
+
+    import numpy as np
+    import torch
+
+    from .data import to_model_range
+
+    def bad(why: str) -> ValueError:
+        return ValueError(f"--samples {path}: {why}; write it with `python -m ddpm_teach sample --out FILE.npz`.")
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files") or "images" not in f.files:
+                raise bad("it has no 'images' array")
+            pixels, labels = f["images"], (f["labels"] if "labels" in f.files else None)
+    except FileNotFoundError:
+        raise ValueError(f"--samples {path} does not exist; check the path.") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+        if isinstance(err, ValueError) and str(err).startswith("--samples"):
+            raise
+        raise bad("it is not an .npz of arrays (or it holds Python objects, which are never loaded)") from None
+    if pixels.dtype != np.uint8:
+        raise bad(f"'images' must be uint8 pixels 0..255, got {pixels.dtype}")
+    if pixels.ndim not in (3, 4) or len(pixels) < 2:
+        raise bad(f"'images' must be [N, H, W] or [N, C, H, W] with N >= 2, got shape {pixels.shape}")
+    if labels is not None and (labels.ndim != 1 or len(labels) != len(pixels) or labels.dtype.kind not in "iu"):
+        raise bad(f"'labels' must be {len(pixels)} integers, one per image, got {labels.dtype} of shape {labels.shape}")
+    images = to_model_range(torch.from_numpy(pixels if pixels.ndim == 4 else pixels[:, None]))
+    labels = None if labels is None or bool((labels < 0).all()) else torch.from_numpy(labels.astype(np.int64))
+    return images, labels
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import Evaluator
+    from .files import atomic_write, check_output_file
+
+    if (args.samples is None) == (args.checkpoint is None):
+        raise ValueError("give either --samples FILE.npz or --checkpoint CK (to sample and score).")
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.samples:
+        images, labels = read_samples_npz(args.samples)
+    else:
+        images, labels, _ = generate(args)
+    evaluator = Evaluator.load(args.classifier, data_root=args.data_root)
+    if labels is not None and int(labels.max()) >= len(evaluator.classes):
+        raise ValueError(f"--samples {args.samples}: labels go up to {int(labels.max())}, but the classifier knows "
+                         f"{len(evaluator.classes)} classes.")
+    scores = evaluator.score(images, labels)
+    print(evaluator.format_scores(scores))
+    if args.json:
+        text = json.dumps(scores, indent=2)
+        atomic_write(args.json, lambda f: f.write(text), binary=False)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint, strip_for_inference
+    from .files import check_output_file
+
+    source, out = Path(args.checkpoint), Path(args.out)
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise ValueError(f"--out {out} is the --checkpoint itself: exporting over it would replace the training state "
+                         "(optimizer, RNG) with the inference-only file, and --resume would refuse it. Give another --out.")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; add --overwrite to replace it, or give another --out.")
+    check_output_file(out, "--out")
+    path = save_checkpoint(strip_for_inference(load_checkpoint(source, kind="diffusion")), out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    from .evaluation import ClassifierTrainConfig, train_classifier
+
+    config = ClassifierTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ClassifierTrainConfig)})
+    _, accuracy, path = train_classifier(config)
+    print(f"test accuracy {accuracy:.4f}; saved {path}")
+    return 0
