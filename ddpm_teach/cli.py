@@ -42,7 +42,9 @@ def _number(kind, low: float, *, strict: bool = False):
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, got {text!r}") from None
         if not math.isfinite(value) or value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"must be a finite number {'>' if strict else '>='} {low:g}, got {text!r}")
+            bound = f" {'>' if strict else '>='} {low:g}" if math.isfinite(low) else ""
+            kind_name = "an integer" if kind is int else "a finite number"
+            raise argparse.ArgumentTypeError(f"must be {kind_name}{bound}, got {text!r}")
         return value
     parse.__name__ = kind.__name__        # argparse and config files name the type by it
     return parse

@@ -26,53 +26,63 @@ def _training_data(config):
                         image_size=config.image_size)
 
 
-def _resumed_trainer(args, device, processes):
+def _resumed_trainer(args, path: Path, folder, device, processes):
     """``train --resume``: the run in the checkpoint, with the options given on this command line
     (or in its --config) as changes, which Trainer.resume applies or refuses."""
     from .checkpoint import load_checkpoint
     from .trainer import Trainer
     from .training import TrainConfig
 
-    if args.preset:
-        raise ValueError("--preset cannot be combined with --resume: a resumed run keeps its own settings.")
-    path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
     given = {name: getattr(args, name) for name in args.given - _TRAIN_ONLY_OPTIONS}
-    given["out_dir"] = str(args.out_dir or path.parent)
+    given["out_dir"] = str(folder.out_dir)
     data = _training_data(TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"]))
-    trainer = Trainer.resume(path, data, given, device=device, processes=processes)
+    trainer = Trainer.resume(path, data, given, device=device, processes=processes, folder=folder)
     if trainer.is_main:
         changed = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in trainer.resume_changes.items() if k != "out_dir")
         print(f"resuming {path} at step {trainer.step} of {trainer.config.steps}" + (f" (changed: {changed})" if changed else ""))
     return trainer
 
 
+def _fresh_trainer(args, config, folder, device, processes):
+    from .trainer import Trainer
+    from .unet import UNetConfig
+
+    model_flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(UNetConfig)
+                   if f.name not in DERIVED_MODEL_FIELDS}
+    return Trainer(config, model_flags, _training_data(config), device=device, processes=processes, folder=folder)
+
+
 def cmd_train(args) -> int:
+    import contextlib
+
     import torch
 
     from .config import write_run_config
-    from .trainer import Trainer, init_distributed
+    from .trainer import Processes, RunFolder, init_distributed
     from .training import TrainConfig
-    from .unet import UNetConfig
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    processes, device = init_distributed(args.device)
     if args.resume:
-        trainer = _resumed_trainer(args, device, processes)
+        if args.preset:
+            raise ValueError("--preset cannot be combined with --resume: a resumed run keeps its own settings.")
+        path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
+        folder = RunFolder(args.out_dir or path.parent, overwrite=args.overwrite)
+        folder.written(path)                              # resuming in place: the checkpoint there is this run's
     else:
         for name in ("steps", "out_dir"):
             if getattr(args, name) is None:
                 setattr(args, name, getattr(TrainConfig, name))
-        config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-        model_flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(UNetConfig)
-                       if f.name not in DERIVED_MODEL_FIELDS}
-        trainer = Trainer(config, model_flags, _training_data(config), device=device, processes=processes,
-                          overwrite=args.overwrite)
-    with trainer.claim_out_dir():                       # checked and locked before anything is written
+        config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})  # checks
+        folder = RunFolder(config.out_dir, overwrite=args.overwrite)
+    is_main = Processes.from_env().rank == 0
+    with folder.claim() if is_main else contextlib.nullcontext():   # checked and locked before any work
+        processes, device = init_distributed(args.device)
+        trainer = (_resumed_trainer(args, path, folder, device, processes) if args.resume
+                   else _fresh_trainer(args, config, folder, device, processes))
+        if trainer.config.threads:
+            torch.set_num_threads(trainer.config.threads)
         if trainer.is_main:
             model_values = {k: v for k, v in trainer.model_config.to_dict().items() if k not in DERIVED_MODEL_FIELDS}
-            written = write_run_config(Path(trainer.config.out_dir) / "config.toml",
-                                       {**trainer.config.to_dict(), **model_values})
+            written = write_run_config(folder.out_dir / "config.toml", {**trainer.config.to_dict(), **model_values})
             print(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters on {trainer.device}; "
                   f"data: {trainer.data.name} ({len(trainer.data)} images); out: {trainer.checkpoint_path}; "
                   f"config: {written}")
@@ -150,10 +160,9 @@ def cmd_sample(args) -> int:
     from .files import atomic_write, check_output_file
     from .plotting import save_image_grid
 
-    out = Path(args.out)
+    out = check_output_file(args.out, "--out")
     if out.suffix not in (".png", ".npz"):
         raise ValueError(f"--out must end in .png or .npz, got {out.name!r}.")
-    check_output_file(out, "--out")
     images, labels, _ = generate(args)
     if out.suffix == ".png":
         save_image_grid(images, out, nrow=args.nrow or max(1, int(len(images) ** 0.5)))
@@ -230,13 +239,12 @@ def cmd_export(args) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint, strip_for_inference
     from .files import check_output_file
 
-    source, out = Path(args.checkpoint), Path(args.out)
+    source, out = Path(args.checkpoint), check_output_file(args.out, "--out")
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise ValueError(f"--out {out} is the --checkpoint itself: exporting over it would replace the training state "
                          "(optimizer, RNG) with the inference-only file, and --resume would refuse it. Give another --out.")
     if out.exists() and not args.overwrite:
         raise ValueError(f"--out {out} exists; add --overwrite to replace it, or give another --out.")
-    check_output_file(out, "--out")
     path = save_checkpoint(strip_for_inference(load_checkpoint(source, kind="diffusion")), out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

@@ -49,24 +49,21 @@ def _probe(folder: Path, what: str) -> None:
 
 
 def check_output_dir(path: str | os.PathLike, flag: str) -> Path:
-    """``path`` is, or can be made, a writable folder: make it and try a write."""
+    """``path`` is, or could be made, a writable folder: its nearest existing folder takes a test
+    write.  Nothing is created (the writer makes the folders when it writes)."""
     path = Path(path)
     what = f"{flag} {path}"
-    for parent in (path, *path.parents):
-        if parent.exists() and not parent.is_dir():
-            raise OutputError(errno.ENOTDIR, f"{what}: {parent} is a file, not a folder; choose another location.")
-        if parent.is_dir():
+    for existing in (path, *path.parents):
+        if existing.exists():
             break
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(err.errno, f"{what}: cannot create the folder ({err.strerror}); choose another location.") from None
-    _probe(path, what)
+    if not existing.is_dir():
+        raise OutputError(errno.ENOTDIR, f"{what}: {existing} is a file, not a folder; choose another location.")
+    _probe(existing, what)
     return path
 
 
 def check_output_file(path: str | os.PathLike, flag: str) -> Path:
-    """``path`` can be written as a file: not a folder, its folder writable (made if missing)."""
+    """``path`` can be written as a file: not a folder, and its folder writable (or creatable)."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(errno.EISDIR, f"{flag} {path} is a folder; give a file name inside it, e.g. "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -170,11 +170,13 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, paddi
     The parent folder is created.  Returns the path written."""
     from PIL import Image
 
+    from .files import atomic_write
+
     grid = make_grid(images, nrow=nrow, padding=padding)                     # (C, H', W') in [0, 1]
     array = (grid * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()  # (H', W', C)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    atomic_write(path, lambda f: image.save(f, format="PNG"))          # a kill mid-write leaves no half PNG
     return path
 
 
@@ -302,7 +304,8 @@ def save_animation(anim: "FuncAnimation", path: str | Path, fps: int | None = No
 
 
 def plot_schedules(schedules: "Mapping[str, NoiseSchedule]", quantities: Sequence[str] = ("alphas_cumprod", "snr"),
-                   ax: "Axes | Sequence[Axes] | None" = None, relative_t: bool = False) -> "Figure":
+                   ax: "Axes | Sequence[Axes] | None" = None, relative_t: bool = False,
+                   styles: "Mapping[str, Mapping[str, Any]] | None" = None) -> "Figure":
     """Compare noise schedules: one panel per quantity, one line per schedule.
 
     schedules:  {"linear": NoiseSchedule.from_name("linear"), "cosine": ...}; the keys are the legend.
@@ -311,6 +314,8 @@ def plot_schedules(schedules: "Mapping[str, NoiseSchedule]", quantities: Sequenc
                 y axis; log_snr is already a log, so its axis stays linear.
     ax:         one axes per quantity (a single axes if there is one quantity), or None.
     relative_t: plot against t/T instead of t, to compare schedules with different T.
+    styles:     matplotlib line options for some of the schedules, by key, e.g. a grey dashed
+                reference: ``{"DDPM": {"color": "0.7", "linestyle": "--"}}``.
     """
     import matplotlib.pyplot as plt
 
@@ -333,7 +338,8 @@ def plot_schedules(schedules: "Mapping[str, NoiseSchedule]", quantities: Sequenc
                 raise ValueError(f"{quantity!r} is not a [T] coefficient of NoiseSchedule; try one of "
                                  f"{', '.join(_QUANTITY_LABELS)}.")
             t = torch.arange(schedule.T, dtype=torch.float64)
-            axis.plot((t / schedule.T if relative_t else t).numpy(), values.numpy(), label=name)
+            axis.plot((t / schedule.T if relative_t else t).numpy(), values.numpy(), label=name,
+                      **(styles or {}).get(name, {}))
         if quantity in _LOG_Y:
             axis.set_yscale("log")
         axis.set_xlabel("t / T" if relative_t else "t (0-based index)")

@@ -240,13 +240,21 @@ class RunFolder:
         written, another run writing there, or another run's checkpoint (unless ``overwrite``)
         stop here, before any work.  Temporary files left by a run killed mid-save are removed."""
         check_output_dir(self.out_dir, "--out-dir")
-        with self.lock:
-            if self.checkpoint_path.exists() and not (self.owns_checkpoint or self.overwrite):
-                raise RunExistsError(f"--out-dir {self.out_dir} already holds a training run ({self.checkpoint_path}); "
-                                     "continue it with --resume, start over with --overwrite, or choose another "
-                                     "--out-dir.")
-            remove_stale_temporaries(self.out_dir, self.checkpoint_path.name)
-            yield self
+        made = [p for p in (self.out_dir, *self.out_dir.parents) if not p.exists()]     # deepest first
+        try:
+            with self.lock:
+                if self.checkpoint_path.exists() and not (self.owns_checkpoint or self.overwrite):
+                    raise RunExistsError(f"--out-dir {self.out_dir} already holds a training run "
+                                         f"({self.checkpoint_path}); continue it with --resume, start over with "
+                                         "--overwrite, or choose another --out-dir.")
+                remove_stale_temporaries(self.out_dir, self.checkpoint_path.name)
+                yield self
+        finally:
+            for folder in made:            # a run that stopped before writing anything leaves no folders
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
 
 
 class Trainer:
@@ -262,9 +270,10 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, model_config: UNetConfig | Mapping | None, data, *,
-                 device: torch.device | None = None, processes: Processes | None = None, overwrite: bool = False):
-        self.config, self.processes, self.overwrite = config, processes or Processes.from_env(), overwrite
-        self.folder = RunFolder(config.out_dir, overwrite)
+                 device: torch.device | None = None, processes: Processes | None = None, overwrite: bool = False,
+                 folder: RunFolder | None = None):
+        self.config, self.processes = config, processes or Processes.from_env()
+        self.folder = folder or RunFolder(config.out_dir, overwrite)
         self.rank, self.world_size = self.processes.rank, self.processes.world_size
         if self.world_size > 1 and not dist.is_initialized():
             raise RuntimeError("several processes but no process group: call ddpm_teach.trainer.init_distributed() first.")
@@ -422,7 +431,8 @@ class Trainer:
 
     @classmethod
     def resume(cls, path: str | os.PathLike, data, overrides: Mapping | None = None, *,
-               device: torch.device | None = None, processes: Processes | None = None, **more) -> "Trainer":
+               device: torch.device | None = None, processes: Processes | None = None,
+               folder: RunFolder | None = None, **more) -> "Trainer":
         """Rebuild a run from its checkpoint and continue exactly where it stopped.  ``overrides``
         (and keywords) may change the fields in :data:`RESUMABLE_FIELDS`, e.g. ``steps`` to train
         longer or ``lr`` after a divergence; changing any other field is refused.  What changed is
@@ -435,7 +445,8 @@ class Trainer:
         changes = {k: (saved.get(k), v) for k, v in {**(overrides or {}), **more}.items() if saved.get(k) != v}
         _check_resume_changes(changes, int(ckpt["step"]), path)
         config = TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}})
-        trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes)
+        trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes,
+                      folder=folder)
         trainer.load_state_dict(ckpt, str(path))
         trainer.folder.written(Path(path))          # resuming in place: its checkpoint is this run's
         trainer.resume_changes = changes
