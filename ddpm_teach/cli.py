@@ -142,6 +142,7 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
 
     clf = sub.add_parser("train-classifier", help="train the Fashion-MNIST classifier used for evaluation")
     add_dataclass_arguments(clf, ClassifierTrainConfig, title="classifier")
+    clf.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     parser.subcommands = {"train": train, "sample": smp, "evaluate": ev, "export": exp, "train-classifier": clf}
     return parser
 

@@ -252,8 +252,12 @@ def cmd_export(args) -> int:
 
 def cmd_train_classifier(args) -> int:
     from .evaluation import ClassifierTrainConfig, train_classifier
+    from .files import check_output_file
 
     config = ClassifierTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ClassifierTrainConfig)})
+    out = check_output_file(config.out, "--out")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; add --overwrite to replace it, or give another --out.")
     _, accuracy, path = train_classifier(config)
     print(f"test accuracy {accuracy:.4f}; saved {path}")
     return 0

@@ -98,6 +98,8 @@ CASES = {
                                     ["--out", "--checkpoint", "another --out"]),
     "export over an existing file": (["export", "--checkpoint", "{run}/checkpoint.pt", "--out", "{run}/config.toml"],
                                      ["--out", "--overwrite"]),
+    "train-classifier over an existing file": (["train-classifier", "--epochs", "1", "--out", "{run}/config.toml"],
+                                               ["--out", "--overwrite"]),
     # 6, 7. what --resume may not change, and --steps below the run's step
     "resume changing the model and T": (["train", "--resume", "{run}/checkpoint.pt", "--T", "7", "--batch-size", "16",
                                          "--conditional", "--base-channels", "16"],
