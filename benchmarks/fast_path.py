@@ -60,8 +60,8 @@ SAMPLING_STEPS = 50
 CALIBRATION = TimeBudget.CALIBRATION_STEPS
 
 
-def fast_path_configs(minutes: float, out_dir: str, compile: bool = True) -> tuple[TrainConfig, UNetConfig]:
-    """The package's ``cpu-fast`` preset with this run's budget and folder."""
+def fast_path_configs(minutes: float | None, out_dir: str, compile: bool = True) -> tuple[TrainConfig, UNetConfig]:
+    """The package's ``cpu-fast`` preset with this run's budget (None: no budget) and folder."""
     config, model_config = preset_configs("cpu-fast", max_minutes=minutes, out_dir=out_dir, checkpoint_every=0)
     config.compile = config.compile and compile
     return config, model_config
@@ -79,7 +79,7 @@ def train_ours(data, minutes: float, out_dir: str, seed: int, compile: bool = Tr
     if model_config != COURSE_UNET:  # the peer is built from COURSE_UNET: keep the two the same
         raise RuntimeError(f"the cpu-fast preset's UNet {model_config} differs from COURSE_UNET {COURSE_UNET}.")
     started = time.perf_counter()
-    trainer = Trainer(config, model_config, data=data)
+    trainer = Trainer(config, model_config, data=data, overwrite=True)   # a benchmark starts afresh
     trainer.train(progress=True)
     seconds = time.perf_counter() - started
     model = copy.deepcopy(trainer.ema.module).eval()

@@ -31,12 +31,12 @@ from ddpm_teach.trainer import Trainer  # noqa: E402
 
 
 def train(data, steps: int, fast: bool, out_dir: str, seed: int, compile: bool = True):
-    config, model_config = fast_path_configs(minutes=0, out_dir=out_dir, compile=compile)
-    config.max_minutes, config.steps, config.seed = None, steps, seed
+    config, model_config = fast_path_configs(minutes=None, out_dir=out_dir, compile=compile)
+    config.steps, config.seed = steps, seed
     if not fast:
         config.mixed_precision, config.compile = "no", False
     started = time.perf_counter()
-    trainer = Trainer(config, model_config, data=data)
+    trainer = Trainer(config, model_config, data=data, overwrite=True)   # a benchmark starts afresh
     trainer.train(progress=True)
     seconds = time.perf_counter() - started
     return trainer.ema.module.eval(), trainer.schedule, setup_label(config), seconds, sum(trainer.loss_history[-50:]) / min(50, steps)

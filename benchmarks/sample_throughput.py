@@ -81,11 +81,11 @@ def diffusers_scheduler(schedule: NoiseSchedule, spacing: str = "leading"):
 
 
 @torch.no_grad()
-def diffusers_ddim(unet: nn.Module, scheduler, noise: torch.Tensor, steps: int,
+def diffusers_ddim(unet: nn.Module, scheduler, x_T: torch.Tensor, steps: int,
                    use_clipped_model_output: bool = True) -> torch.Tensor:
     """The denoising loop of diffusers' DDIMPipeline, η=0: x_T → x_0."""
-    scheduler.set_timesteps(steps, device=noise.device)
-    x = noise
+    scheduler.set_timesteps(steps, device=x_T.device)
+    x = x_T
     for t in scheduler.timesteps:
         eps = unet(x, t.expand(x.shape[0])).sample
         x = scheduler.step(eps, t, x, eta=0.0, use_clipped_model_output=use_clipped_model_output).prev_sample
@@ -137,19 +137,19 @@ def main(argv: list[str] | None = None) -> int:
           f"T={schedule.T}; batch {batch}, the same x_T for both")
 
     generator = torch.Generator(device=device).manual_seed(args.seed)
-    noise = torch.randn((batch, 1, COURSE_UNET.image_size, COURSE_UNET.image_size), generator=generator, device=device)
+    x_T = torch.randn((batch, 1, COURSE_UNET.image_size, COURSE_UNET.image_size), generator=generator, device=device)
     ours_sampler = DDIMSampler(schedule, steps=steps, eta=0.0, spacing="leading", clip_x0=True)
     theirs_scheduler = diffusers_scheduler(schedule, "leading")
     theirs_unet = DiffusersStyle(model)
 
-    def run_ours(x=noise):
-        return sample(model, ours_sampler, noise=x, progress=False)
+    def run_ours(x=x_T):
+        return sample(model, ours_sampler, x_T=x, progress=False)
 
-    def run_theirs(x=noise):
+    def run_theirs(x=x_T):
         return diffusers_ddim(theirs_unet, theirs_scheduler, x, steps)
 
     # -- the sampler alone: a stand-in network that returns a fixed ε̂ -------------------------
-    fixed_eps = torch.randn(noise.shape, generator=generator, device=device)
+    fixed_eps = torch.randn(x_T.shape, generator=generator, device=device)
 
     class FixedOutput(nn.Module):
         def __init__(self):
@@ -160,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
             return fixed_eps
 
     fixed = FixedOutput()
-    overhead = {"ours": measure(lambda: sample(fixed, ours_sampler, noise=noise, progress=False), device, 1, 3).median / steps,
-                "diffusers": measure(lambda: diffusers_ddim(DiffusersStyle(fixed), theirs_scheduler, noise, steps),
+    overhead = {"ours": measure(lambda: sample(fixed, ours_sampler, x_T=x_T, progress=False), device, 1, 3).median / steps,
+                "diffusers": measure(lambda: diffusers_ddim(DiffusersStyle(fixed), theirs_scheduler, x_T, steps),
                                      device, 1, 3).median / steps}
 
     # -- the timed pair, interleaved ------------------------------------------------------------
     with torch.no_grad():  # warm-up: let oneDNN / cuDNN pick kernels for this batch
         for _ in range(2):
-            model(noise, torch.full((batch,), schedule.T - 1, device=device))
+            model(x_T, torch.full((batch,), schedule.T - 1, device=device))
     outputs = {}
     timers = {"ours": Timer(lambda: outputs.__setitem__("ours", run_ours()), device),
               "diffusers": Timer(lambda: outputs.__setitem__("diffusers", run_theirs()), device)}
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{timers['diffusers'].cpu_median / timers['ours'].cpu_median:.2f}")
 
     # -- do they agree? -----------------------------------------------------------------------
-    few = noise[:8]
+    few = x_T[:8]
     uniform = DDIMSampler(schedule, steps=steps, eta=0.0, spacing="uniform", clip_x0=True)
     linspace = diffusers_scheduler(schedule, "linspace")
     pairs = [
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         ("ours leading  vs diffusers leading, use_clipped_model_output=False (DDIMPipeline's default)",
          run_ours(few), diffusers_ddim(theirs_unet, theirs_scheduler, few, steps, use_clipped_model_output=False), len(few)),
         ("ours uniform (our default) vs diffusers linspace",
-         sample(model, uniform, noise=few, progress=False), diffusers_ddim(theirs_unet, linspace, few, steps), len(few)),
+         sample(model, uniform, x_T=few, progress=False), diffusers_ddim(theirs_unet, linspace, few, steps), len(few)),
     ]
     print("\nagreement of the final samples (images in [-1, 1])")
     print_table([{"pair": label, "images": n, "max |diff|": f"{(a - b).abs().max().item():.2e}",

@@ -219,7 +219,6 @@ def _raise_keyboard_interrupt(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     from . import commands
     from .checkpoint import CheckpointError
-    from .training import NonFiniteLossError
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:  # `kill` stops a training run as Ctrl-C does (at the end of its step, saved)
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, ImportError, CheckpointError, NonFiniteLossError) as err:
+    except (ValueError, OSError, ImportError, CheckpointError, FloatingPointError) as err:
         # user errors (bad input, missing data, bad checkpoints, outputs that cannot be written)
         # print as one line, not a traceback, and exit with 2
         message = str(err)

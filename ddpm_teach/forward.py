@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .schedules import NoiseSchedule
+from .schedules import NoiseSchedule, extract
 
 __all__ = [
     "q_step",
@@ -21,16 +21,6 @@ __all__ = [
 ]
 
 
-def _batch_t(t: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
-    """``t`` as a long tensor [B] on ``x``'s device; an int is broadcast to the batch."""
-    t = torch.as_tensor(t, device=x.device)
-    if t.ndim == 0:
-        t = t.expand(x.shape[0])
-    if t.ndim != 1 or t.shape[0] != x.shape[0]:
-        raise ValueError(f"t must be an int or a tensor of shape [B]={x.shape[0]}, got shape {tuple(t.shape)}.")
-    return t
-
-
 def _check_pair(a: torch.Tensor, b: torch.Tensor, a_name: str, b_name: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}.")
@@ -39,59 +29,61 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor, a_name: str, b_name: str) -> N
 def q_step(schedule: NoiseSchedule, x_prev: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
     """One forward step, DDPM eq. 2: q(x_t | x_{t−1}) = N(√(1−β_t) x_{t−1}, β_t I).
 
-    ``x_prev`` is x_{t−1} (x_0 is data when t=0).  Returns x_t.
+    ``x_prev`` is x_{t−1} [B, C, H, W] (x_0 is data when t=0), ``noise`` is ε like it.  Returns x_t.
     """
     _check_pair(x_prev, noise, "x_prev", "noise")
-    t = _batch_t(t, x_prev)
-    beta = schedule.gather("betas", t, x_prev)
+    t = schedule.check_t(t, like=x_prev)
+    beta = extract(schedule.betas, t, x_prev)                                       # (B, 1, 1, 1)
     # x_t = √(1 − β_t) x_{t−1} + √β_t ε
     return (1.0 - beta).sqrt() * x_prev + beta.sqrt() * noise
 
 
 def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
-    """Closed form, DDPM eq. 4: q(x_t | x_0) = N(√ᾱ_t x_0, (1−ᾱ_t) I).  Returns x_t."""
+    """Closed form, DDPM eq. 4: q(x_t | x_0) = N(√ᾱ_t x_0, (1−ᾱ_t) I).
+
+    ``x0`` and ``noise`` (ε) [B, C, H, W].  Returns x_t [B, C, H, W]."""
     _check_pair(x0, noise, "x0", "noise")
-    t = _batch_t(t, x0)
+    t = schedule.check_t(t, like=x0)
     # x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε
-    return schedule.gather("sqrt_alphas_cumprod", t, x0) * x0 + schedule.gather("sqrt_one_minus_alphas_cumprod", t, x0) * noise
+    return extract(schedule.sqrt_alphas_cumprod, t, x0) * x0 + extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * noise
 
 
 def q_mean_variance(schedule: NoiseSchedule, x0: torch.Tensor, t: torch.Tensor | int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and variance of q(x_t | x_0) (eq. 4), each broadcastable to ``x0``."""
-    t = _batch_t(t, x0)
-    return schedule.gather("sqrt_alphas_cumprod", t, x0) * x0, 1.0 - schedule.gather("alphas_cumprod", t, x0)
+    """Mean [B, C, H, W] and variance [B, 1, 1, 1] of q(x_t | x_0) (eq. 4)."""
+    t = schedule.check_t(t, like=x0)
+    return extract(schedule.sqrt_alphas_cumprod, t, x0) * x0, 1.0 - extract(schedule.alphas_cumprod, t, x0)
 
 
 def q_posterior(
-    schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | int
+    schedule: NoiseSchedule, *, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The forward-process posterior q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I), DDPM eqs. 6-7.
 
+    ``x0`` and ``x_t`` [B, C, H, W] are keyword-only, so that swapping them fails loudly.
     Returns ``(mean, variance, log_variance_clipped)``: mean [B, C, H, W]; variance and log
     variance [B, 1, 1, 1].  At t=0 the variance is 0 (x_{-1} means x_0 itself); the log
     variance is clipped there to β̃ at t=1 so that it stays finite.
     """
     _check_pair(x0, x_t, "x0", "x_t")
-    t = _batch_t(t, x_t)
+    t = schedule.check_t(t, like=x_t)
     # μ̃_t = √ᾱ_{t−1} β_t / (1 − ᾱ_t) · x_0 + √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · x_t     (eq. 7)
-    mean = schedule.gather("posterior_mean_coef1", t, x_t) * x0 + schedule.gather("posterior_mean_coef2", t, x_t) * x_t
+    mean = extract(schedule.posterior_mean_coef1, t, x_t) * x0 + extract(schedule.posterior_mean_coef2, t, x_t) * x_t
     # β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t                                            (eq. 7)
-    variance = schedule.gather("posterior_variance", t, x_t)
-    log_variance = schedule.gather("posterior_log_variance_clipped", t, x_t)
+    variance = extract(schedule.posterior_variance, t, x_t)
+    log_variance = extract(schedule.posterior_log_variance_clipped, t, x_t)
     return mean, variance, log_variance
 
 
 def predict_x0_from_eps(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor) -> torch.Tensor:
-    """Invert eq. 4 for x_0: x̂_0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t  (DDPM eq. 15)."""
+    """Invert eq. 4 for x_0: x̂_0 = (x_t − √(1−ᾱ_t) ε) / √ᾱ_t  (DDPM eq. 15).  All [B, C, H, W]."""
     _check_pair(x_t, eps, "x_t", "eps")
-    t = _batch_t(t, x_t)
-    return schedule.gather("sqrt_recip_alphas_cumprod", t, x_t) * x_t - schedule.gather("sqrt_recipm1_alphas_cumprod", t, x_t) * eps
+    t = schedule.check_t(t, like=x_t)
+    # x̂_0 = √(1/ᾱ_t) x_t − √(1/ᾱ_t − 1) ε: eq. 15 rearranged, as improved-diffusion computes it
+    return extract(schedule.sqrt_recip_alphas_cumprod, t, x_t) * x_t - extract(schedule.sqrt_recipm1_alphas_cumprod, t, x_t) * eps
 
 
 def predict_eps_from_x0(schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor) -> torch.Tensor:
-    """Invert eq. 4 for ε: ε = (x_t − √ᾱ_t x_0) / √(1−ᾱ_t)."""
+    """Invert eq. 4 for ε: ε = (x_t − √ᾱ_t x_0) / √(1−ᾱ_t).  All [B, C, H, W]."""
     _check_pair(x_t, x0, "x_t", "x0")
-    t = _batch_t(t, x_t)
-    return (x_t - schedule.gather("sqrt_alphas_cumprod", t, x_t) * x0) / schedule.gather(
-        "sqrt_one_minus_alphas_cumprod", t, x_t
-    )
+    t = schedule.check_t(t, like=x_t)
+    return (x_t - extract(schedule.sqrt_alphas_cumprod, t, x_t) * x0) / extract(schedule.sqrt_one_minus_alphas_cumprod, t, x_t)

@@ -7,11 +7,21 @@ owns the loop, and the model knows nothing about schedules.  Every sampler has
     sampler.step(model_output, t, x_t, generator=None) -> SamplerOutput(prev_sample, pred_x0)
 
 ``model_output`` is what the UNet returned at (x_t, t): ε̂ [B, C, H, W], or [B, 2C, H, W]
-(ε̂ and v) for a learned-variance model.  Randomness enters only through ``generator``, and
+(ε̂ and v_raw) for a learned-variance model.  Randomness enters only through ``generator``, and
 no noise is added at the last step.
+
+DDPM Algorithm 2, and where each of its lines lives:
+
+    1: x_T ~ N(0, I)                                                         sample()
+    2: for t = T, ..., 1 do                                                  sample()
+    3:     z ~ N(0, I) if t > 1, else z = 0                                  DDPMSampler.step
+    4:     x_{t−1} = 1/√α_t (x_t − β_t/√(1−ᾱ_t) ε_θ(x_t, t)) + σ_t z         DDPMSampler.step (ε_θ: sample())
+    5: end for
+    6: return x_0                                                            sample()
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, Sequence, get_args
 
@@ -19,15 +29,21 @@ import torch
 from tqdm.auto import tqdm
 
 from .forward import predict_eps_from_x0, predict_x0_from_eps, q_posterior
-from .schedules import NoiseSchedule
+from .losses import learned_log_variance
+from .schedules import NoiseSchedule, extract
+from .unet import check_labels
 
 __all__ = [
+    "DEFAULT_DDIM_STEPS",
+    "SamplerKind",
+    "Precision",
     "SamplerOutput",
     "DDPMSampler",
     "DDIMSampler",
     "VarianceType",
     "TimestepSpacing",
     "Trajectory",
+    "p_mean_from_eps",
     "guided_model_output",
     "sample",
     "make_sampler",
@@ -36,6 +52,9 @@ __all__ = [
 
 VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
 TimestepSpacing = Literal["uniform", "leading", "trailing", "quadratic"]
+SamplerKind = Literal["ddpm", "ddim"]            # make_sampler's kinds, and the command line's --sampler
+Precision = Literal["fp32", "bf16", "fp16"]      # sample(precision=...) and --precision
+DEFAULT_DDIM_STEPS = 50   # DDIMSampler's and the command line's default number of steps
 
 
 @dataclass
@@ -100,15 +119,15 @@ class _Sampler:
         self._position = {int(t): i for i, t in enumerate(timesteps)}
 
     def _split(self, model_output: torch.Tensor, x_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """ε̂ and, for learned variance, v (both [B, C, H, W])."""
+        """ε̂ and, for learned variance, the raw channels v_raw (both [B, C, H, W])."""
         C = x_t.shape[1]
         if model_output.shape == x_t.shape:
             if self.learned_variance:
                 raise ValueError("variance_type='learned_range' needs a model with learn_sigma=True (2C output channels).")
             return model_output, None
         if model_output.shape[1] == 2 * C and model_output.shape[2:] == x_t.shape[2:]:
-            eps, v = model_output.split(C, dim=1)
-            return eps, (v if self.learned_variance else None)
+            eps, v_raw = model_output.split(C, dim=1)
+            return eps, (v_raw if self.learned_variance else None)
         raise ValueError(f"model_output has shape {tuple(model_output.shape)}; expected {tuple(x_t.shape)} "
                          f"(or 2C={2 * C} channels for learned variance).")
 
@@ -127,11 +146,14 @@ class DDPMSampler(_Sampler):
     variance_type:
         ``"fixed_small"``   σ_t² = β̃_t, the posterior variance (eq. 7)
         ``"fixed_large"``   σ_t² = β_t
-        ``"learned_range"`` log σ_t² = v·log β_t + (1−v)·log β̃_t, with v = (model's extra
-                            channels + 1)/2 (Improved DDPM eq. 15)
+        ``"learned_range"`` log σ_t² = v·log β_t + (1−v)·log β̃_t, with the paper's v = (v_raw + 1)/2
+                            from the model's extra channels v_raw (Improved DDPM eq. 15)
     steps:
         ``None`` (all T) or fewer: then the process is *respaced* over a sub-sequence of
         timesteps with β'_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_{i−1}} (Improved DDPM §4).
+    clip_x0:
+        clip x̂_0 to [-1, 1] and take the mean through it (the x̂_0 route); without clipping the
+        mean is eq. 11, the same number by another route.
     """
 
     def __init__(self, schedule: NoiseSchedule, *, steps: int | None = None,
@@ -153,32 +175,39 @@ class DDPMSampler(_Sampler):
 
     def step(self, model_output: torch.Tensor, t: int | torch.Tensor, x_t: torch.Tensor,
              generator: torch.Generator | None = None) -> SamplerOutput:
-        i = self._index(t)                      # position in the descending list
-        k = len(self.timesteps) - 1 - i          # index into the respaced (ascending) schedule
+        """Lines 3-4 of Algorithm 2 at timestep ``t`` (one of ``self.timesteps``): x_t [B, C, H, W]
+        → x_{t−1} [B, C, H, W], over the respaced process when ``steps`` < T."""
+        k = len(self.timesteps) - 1 - self._index(t)   # index into the respaced (ascending) schedule
         t_batch = torch.full((x_t.shape[0],), int(t), dtype=torch.long, device=x_t.device)
         k_batch = torch.full_like(t_batch, k)
+        eps, v_raw = self._split(model_output, x_t)
 
-        # 1. ε̂ (and v), then x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, clipped to [-1, 1]   (eq. 15)
-        eps, v = self._split(model_output, x_t)
+        # 1. x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, clipped to [-1, 1] if clip_x0                   (eq. 15)
         pred_x0 = self._pred_x0(x_t, t_batch, eps)
 
-        # 2. μ_θ = μ̃(x_t, x̂_0), the posterior mean                                 (eq. 7)
-        mean, _, log_posterior_var = q_posterior(self.respaced, pred_x0, x_t, k_batch)
+        # 2. μ_θ(x_t, t), the mean in Alg. 2 line 4, by one of two routes that agree unclipped:
+        if self.clip_x0:  # via x̂_0: μ_θ = μ̃_t(x_t, x̂_0), the posterior mean at the clipped x̂_0  (eq. 7)
+            mean, _, _ = q_posterior(self.respaced, x0=pred_x0, x_t=x_t, t=k_batch)
+        else:             # eq. 11:  μ_θ = (x_t − β_t/√(1−ᾱ_t) ε̂)/√α_t
+            mean = p_mean_from_eps(self.respaced, x_t=x_t, t=k_batch, eps=eps)
 
         # 3. σ_t² by the chosen variance type
-        if self.variance_type == "fixed_small":
-            log_var = log_posterior_var
-        elif self.variance_type == "fixed_large":
-            log_var = self.respaced.gather("betas", k_batch, x_t).log()
-        else:  # learned_range, Improved DDPM eq. 15
-            frac = (v + 1) / 2
-            log_var = frac * self.respaced.gather("betas", k_batch, x_t).log() + (1 - frac) * log_posterior_var
+        log_var = self._log_variance(k_batch, v_raw, x_t)
 
-        # 4. x_{t−1} = μ_θ + σ_t z, z ~ N(0, I); no noise at the last step (Algorithm 2, line 3)
+        # 4. Alg. 2 line 3: z ~ N(0, I) if t > 1, else z = 0 (no noise at the last step)
         if k == 0:
             return SamplerOutput(prev_sample=mean, pred_x0=pred_x0)
-        noise = randn(x_t.shape, like=x_t, generator=generator)
-        return SamplerOutput(prev_sample=mean + (0.5 * log_var).exp() * noise, pred_x0=pred_x0)
+        z = randn(x_t.shape, like=x_t, generator=generator)
+        # Alg. 2 line 4: x_{t−1} = μ_θ(x_t, t) + σ_t z
+        return SamplerOutput(prev_sample=mean + (0.5 * log_var).exp() * z, pred_x0=pred_x0)
+
+    def _log_variance(self, k_batch: torch.Tensor, v_raw: torch.Tensor | None, x_t: torch.Tensor) -> torch.Tensor:
+        """log σ_t² of the respaced step k: [B, 1, 1, 1], or [B, C, H, W] when learned."""
+        if self.variance_type == "fixed_small":   # σ_t² = β̃_t                                    (eq. 7)
+            return extract(self.respaced.posterior_log_variance_clipped, k_batch, x_t)
+        if self.variance_type == "fixed_large":   # σ_t² = β_t
+            return extract(self.respaced.betas, k_batch, x_t).log()
+        return learned_log_variance(self.respaced, v_raw, k_batch)   # Improved DDPM eq. 15
 
     def __repr__(self) -> str:
         return f"DDPMSampler(steps={len(self)}, variance_type={self.variance_type!r}, clip_x0={self.clip_x0})"
@@ -189,10 +218,10 @@ class DDIMSampler(_Sampler):
     sub-sequence τ of timesteps (§4.2), with stochasticity η (eq. 16): η=0 is deterministic,
     η=1 over all T steps is DDPM with σ² = β̃."""
 
-    def __init__(self, schedule: NoiseSchedule, *, steps: int = 50, eta: float = 0.0,
+    def __init__(self, schedule: NoiseSchedule, *, steps: int = DEFAULT_DDIM_STEPS, eta: float = 0.0,
                  spacing: TimestepSpacing = "uniform", clip_x0: bool = True):
-        if not 0.0 <= float(eta):
-            raise ValueError(f"eta must be >= 0 (0 is deterministic DDIM, 1 is DDPM-like), got {eta}.")
+        if not (math.isfinite(float(eta)) and float(eta) >= 0.0):
+            raise ValueError(f"eta must be a finite number >= 0 (0 is deterministic DDIM, 1 is DDPM-like), got {eta}.")
         self.schedule = schedule
         self.eta = float(eta)
         self.clip_x0 = clip_x0
@@ -206,12 +235,14 @@ class DDIMSampler(_Sampler):
 
     def step(self, model_output: torch.Tensor, t: int | torch.Tensor, x_t: torch.Tensor,
              generator: torch.Generator | None = None) -> SamplerOutput:
+        """One DDIM step (eq. 12) from timestep ``t`` to the next one in ``self.timesteps``:
+        x_t [B, C, H, W] → x_{t_prev} [B, C, H, W]."""
         t, prev_t = int(t), self.prev_timestep(int(t))
         t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
 
         # 1. ᾱ_t and ᾱ_{t_prev} (ᾱ before the first step is 1: x_{-1} is x_0 itself)
-        alpha_bar = self.schedule.gather("alphas_cumprod", t_batch, x_t)
-        alpha_bar_prev = (self.schedule.gather("alphas_cumprod", torch.full_like(t_batch, prev_t), x_t)
+        alpha_bar = extract(self.schedule.alphas_cumprod, t_batch, x_t)                  # (B, 1, 1, 1)
+        alpha_bar_prev = (extract(self.schedule.alphas_cumprod, torch.full_like(t_batch, prev_t), x_t)
                           if prev_t >= 0 else torch.ones_like(alpha_bar))
 
         # 2. predicted x_0, eq. 12's first term; if clipped, ε is re-derived from it
@@ -233,7 +264,22 @@ class DDIMSampler(_Sampler):
         return f"DDIMSampler(steps={len(self)}, eta={self.eta}, spacing={self.spacing!r}, clip_x0={self.clip_x0})"
 
 
-def make_sampler(schedule: NoiseSchedule, kind: Literal["ddpm", "ddim"], *, steps: int | None = None,
+def p_mean_from_eps(schedule: NoiseSchedule, *, x_t: torch.Tensor, t: torch.Tensor | int,
+                    eps: torch.Tensor) -> torch.Tensor:
+    """The reverse-process mean straight from ε̂, DDPM eq. 11 (Algorithm 2 line 4 without σ_t z):
+
+        μ_θ(x_t, t) = (x_t − β_t/√(1−ᾱ_t) ε̂) / √α_t
+
+    ``x_t`` and ``eps`` [B, C, H, W] (keyword-only), t [B] or an int.  It equals the posterior
+    mean μ̃_t(x_t, x̂_0) of eq. 7 at the x̂_0 of eq. 15 (notebook 05 §1 does the algebra)."""
+    if x_t.shape != eps.shape:
+        raise ValueError(f"x_t and eps must have the same shape, got {tuple(x_t.shape)} and {tuple(eps.shape)}.")
+    t = schedule.check_t(t, like=x_t)
+    eps_coef = extract(schedule.betas / schedule.sqrt_one_minus_alphas_cumprod, t, x_t)   # β_t/√(1−ᾱ_t), (B, 1, 1, 1)
+    return extract(schedule.alphas.rsqrt(), t, x_t) * (x_t - eps_coef * eps)              # 1/√α_t · (...)
+
+
+def make_sampler(schedule: NoiseSchedule, kind: SamplerKind, *, steps: int | None = None,
                  eta: float = 0.0, variance_type: VarianceType | None = None, clip_x0: bool = True,
                  learned_variance: bool = False) -> _Sampler:
     """A sampler by name, as the command line builds it.  A learned-variance model gets
@@ -242,7 +288,7 @@ def make_sampler(schedule: NoiseSchedule, kind: Literal["ddpm", "ddim"], *, step
         variance_type = variance_type or ("learned_range" if learned_variance else "fixed_small")
         return DDPMSampler(schedule, steps=steps, variance_type=variance_type, clip_x0=clip_x0)
     if kind == "ddim":
-        return DDIMSampler(schedule, steps=50 if steps is None else steps, eta=eta, clip_x0=clip_x0)
+        return DDIMSampler(schedule, steps=DEFAULT_DDIM_STEPS if steps is None else steps, eta=eta, clip_x0=clip_x0)
     raise ValueError(f"unknown sampler {kind!r}; choose 'ddpm' or 'ddim'.")
 
 
@@ -253,7 +299,8 @@ def guided_model_output(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tens
         ε̃ = ε_u + s (ε_c − ε_u)
 
     s=1 is the plain conditional model, s=0 the unconditional one (null label).  The
-    learned-variance channels, if any, are taken from the conditional pass."""
+    learned-variance channels, if any, are taken from the conditional pass.  x_t [B, C, H, W],
+    t [B], labels [B] (or None); returns the model's output shape, [B, C, H, W] or [B, 2C, H, W]."""
     if guidance_scale == 1.0 or labels is None:
         return model(x_t, t, labels)
     null = model.null_labels(x_t.shape[0], x_t.device)
@@ -288,81 +335,93 @@ def _autocast_dtype(precision: str) -> torch.dtype | None:
     return PRECISIONS[precision]
 
 
-def _as_labels(labels, n: int, model: torch.nn.Module, device) -> torch.Tensor | None:
-    if labels is None:
-        return None
-    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
-    if num_classes is None:
-        raise ValueError("labels were given, but this model is unconditional (num_classes=None). "
-                         "Sample without labels, or load a class-conditional checkpoint.")
-    labels = torch.as_tensor(labels, dtype=torch.long, device=device)
-    if labels.ndim == 0:
-        labels = labels.expand(n)
-    if labels.shape != (n,):
-        raise ValueError(f"labels must be an int or have shape [n]=[{n}], got {tuple(labels.shape)}.")
-    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}], got values in [{int(labels.min())}, {int(labels.max())}].")
-    return labels
-
-
-@torch.no_grad()
-def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
-           labels: torch.Tensor | Sequence[int] | int | None = None, guidance_scale: float = 1.0,
-           noise: torch.Tensor | None = None, generator: torch.Generator | None = None,
-           device: torch.device | str | None = None, progress: bool = True,
-           return_trajectory: bool = False, precision: str = "fp32") -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
-    """Run ``sampler`` from pure noise to images: the one loop for DDPM, DDIM and guidance.
-
-    n:               number of images (or give ``noise`` [n, C, H, W] to start from).
-    labels:          class labels [n] (or one int) for a conditional model.
-    guidance_scale:  s in ε̃ = ε_u + s(ε_c − ε_u); s=1 conditional, s=0 unconditional.
-    generator:       the only source of randomness (x_T and every step's z).
-    precision:       "fp32", or "bf16" / "fp16" to run the network under ``torch.autocast`` (the
-                     sampler's arithmetic stays fp32).  bf16 is about 2x faster on CPUs with AMX or
-                     AVX-512-BF16 and scored FID 2.80 against 2.74 for fp32 (README, "Performance").
-    Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory`.
-    The model is put in eval mode for the loop and given back in the mode it was in.
-    """
+def _check_sample_args(model: torch.nn.Module, sampler: _Sampler, x_T: torch.Tensor, labels, guidance_scale: float,
+                       device: torch.device) -> torch.Tensor | None:
+    """The checks of :func:`sample`, one per fact; returns the labels as a long tensor [n] (or None)."""
     config = model.config
-    device = torch.device(device) if device is not None else next(model.parameters()).device
     shape = (config.in_channels, config.image_size, config.image_size)
-    if noise is None:
-        if n is None or n <= 0:
-            raise ValueError("give n (a positive number of images) or a noise tensor to start from.")
-        noise = randn((n, *shape), generator=generator, device=device)
-    elif tuple(noise.shape[1:]) != shape or noise.ndim != 4:
-        raise ValueError(f"noise must have shape [n, {shape[0]}, {shape[1]}, {shape[2]}] for this model, got {tuple(noise.shape)}.")
-    n = noise.shape[0]
-    autocast_dtype = _autocast_dtype(precision)
-    labels = _as_labels(labels, n, model, device)
+    if x_T.ndim != 4 or tuple(x_T.shape[1:]) != shape:
+        raise ValueError(f"x_T must have shape [n, {shape[0]}, {shape[1]}, {shape[2]}] for this model, "
+                         f"got {tuple(x_T.shape)}.")
+    if not math.isfinite(guidance_scale):
+        raise ValueError(f"guidance_scale must be a finite number, got {guidance_scale}.")
+    if not bool(torch.isfinite(x_T).all()):
+        raise ValueError("x_T contains NaN or infinite values; start from finite noise.")
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise ValueError("the model's weights contain NaN or infinite values (a diverged or corrupt checkpoint); "
+                         "sample from an earlier checkpoint of the run.")
+    num_classes = getattr(config, "num_classes", None)
+    labels = check_labels(labels, x_T.shape[0], num_classes, device=device)   # the null label is no class here
     if guidance_scale != 1.0:
-        if config.num_classes is None:
+        if num_classes is None:
             raise ValueError(f"guidance_scale={guidance_scale} needs a class-conditional model trained with label "
                              "dropout; this model is unconditional. Use guidance_scale=1.")
         if labels is None:
             raise ValueError("guidance_scale != 1 needs labels: say which class to guide towards.")
     if getattr(config, "learn_sigma", False) is False and getattr(sampler, "learned_variance", False):
         raise ValueError("this sampler uses learned variance, but the model was built without learn_sigma.")
+    return labels
+
+
+def _model_output(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
+                  guidance_scale: float, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+    """ε_θ(x_t, t) (guided), with the network under autocast when a reduced precision is asked for."""
+    if autocast_dtype is None:
+        return guided_model_output(model, x, t, labels, guidance_scale)
+    with torch.autocast(x.device.type, dtype=autocast_dtype):   # the sampler's arithmetic stays in x's dtype
+        return guided_model_output(model, x, t, labels, guidance_scale).to(x.dtype)
+
+
+@torch.no_grad()
+def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
+           labels: torch.Tensor | Sequence[int] | int | None = None, guidance_scale: float = 1.0,
+           x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,
+           device: torch.device | str | None = None, progress: bool = True,
+           return_trajectory: bool = False, precision: str = "fp32") -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
+    """Run ``sampler`` from pure noise to images: the one loop for DDPM, DDIM and guidance
+    (Algorithm 2's lines 1, 2 and 6; ``sampler.step`` does lines 3-4).
+
+    n:               number of images (or give ``x_T`` [n, C, H, W] to start from).
+    labels:          class labels [n] (or one int) for a conditional model.
+    guidance_scale:  s in ε̃ = ε_u + s(ε_c − ε_u); s=1 conditional, s=0 unconditional.
+    x_T:             the starting noise [n, C, H, W]; if None it is drawn from ``generator``.
+    generator:       the only source of randomness (x_T and every step's z).
+    precision:       "fp32", or "bf16" / "fp16" to run the network under ``torch.autocast`` (the
+                     sampler's arithmetic stays fp32); bf16 is fast on GPUs and on CPUs with AMX or
+                     AVX-512-BF16 (the README's "Performance" section has the measurements).
+    Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory`.
+    The model is put in eval mode for the loop and given back in the mode it was in.
+    """
+    config = model.config
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if x_T is None:
+        if n is None or n <= 0:
+            raise ValueError("give n (a positive number of images) or an x_T tensor to start from.")
+        # Alg. 2 line 1: x_T ~ N(0, I)
+        x_T = randn((n, config.in_channels, config.image_size, config.image_size), generator=generator, device=device)
+    labels = _check_sample_args(model, sampler, x_T, labels, guidance_scale, device)
+    autocast_dtype = _autocast_dtype(precision)
 
     was_training = model.training
     model.eval()
     try:
-        x = noise.to(device)
+        x = x_T.to(device)
         xs, pred_x0s = [x.cpu()], []
+        # Alg. 2 line 2: for t = T, ..., 1 (here the sampler's 0-based timesteps, descending)
         for t in tqdm(sampler.timesteps.tolist(), desc=type(sampler).__name__, disable=not progress, leave=False):
-            t_batch = torch.full((n,), t, dtype=torch.long, device=device)
-            if autocast_dtype is None:
-                model_output = guided_model_output(model, x, t_batch, labels, guidance_scale)
-            else:  # the network in reduced precision; the sampler's arithmetic in x's dtype
-                with torch.autocast(device.type, dtype=autocast_dtype):
-                    model_output = guided_model_output(model, x, t_batch, labels, guidance_scale).to(x.dtype)
-            out = sampler.step(model_output, t, x, generator=generator)
+            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
+            model_output = _model_output(model, x, t_batch, labels, guidance_scale, autocast_dtype)  # ε_θ(x_t, t)
+            out = sampler.step(model_output, t, x, generator=generator)      # Alg. 2 lines 3-4 (DDIM: eq. 12)
             x = out.prev_sample
             if return_trajectory:
                 xs.append(x.cpu())
                 pred_x0s.append(out.pred_x0.cpu())
     finally:
         model.train(was_training)
+    if not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(f"sampling gave non-finite values although every input was finite: the network's "
+                                 f"output overflowed (precision={precision!r}; try precision='fp32').")
+    # Alg. 2 line 6: return x_0
     if return_trajectory:
         return x, Trajectory(sampler.timesteps.clone(), torch.stack(xs), torch.stack(pred_x0s))
     return x

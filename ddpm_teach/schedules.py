@@ -5,8 +5,11 @@ Index convention (used everywhere in ``ddpm_teach``): timesteps are 0-based indi
 ``x_0`` is data.  So ``betas[t]`` is the paper's β_{t+1}.
 
 All coefficients are computed in float64 (as openai/improved-diffusion does) and kept as
-float64 tensors on the CPU; :meth:`NoiseSchedule.gather` hands them out in the dtype and on
-the device of the tensor they are combined with.
+float64 tensors [T] on the CPU, each a declared attribute of :class:`NoiseSchedule`;
+:func:`extract` hands one out at timesteps ``t`` in the dtype and on the device of the tensor
+it is combined with::
+
+    extract(schedule.sqrt_alphas_cumprod, t, x0) * x0      # √ᾱ_t x_0, shaped [B, 1, 1, 1] · [B, C, H, W]
 
 Papers: Ho et al. 2020 (DDPM, arXiv:2006.11239); Nichol & Dhariwal 2021 (Improved DDPM,
 arXiv:2102.09672), whose eq. 17 defines the cosine schedule.
@@ -19,7 +22,7 @@ from typing import Literal, get_args
 
 import torch
 
-__all__ = ["ScheduleKind", "SCHEDULE_KINDS", "make_betas", "NoiseSchedule"]
+__all__ = ["ScheduleKind", "SCHEDULE_KINDS", "make_betas", "NoiseSchedule", "extract", "batch_timesteps"]
 
 ScheduleKind = Literal["linear", "cosine", "quadratic", "sigmoid"]
 SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
@@ -77,7 +80,7 @@ def make_betas(
     return betas.clamp(max=max_beta)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class NoiseSchedule:
     """Every coefficient of the forward process, precomputed in float64 (shape [T] each).
 
@@ -86,12 +89,27 @@ class NoiseSchedule:
         NoiseSchedule(make_betas("cosine", 1000))
         NoiseSchedule.from_name("linear", T=1000)
 
-    ``name`` and ``kwargs`` only record how it was made, so a checkpoint can rebuild it.
+    ``name`` and ``kwargs`` only record how it was made, so a checkpoint can rebuild it.  The
+    coefficients are declared below and derived from ``betas`` in ``__post_init__``.
     """
 
-    betas: torch.Tensor
+    betas: torch.Tensor                                        # β_t
     name: str = "custom"
     kwargs: dict = field(default_factory=dict)
+    # derived from betas, float64 [T] each
+    alphas: torch.Tensor = field(init=False, repr=False)                          # α_t = 1 − β_t
+    alphas_cumprod: torch.Tensor = field(init=False, repr=False)                  # ᾱ_t
+    alphas_cumprod_prev: torch.Tensor = field(init=False, repr=False)             # ᾱ_{t−1}, 1 at t=0
+    sqrt_alphas_cumprod: torch.Tensor = field(init=False, repr=False)             # √ᾱ_t
+    sqrt_one_minus_alphas_cumprod: torch.Tensor = field(init=False, repr=False)   # √(1 − ᾱ_t)
+    sqrt_recip_alphas_cumprod: torch.Tensor = field(init=False, repr=False)       # 1/√ᾱ_t
+    sqrt_recipm1_alphas_cumprod: torch.Tensor = field(init=False, repr=False)     # √(1/ᾱ_t − 1)
+    posterior_variance: torch.Tensor = field(init=False, repr=False)              # β̃_t
+    posterior_log_variance_clipped: torch.Tensor = field(init=False, repr=False)  # log β̃_t, finite at t=0
+    posterior_mean_coef1: torch.Tensor = field(init=False, repr=False)            # μ̃_t's weight of x_0
+    posterior_mean_coef2: torch.Tensor = field(init=False, repr=False)            # μ̃_t's weight of x_t
+    snr: torch.Tensor = field(init=False, repr=False)                             # ᾱ_t / (1 − ᾱ_t)
+    log_snr: torch.Tensor = field(init=False, repr=False)                         # log SNR(t)
 
     def __post_init__(self):
         betas = torch.as_tensor(self.betas, dtype=torch.float64).detach().cpu()
@@ -99,35 +117,26 @@ class NoiseSchedule:
             raise ValueError(f"betas must be a non-empty 1-D tensor, got shape {tuple(betas.shape)}.")
         if not bool(((betas > 0) & (betas < 1)).all()):
             raise ValueError("every beta must lie in (0, 1); check the schedule's end points.")
-        object.__setattr__(self, "betas", betas)
-
-        alphas = 1.0 - betas                                           # α_t = 1 − β_t
-        alphas_cumprod = torch.cumprod(alphas, 0)                      # ᾱ_t = Π_{s≤t} α_s
-        alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cumprod[:-1]])
+        self.betas = betas
+        self.alphas = alphas = 1.0 - betas                               # α_t = 1 − β_t
+        self.alphas_cumprod = alphas_cumprod = torch.cumprod(alphas, 0)  # ᾱ_t = Π_{s≤t} α_s
+        self.alphas_cumprod_prev = alphas_cumprod_prev = torch.cat([torch.ones(1, dtype=torch.float64),
+                                                                    alphas_cumprod[:-1]])
+        self.sqrt_alphas_cumprod = alphas_cumprod.sqrt()
+        self.sqrt_one_minus_alphas_cumprod = (1.0 - alphas_cumprod).sqrt()
+        self.sqrt_recip_alphas_cumprod = alphas_cumprod.rsqrt()
+        self.sqrt_recipm1_alphas_cumprod = (1.0 / alphas_cumprod - 1.0).sqrt()
         # DDPM eq. 7: β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t
-        posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
-        coefs = {
-            "alphas": alphas,
-            "alphas_cumprod": alphas_cumprod,
-            "alphas_cumprod_prev": alphas_cumprod_prev,
-            "sqrt_alphas_cumprod": alphas_cumprod.sqrt(),
-            "sqrt_one_minus_alphas_cumprod": (1.0 - alphas_cumprod).sqrt(),
-            "sqrt_recip_alphas_cumprod": alphas_cumprod.rsqrt(),
-            "sqrt_recipm1_alphas_cumprod": (1.0 / alphas_cumprod - 1.0).sqrt(),
-            "posterior_variance": posterior_variance,
-            # β̃_0 = 0, so log β̃ is clipped to β̃_1 at t=0 (as improved-diffusion does)
-            "posterior_log_variance_clipped": torch.log(
-                torch.cat([posterior_variance[1:2], posterior_variance[1:]])
-                if len(betas) > 1 else betas.clone()
-            ),
-            # DDPM eq. 7: μ̃_t = coef1 · x_0 + coef2 · x_t
-            "posterior_mean_coef1": betas * alphas_cumprod_prev.sqrt() / (1.0 - alphas_cumprod),
-            "posterior_mean_coef2": (1.0 - alphas_cumprod_prev) * alphas.sqrt() / (1.0 - alphas_cumprod),
-            "snr": alphas_cumprod / (1.0 - alphas_cumprod),            # SNR(t) = ᾱ_t / (1 − ᾱ_t)
-        }
-        coefs["log_snr"] = coefs["snr"].log()
-        for key, value in coefs.items():
-            object.__setattr__(self, key, value)
+        self.posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
+        # β̃_0 = 0, so log β̃ is clipped to β̃_1 at t=0 (as improved-diffusion does)
+        self.posterior_log_variance_clipped = torch.log(
+            torch.cat([self.posterior_variance[1:2], self.posterior_variance[1:]]) if len(betas) > 1 else betas.clone()
+        )
+        # DDPM eq. 7: μ̃_t = coef1 · x_0 + coef2 · x_t
+        self.posterior_mean_coef1 = betas * alphas_cumprod_prev.sqrt() / (1.0 - alphas_cumprod)
+        self.posterior_mean_coef2 = (1.0 - alphas_cumprod_prev) * alphas.sqrt() / (1.0 - alphas_cumprod)
+        self.snr = alphas_cumprod / (1.0 - alphas_cumprod)               # SNR(t) = ᾱ_t / (1 − ᾱ_t)
+        self.log_snr = self.snr.log()
 
     @classmethod
     def from_name(cls, kind: str, T: int = 1000, **kwargs) -> "NoiseSchedule":
@@ -153,8 +162,14 @@ class NoiseSchedule:
             return cls(torch.tensor(config["betas"], dtype=torch.float64))
         return cls.from_name(kind, **config)
 
-    def check_t(self, t: torch.Tensor | int) -> torch.Tensor:
-        """``t`` as a long tensor, with a clear error if any entry is outside [0, T)."""
+    def check_t(self, t: torch.Tensor | int, like: torch.Tensor | None = None) -> torch.Tensor:
+        """``t`` as a long tensor, with a clear error if any entry is not an integer in [0, T).
+
+        With ``like`` [B, ...] (the tensor ``t`` goes with), an int is repeated to shape [B], any
+        other shape than [B] is an error, and the result is on ``like``'s device.  The public
+        functions call this once, at their entry; :func:`extract` itself checks nothing."""
+        if like is not None:
+            t = batch_timesteps(t, like.shape[0], like.device)
         t = torch.as_tensor(t)
         if t.is_floating_point():
             raise TypeError(f"timesteps must be integers in [0, {self.T}), got a {t.dtype} tensor.")
@@ -166,13 +181,31 @@ class NoiseSchedule:
             )
         return t
 
-    def gather(self, name: str, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
-        """Coefficient ``name`` at timesteps ``t`` [B] (or a scalar), shaped [B, 1, 1, 1] to
-        broadcast against ``like`` [B, C, H, W], in ``like``'s dtype and device."""
-        t = self.check_t(t)
-        values = getattr(self, name)[t.cpu()]
-        values = values.reshape(values.shape + (1,) * (like.ndim - values.ndim))  # (B, 1, 1, 1)
-        return values.to(device=like.device, dtype=like.dtype)
-
     def __repr__(self) -> str:
         return f"NoiseSchedule(name={self.name!r}, T={self.T}, beta=[{self.betas[0]:.3g}, {self.betas[-1]:.3g}])"
+
+
+def batch_timesteps(t: torch.Tensor | int, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """``t`` as a tensor [B] on ``device``: an int (or a 0-d tensor) is repeated for the batch,
+    and any other shape than [B] is an error (the one check of t's shape, for forward and the UNet)."""
+    t = torch.as_tensor(t, device=device)
+    if t.ndim == 0:
+        t = t.expand(batch_size)
+    if t.shape != (batch_size,):
+        raise ValueError(f"t must be an int or a tensor of shape [B]={batch_size}, got shape {tuple(t.shape)}.")
+    return t
+
+
+def extract(coefficient: torch.Tensor, t: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
+    """``coefficient[t]``, shaped to broadcast against ``like`` and in its dtype and device
+    (improved-diffusion's ``_extract_into_tensor``).
+
+    coefficient: a [T] tensor of the schedule, e.g. ``schedule.sqrt_alphas_cumprod``.
+    t:           0-based timesteps [B] (or an int), already checked (:meth:`NoiseSchedule.check_t`).
+    like:        the tensor it multiplies, e.g. x_0 [B, C, H, W].
+    Returns [B, 1, 1, 1] (one trailing 1 per dimension of ``like`` after the first).
+    """
+    t = torch.as_tensor(t).long()
+    values = coefficient[t.to(coefficient.device)]
+    values = values.reshape(values.shape + (1,) * (like.ndim - values.ndim))  # (B, 1, 1, 1)
+    return values.to(device=like.device, dtype=like.dtype)

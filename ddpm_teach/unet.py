@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNetConfig", "UNet", "timestep_embedding", "trace_shapes"]
+from .schedules import batch_timesteps
+
+__all__ = ["UNetConfig", "UNet", "timestep_embedding", "trace_shapes", "check_labels"]
 
 
 @dataclass
@@ -85,6 +88,32 @@ class UNetConfig:
         if unknown:
             raise ValueError(f"unknown UNet config keys {sorted(unknown)}; this checkpoint was made by another version.")
         return cls(**data)
+
+
+def check_labels(labels: torch.Tensor | Sequence[int] | int | None, batch_size: int, num_classes: int | None, *,
+                 device: torch.device | str | None = None, allow_null: bool = False) -> torch.Tensor | None:
+    """``labels`` as a long tensor [B] on ``device`` (an int is repeated), or None: the one check
+    of class labels, for the UNet and for :func:`ddpm_teach.samplers.sample`.
+
+    A model with ``num_classes=K`` knows the classes 0..K−1 and, with ``allow_null``, the null
+    label K (the unconditional model of classifier-free guidance)."""
+    if labels is None:
+        return None
+    if num_classes is None:
+        raise ValueError("labels were given, but this model is unconditional (num_classes=None). Call it without "
+                         "labels, or load or train a class-conditional model (num_classes=K).")
+    labels = torch.as_tensor(labels, device=device).long()
+    if labels.ndim == 0:
+        labels = labels.expand(batch_size)
+    if labels.shape != (batch_size,):
+        raise ValueError(f"labels must be an int or have shape [n]=[{batch_size}] (one per image), "
+                         f"got {tuple(labels.shape)}.")
+    top = num_classes if allow_null else num_classes - 1
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > top):
+        null = f" (or {num_classes}, the null label)" if allow_null else ""
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}]{null}, "
+                         f"got values in [{int(labels.min())}, {int(labels.max())}].")
+    return labels
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -238,6 +267,8 @@ class UNet(nn.Module):
 
     # -- checks -------------------------------------------------------------------------
     def _check_inputs(self, x, t, labels):
+        """The model's own entry checks: x [B, C, H, W] of the configured size, t [B] (or an int),
+        labels [B] (or an int) in [0, num_classes], where num_classes is the null label."""
         cfg = self.config
         expected = (cfg.in_channels, cfg.image_size, cfg.image_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
@@ -245,26 +276,8 @@ class UNet(nn.Module):
                 f"UNet expects images of shape [B, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}], got "
                 f"{tuple(x.shape)}. Resize or pad the images, or build the UNet with a matching image_size/in_channels."
             )
-        t = torch.as_tensor(t, device=x.device)
-        if t.ndim == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0],):
-            raise ValueError(f"t must be an int or a tensor of shape [B]={x.shape[0]}, got shape {tuple(t.shape)}.")
-        if labels is not None:
-            if cfg.num_classes is None:
-                raise ValueError(
-                    "labels were given to an unconditional model (num_classes=None). Load or train a "
-                    "class-conditional model (num_classes=K), or call the model without labels."
-                )
-            labels = torch.as_tensor(labels, device=x.device).long()
-            if labels.shape != (x.shape[0],):
-                raise ValueError(f"labels must have shape [B]={x.shape[0]}, got {tuple(labels.shape)}.")
-            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) > cfg.num_classes):
-                raise ValueError(
-                    f"labels must lie in [0, {cfg.num_classes - 1}] (or {cfg.num_classes}, the null label), "
-                    f"got values in [{int(labels.min())}, {int(labels.max())}]."
-                )
-        return t, labels
+        t = batch_timesteps(t, x.shape[0], x.device)
+        return t, check_labels(labels, x.shape[0], cfg.num_classes, device=x.device, allow_null=True)
 
     def null_labels(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """The null label (index ``num_classes``) for every item: the unconditional model."""

@@ -477,7 +477,9 @@ plt.show()
 # At the paper's $t = 1$ (index 0), $\bar\alpha_0 = 1$: $x_{t-1}$ *is* $x_0$, so $\tilde\beta_1 = 0$ and $\tilde\mu_1 = x_0$.
 #
 # Below, the precision form written from scratch (a different formula from eq. 7, so this is a real check)
-# against the package's `q_posterior`, which returns `(mean, variance, log_variance_clipped)`:
+# against the package's `q_posterior`, which returns `(mean, variance, log_variance_clipped)`. Its tensors
+# are passed by name, `q_posterior(schedule, x0=..., x_t=..., t=...)`: $x_0$ and $x_t$ have the same shape, so
+# a swap would otherwise go unnoticed.
 
 # %%
 def posterior_teaching(betas, x0, x_t, t):
@@ -496,13 +498,13 @@ x0_64 = x0.double()                                                        # (10
 gen = torch.Generator().manual_seed(7)
 for t in (1, 10, 100, 500, 999):
     x_t = q_sample(schedule, x0_64, t, torch.randn(x0_64.shape, generator=gen, dtype=torch.float64))
-    mean, variance, _ = q_posterior(schedule, x0_64, x_t, t)               # (10, 1, 28, 28), (10, 1, 1, 1)
+    mean, variance, _ = q_posterior(schedule, x0=x0_64, x_t=x_t, t=t)      # (10, 1, 28, 28), (10, 1, 1, 1)
     mean_teaching, variance_teaching = posterior_teaching(schedule.betas, x0_64, x_t, t)
     torch.testing.assert_close(mean, mean_teaching)
     torch.testing.assert_close(variance, torch.full_like(variance, variance_teaching))
 print("posterior_teaching (Bayes' rule) matches q_posterior (eq. 7) at indices 1, 10, 100, 500 and 999")
 
-mean, variance, log_variance = q_posterior(schedule, x0_64, x_t, 0)         # index 0 = the paper's t = 1
+mean, variance, log_variance = q_posterior(schedule, x0=x0_64, x_t=x_t, t=0)   # index 0 = the paper's t = 1
 print("index 0: mean equals x_0:", torch.allclose(mean, x0_64, rtol=0, atol=1e-9), "| variance:", variance.flatten()[0].item(),
       f"| clipped log variance: {log_variance.flatten()[0].item():.4f} (= log of the variance at index 1)")
 
@@ -521,7 +523,7 @@ print(" index | x_0    | residual mean |  residual var (beta_tilde) | corr(resid
 for t in POSTERIOR_T:
     x_prev = q_sample(schedule, x0_draws, t - 1, torch.randn(x0_draws.shape, generator=gen, dtype=torch.float64))
     x_t = q_step(schedule, x_prev, t, torch.randn(x0_draws.shape, generator=gen, dtype=torch.float64))
-    mean, variance, _ = q_posterior(schedule, x0_draws, x_t, t)
+    mean, variance, _ = q_posterior(schedule, x0=x0_draws, x_t=x_t, t=t)
     residual = (x_prev - mean).reshape(N_DRAWS, 4)                            # (N, 4)
     x_t = x_t.reshape(N_DRAWS, 4)
     beta_tilde = schedule.posterior_variance[t].item()

@@ -429,8 +429,8 @@ plt.show()
 # ## 6. The schedule explorer
 #
 # Now the same things interactively. `ScheduleExplorer` (in `ddpm_teach.widgets`) shows
-# $\bar\alpha_t$ and SNR$(t)$ with a marker at $t$ (the grey dashed line is DDPM's linear
-# schedule at the same $t/T$), and $x_0$, $x_t$ and $\varepsilon$ for our boot. The caption states
+# $\bar\alpha_t$ and SNR$(t)$ against $t/T$, with a marker at $t$ (the grey dashed line is DDPM's
+# linear schedule, $T = 1000$), and $x_0$, $x_t$ and $\varepsilon$ for our boot. The caption states
 # the numbers. It redraws when you release a slider; the slider for $t$ follows $T$.
 #
 # Things to try:

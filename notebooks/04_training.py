@@ -21,15 +21,16 @@
 #
 # Notebooks 01 to 03 built the forward process $q(x_t \mid x_0)$, its schedules, and the network
 # $\varepsilon_\theta(x_t, t)$. This notebook trains that network. The algorithm itself (DDPM
-# Algorithm 1) fits in four lines. Most of this notebook is about what a real training run adds:
+# Algorithm 1) fits in six short lines. Most of this notebook is about what a real training run adds:
 # EMA weights, mixed precision, gradient accumulation, a learning-rate schedule, gradient clipping,
 # checkpoints that resume exactly, and a clear stop when the loss blows up. It ends with a short training
 # run on this CPU and the pretrained model shipped with the course, and shows how to tell a bug from a
 # model that simply has not trained long enough.
 #
 # **Learning goals.** After this notebook you can
-# 1. write one training step of Algorithm 1 (ε-prediction, the MSE of eq. 14) by hand, and check it
-#    against `ddpm_teach.training.diffusion_loss`;
+# 1. write one training step of Algorithm 1 (ε-prediction, the MSE of eq. 14) by hand, check it
+#    against `ddpm_teach.training.diffusion_loss`, and find the same lines of Algorithm 1 in the package's
+#    `train_step`;
 # 2. say why $t$ is drawn uniformly from *all* of $\{0, \dots, T-1\}$ (index 0 included), and read the
 #    loss as a function of $t$: it is hardest at small $t$;
 # 3. explain the EMA of the weights, its warm-up $\min(d, \frac{1+n}{10+n})$, and its averaging window;
@@ -54,7 +55,8 @@
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest). It sets how many steps the
 # short training run and the resume demonstration take, how many images and timesteps the loss-versus-$t$
 # curves use, how many images are sampled, and whether the classifier-FID is computed (full size only:
-# the evaluator takes about 7 s to load on an idle 2-core CPU). Every formula, shape and equality check below prints the
+# the evaluator's first load computes the test set's features, which takes several seconds; later loads
+# read them from a cache). Every formula, shape and equality check below prints the
 # same at both sizes and is checked by `pytest --nbval`.
 
 # %%
@@ -70,6 +72,7 @@ if "google.colab" in sys.modules:
 
 # %%
 import copy
+import inspect
 import math
 import tempfile
 from pathlib import Path
@@ -88,8 +91,9 @@ from ddpm_teach.data import load_dataset
 from ddpm_teach.forward import q_sample
 from ddpm_teach.plotting import plot_loss_curve, show_images
 from ddpm_teach.samplers import DDIMSampler, sample
-from ddpm_teach.training import (NonFiniteLossError, TrainConfig, Trainer, diffusion_loss, ema_decay_at, lr_at,
-                                 make_ema)
+from ddpm_teach.trainer import Trainer
+from ddpm_teach.training import (NonFiniteLossError, TrainConfig, diffusion_loss, ema_decay_at, lr_at, make_ema,
+                                 train_step)
 from ddpm_teach.unet import UNet, UNetConfig
 
 SIZE = ddpm_teach.course.notebook_size()
@@ -100,7 +104,7 @@ SHORT_RUN_STEPS = by_size(full=150, ci=3)   # §10: the short CPU training run
 SNAPSHOT_N = by_size(full=8, ci=4)         # §10: images sampled at a few points during that run
 SAMPLE_N = by_size(full=32, ci=8)          # §10: images sampled from the short run and the shipped model
 SAMPLE_STEPS = by_size(full=50, ci=10)     # DDIM steps for those samples
-SCORE_SAMPLES = by_size(full=True, ci=False)  # §11: classifier-FID (loading the evaluator takes several seconds)
+SCORE_SAMPLES = by_size(full=True, ci=False)  # §11: classifier-FID (the evaluator's first load takes several seconds)
 torch.manual_seed(0)
 WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb04_"))  # checkpoints written here
 
@@ -113,8 +117,9 @@ WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb04_"))  # checkpoints writ
 # in $[-1, 1]$.
 #
 # The course ships a model trained with exactly the machinery of this notebook:
-# `checkpoints/fashion_mnist_ddpm.pt`, the small UNet of notebook 03 (about 1.1M parameters), trained for
-# 15 minutes on a 2-core CPU (§12 gives the command). We use it to look at a trained model's loss and
+# `checkpoints/fashion_mnist_ddpm.pt`, the small UNet of notebook 03, trained on a 2-core CPU within a
+# time budget (§12 gives the command; the cell below prints its size and how it was trained). We use it
+# to look at a trained model's loss and
 # samples, and its configuration for the short run of §10.
 
 # %%
@@ -129,6 +134,9 @@ print(f"shipped UNet: {shipped.num_parameters():,} parameters, base_channels={sh
       f"channel_mults={shipped_config.channel_mults}, attention at {shipped_config.attention_resolutions}")
 print(f"trained with: batch {shipped_train.batch_size}, lr {shipped_train.lr}, warm-up {shipped_train.warmup_steps} "
       f"of {shipped_train.steps} steps, EMA decay {shipped_train.ema_decay}, grad clip {shipped_train.grad_clip}")
+print(f"budget {shipped_train.max_minutes:g} minutes, mixed precision {shipped_train.mixed_precision}, "
+      f"torch.compile {shipped_train.compile}; {shipped_train.steps * shipped_train.batch_size / len(data):.1f} passes "
+      f"over the {len(data):,} training images")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -139,15 +147,16 @@ print(f"the shipped checkpoint was saved at step {ckpt['step']}, with {len(ckpt[
 #
 # Ho et al. (2020) train $\varepsilon_\theta$ with **Algorithm 1**:
 #
-# > **repeat**
-# > 1. $x_0 \sim q(x_0)$ (a training image)
-# > 2. $t \sim \mathrm{Uniform}(\{1, \dots, T\})$
-# > 3. $\varepsilon \sim \mathcal N(0, I)$
-# > 4. take a gradient descent step on $\nabla_\theta \big\lVert \varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\rVert^2$
-# >
-# > **until** converged
+# > 1. **repeat**
+# > 2. $\quad x_0 \sim q(x_0)$ (a training image)
+# > 3. $\quad t \sim \mathrm{Uniform}(\{1, \dots, T\})$
+# > 4. $\quad \varepsilon \sim \mathcal N(0, I)$
+# > 5. $\quad$ take a gradient descent step on $\nabla_\theta \big\lVert \varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\ t\big)\big\rVert^2$
+# > 6. **until** converged
 #
-# Step 4 is the gradient of the simplified objective (DDPM eq. 14)
+# These are the paper's line numbers, and the package uses them: the lines of `train_step` carry tags
+# such as `# Alg. 1 line 5`, and so do the comments of the hand-written step below. Line 5 is the
+# gradient of the simplified objective (DDPM eq. 14)
 #
 # $$L_\text{simple}(\theta) = \mathbb{E}_{t, x_0, \varepsilon}\Big[\big\lVert \varepsilon - \varepsilon_\theta\big(\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon,\; t\big)\big\rVert^2\Big],$$
 #
@@ -162,22 +171,24 @@ print(f"the shipped checkpoint was saved at step {ckpt['step']}, with {len(ckpt[
 # never sees index 0, and the last step of sampling, the one that produces the final image, is then done
 # by a network that never trained on it.
 #
-# Here is one training step written out by hand on a real batch, for a fresh copy of the small UNet:
+# Here is one training step (lines 2 to 5, one pass through the loop) written out by hand on a real batch,
+# for a fresh copy of the small UNet:
 
 # %%
 student = UNet(shipped_config)                 # a fresh, untrained copy of the shipped architecture
+fresh_weights = copy.deepcopy(student.state_dict())   # kept, to repeat this step with the package below
 optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
 gen = torch.Generator().manual_seed(1)
 
 B = 16
-x0, _ = data.batch(torch.randint(0, len(data), (B,), generator=gen))   # x_0 ~ q(x_0): (B, 1, 28, 28) in [-1, 1]
-t = torch.randint(0, T, (B,), generator=gen)                           # t ~ Uniform{0, ..., T-1}, 0-based
-noise = torch.randn(x0.shape, generator=gen)                           # ε ~ N(0, I)
+x0, _ = data.batch(torch.randint(0, len(data), (B,), generator=gen))   # Alg. 1 line 2: x_0 ~ q(x_0), (B, 1, 28, 28) in [-1, 1]
+t = torch.randint(0, T, (B,), generator=gen)                           # Alg. 1 line 3: t ~ Uniform{0, ..., T-1}, 0-based
+noise = torch.randn(x0.shape, generator=gen)                           # Alg. 1 line 4: ε ~ N(0, I)
 
 alpha_bar = schedule.alphas_cumprod[t].float().view(B, 1, 1, 1)        # ᾱ_t, (B, 1, 1, 1); float64 → float32
 x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise           # eq. 4
 eps_pred = student(x_t, t)                                             # ε_θ(x_t, t), (B, 1, 28, 28)
-loss = ((noise - eps_pred) ** 2).mean()                                # eq. 14, averaged over pixels and batch
+loss = ((noise - eps_pred) ** 2).mean()                                # Alg. 1 line 5: eq. 14, averaged over pixels and batch
 
 # the same loss from the package, with the same t and ε
 package_loss, parts = diffusion_loss(student, schedule, x0, t, noise)
@@ -186,14 +197,51 @@ print(f"loss by hand {loss.item():.4f} = diffusion_loss {package_loss.item():.4f
 print(f"the fresh model predicts ε̂ = 0, so the loss is the mean of ε²: {noise.square().mean().item():.4f}")
 
 optimizer.zero_grad(set_to_none=True)
-loss.backward()                                                        # step 4: the gradient...
+loss.backward()                                                        # Alg. 1 line 5: the gradient ∇_θ...
 optimizer.step()                                                       # ...and the descent step
 with torch.no_grad():
     print(f"after one AdamW step the same batch scores {diffusion_loss(student, schedule, x0, t, noise)[0].item():.3f}")
 
 # %% [markdown]
-# From here on, `diffusion_loss(model, schedule, x0, t, noise)` is the loss; `Trainer.train_step` calls
-# it (with mixed precision, accumulation and clipping around it, §4 to §7).
+# The package's step is `ddpm_teach.training.train_step`: one pass through lines 2 to 5, with the same
+# tags. It takes a list of micro-batches `(x0, labels)` (gradient accumulation, §5), draws $t$ and
+# $\varepsilon$ from the `generator` it is given, computes the loss with `diffusion_loss`, and wraps
+# the descent step in what the rest of this notebook explains: mixed precision (§4), clipping (§7),
+# the EMA update (§3), label dropout for a conditional model (notebook 07) and the hybrid loss
+# (notebook 08). Read it next to Algorithm 1:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(inspect.getsource(train_step))
+
+# %% [markdown]
+# Lines 1 and 6, the loop itself, belong to the runner, `ddpm_teach.trainer.Trainer` (§8 to §10): its
+# `run_step` gathers the step's micro-batches and calls `train_step`, and `train` repeats that until
+# the run is done.
+#
+# Is `train_step` really the step written by hand above? Start from the same fresh weights, the same
+# batch and the same generator state after line 2, and compare the weights after one step. (The shipped
+# architecture has no dropout, checked below, so the forward pass holds no other randomness.)
+
+# %%
+assert shipped_config.dropout == 0.0
+replay = torch.Generator().manual_seed(1)                                # gen's seed, as above
+x0_again, labels = data.batch(torch.randint(0, len(data), (B,), generator=replay))   # line 2: the same batch
+torch.testing.assert_close(x0_again, x0)                                 # replay is now where gen was before line 3
+
+package_student = UNet(shipped_config)
+package_student.load_state_dict(fresh_weights)                           # the same fresh weights
+package_optimizer = torch.optim.AdamW(package_student.parameters(), lr=1e-3)
+package_loss_value = train_step(package_student, schedule, [(x0_again, labels)], package_optimizer,
+                                make_ema(package_student, decay=0.999), replay)   # lines 3 to 5
+for (name, by_hand), after_step in zip(student.state_dict().items(), package_student.state_dict().values()):
+    torch.testing.assert_close(after_step, by_hand, msg=lambda m, name=name: f"{name}: {m}")
+print(f"train_step's loss {package_loss_value:.4f} = the loss by hand {loss.item():.4f}")
+print(f"train_step and the hand-written step give the same weights: all {len(fresh_weights)} tensors match")
+
+# %% [markdown]
+# From here on, `diffusion_loss(model, schedule, x0, t, noise)` is the loss and `train_step` the step
+# (with mixed precision, accumulation and clipping around it, §4 to §7).
 #
 # The timesteps of the trainer come from `torch.randint(0, T, ...)`. Every index from 0 to $T-1$ is
 # drawn, and equally often:
@@ -412,6 +460,10 @@ for label, (decay, warmup) in runs.items():
                                rtol=1e-5, atol=0)
     print(f"{label:32s} weights sum to {composition[label].sum():.4f}; on the weights after step 1: "
           f"{composition[label][0]:6.1%}; on the last {RUN // 10} steps: {composition[label][-(RUN // 10):].sum():6.1%}")
+full_from = math.ceil((10 * shipped_train.ema_decay - 1) / (1 - shipped_train.ema_decay))   # d_n = d from here on
+print(f"the shipped run: {RUN} steps; d_n reaches {shipped_train.ema_decay} after {full_from} updates "
+      f"({full_from / RUN:.0%} of the run), so its last {max(0, RUN - full_from)} steps use the full decay")
+print(f"without warm-up the weights after step 1 keep 0.9999^{RUN - 1} = {0.9999 ** (RUN - 1):.1%} of the final EMA")
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -430,15 +482,16 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The shipped configuration leaves the warm-up half-way through its run: $d_n$ reaches 0.995 after 1,790
-# updates, so for the last 1,720 of its 3,510 steps the decay is 0.995 and the window $1/(1-0.995) = 200$
-# steps. The final EMA puts 82.8% of its weight on the last 351 steps (a tenth of the run) and a
-# negligible share on the first weights. With $d = 0.99$ the decay is reached after 890 updates, the
-# window is then 100 steps, and the last tenth of the run carries 97.1%. Without warm-up, the weights after
-# the very first step, which are still nearly the random initialisation, keep most of the weight
-# ($0.9999^{3509} \approx 70\%$): sampling from that EMA would give noise. A good rule is to choose $d$ so
-# that the full window $1/(1-d)$ is a small fraction of the run; the 0.9999 of DDPM suits its runs of 800k
-# steps.
+# With the shipped $d = 0.995$, $d_n$ reaches 0.995 after 1,790 updates, and from then on the window is
+# $1/(1-0.995) = 200$ steps; the printout above says how far into the shipped run that happens and how
+# many steps are left at the full decay. Look at the share on the last tenth of the run: with a window
+# that is short next to the run, the final EMA is made mostly of the last weights, and the first weights
+# get a negligible share. With $d = 0.99$ the decay is reached after 890 updates, the window is then 100
+# steps, and the last tenth carries even more. Without warm-up, the weights after the very first step,
+# which are still nearly the random initialisation, keep $0.9999^{S-1}$ of the weight after $S$ steps
+# (the last line of the printout): for a run of a few thousand steps that is a large share, and sampling
+# from that EMA would give noise. A good rule is to choose $d$ so that the full window $1/(1-d)$ is a
+# small fraction of the run; the 0.9999 of DDPM suits its runs of 800k steps.
 #
 # The Trainer keeps the EMA model next to the raw one (`trainer.ema.module`) and saves both;
 # `load_diffusion_model` loads the EMA weights by default, and the shipped files contain only those.
@@ -484,7 +537,7 @@ print("fp16 of gradient × 2^16, unscaled in float32:", [float(f"{v:.3g}") for v
 # 3. `step()`: if any gradient is inf or NaN ($S$ was too large), **skip** this optimizer step and halve
 #    $S$; otherwise step as usual, and double $S$ after 2,000 clean steps in a row.
 #
-# `Trainer.train_step` is written this way for every precision (`scaler.scale(loss).backward()`,
+# `train_step` is written this way for every precision (`scaler.scale(loss).backward()`,
 # `scaler.unscale_`, `scaler.step`), and the scaler is enabled only for fp16. With bf16 or float32 it
 # passes everything through unchanged. fp16 needs CUDA; on a CPU the choices are `no` (the default there)
 # and `bf16`.
@@ -512,8 +565,9 @@ print(f"max |ε̂_bf16 − ε̂_fp32| = {diff.max().item():.4f}, mean {diff.mean
 print(f"loss: float32 {loss_fp32.item():.5f}, bf16 autocast {loss_bf16.item():.5f}")
 
 # %% [markdown]
-# The bf16 output differs from float32 in the second or third significant digit, about bf16's precision.
-# The loss hardly changes, because it averages many such errors. In training, the weights and their
+# The bf16 output differs from float32 by about bf16's precision (its eps in the table above): the checked
+# line says the mean difference is under 1% of the output's spread, and the cell after it prints the
+# sizes. The loss hardly changes, because it averages many such errors. In training, the weights and their
 # updates stay in float32 (autocast casts a copy of the weights for each operation), so these errors do
 # not build up from step to step.
 
@@ -564,10 +618,10 @@ print(f"largest difference {worst:.2e}, for gradients up to {max(g.abs().max().i
       "float32 rounding (the sums are taken in a different order)")
 
 # %% [markdown]
-# `TrainConfig(grad_accum=k)` (`--grad-accum k`) does this in `Trainer.train_step`: `batch_size` images per
-# micro-batch, $k$ micro-batches per optimizer step, each loss divided by $k$. Under DDP, gradients are
-# synchronised across processes only on the last micro-batch (`no_sync`). The effective batch is
-# `batch_size × grad_accum × processes`.
+# `TrainConfig(grad_accum=k)` (`--grad-accum k`) does this: `Trainer.run_step` hands `train_step` $k$
+# micro-batches of `batch_size` images for each optimizer step, and `train_step` divides each loss by
+# $k$. Under DDP, gradients are synchronised across processes only on the last micro-batch (`no_sync`).
+# The effective batch is `batch_size × grad_accum × processes`.
 
 # %% [markdown]
 # ## 6. Learning rate: linear warm-up, then cosine decay
@@ -582,9 +636,11 @@ print(f"largest difference {worst:.2e}, for gradients up to {max(g.abs().max().i
 #
 # with $s$ the 0-based optimizer step, $W$ = `warmup_steps`, $S$ = `steps` and $r$ = `min_lr_ratio`. The
 # learning rate at step $s$ is `lr × lr_at(s, config)`. The Trainer hands `lr_at` to torch's `LambdaLR`;
-# the check below steps a `LambdaLR` through the shipped model's configured schedule and compares. (The
-# shipped run finished all of its 3,510 steps, so it ended on the floor, multiplier 0.1 at step 3,509;
-# §12 says how its number of steps was fitted to a 15-minute budget.)
+# the check below steps a `LambdaLR` through the shipped model's configured schedule and compares. The
+# multipliers it prints end with the configured run's last step, on the floor $r$; the line after them
+# says where the shipped run actually stopped (the red line of the plot): a run that completes its
+# configured steps ends its cosine on that floor. §12 says how the number of steps was fitted to the
+# run's time budget.
 
 # %%
 probe = torch.nn.Parameter(torch.zeros(1))
@@ -601,6 +657,7 @@ torch.testing.assert_close(torch.tensor(lrs, dtype=torch.float64),
 print("LambdaLR's learning rates = lr × lr_at(step) at all", shipped_train.steps, "steps")
 for step in (0, shipped_train.warmup_steps - 1, shipped_train.warmup_steps, shipped_train.steps // 2, shipped_train.steps - 1):
     print(f"step {step:5d}: multiplier {lr_at(step, shipped_train):.4f}, lr {lrs[step]:.2e}")
+print(f"the shipped run stopped after {ckpt['step']} of its {shipped_train.steps} configured steps")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.5, 3.3))
@@ -630,7 +687,7 @@ plt.show()
 # the default $c = 1$ (the trained model's value for the batch of §5 is printed below), and clipping then
 # does nothing: it is a guard against rare spikes, not a constant change. To see it act, we clip the
 # gradients of §5 at a quarter of their norm, by hand and with `torch.nn.utils.clip_grad_norm_`, which
-# the Trainer calls (after `scaler.unscale_`, so that it sees the true gradients):
+# `train_step` calls (after `scaler.unscale_`, so that it sees the true gradients):
 
 # %%
 grads = [g.clone() for g in grads_big]
@@ -668,13 +725,19 @@ print(f"‖g‖₂ of the trained model on the batch of §5: {norm_before.item()
 # | `optimizer` | AdamW's moment estimates; without them the first steps after a resume are a different optimizer |
 # | `lr_scheduler`, `step` | where in the warm-up and cosine the run is |
 # | `scaler` | the fp16 loss scale |
-# | `rng`, `rng_per_rank` | the state of the generator that draws $t$, $\varepsilon$ and label dropout, and of torch's global RNG (dropout); one per process under DDP |
+# | `rng_per_rank` | the state of the generator that draws $t$, $\varepsilon$ and label dropout, and of torch's global RNG (dropout): one entry per process (a single one without DDP) |
 # | `model_config`, `schedule`, `train_config`, `dataset` | plain data to rebuild the run, loadable with `torch.load(weights_only=True)` |
 # | `loss_history` | the curve so far |
 #
 # The batch at step $k$ is a pure function of (seed, $k$) (`BatchOrder`: one seeded permutation per
 # epoch), so nothing about the data order needs saving. `save_checkpoint` writes to a temporary file and
 # renames it over the old one, so a crash mid-write leaves the last good checkpoint intact.
+#
+# Stopping a run on purpose is safe too. Ctrl-C (or `kill`, which sends SIGTERM) during `Trainer.train`
+# does not cut a step in half: the runner finishes the step under way, saves the checkpoint, and then
+# raises `KeyboardInterrupt`, so the run resumes exactly from a whole step. A second Ctrl-C stops at
+# once without saving, and the last checkpoint on disk is then the one to resume from. (Under DDP
+# the processes do not save on an interrupt either; they resume from the last periodic checkpoint.)
 #
 # The test: a tiny UNet trained for $2k$ steps without a break, against the same run stopped after $k$
 # steps, saved, rebuilt from the file by `Trainer.resume`, and trained for $k$ more.
@@ -731,10 +794,10 @@ print("resumed:      ", [round(v, 5) for v in resumed.loss_history])
 #
 # A learning rate that is too high, fp16 without a working scaler, or a bad input can make the loss
 # `inf` or `NaN`. From then on every weight the gradient reaches becomes NaN, and training silently
-# produces garbage, which would then be saved over the last good checkpoint. `Trainer.train_step` checks
+# produces garbage, which would then be saved over the last good checkpoint. `train_step` checks
 # every loss before `backward()`, and on a non-finite one raises `NonFiniteLossError` (a
-# `FloatingPointError`). It does not save, so the checkpoint on disk is still the last good one, and the
-# message says what to try: a lower `--lr`, a smaller `--grad-clip`, or `--mixed-precision no`, then
+# `FloatingPointError`) before any weight changes. `Trainer.run_step` does not save then, so the
+# checkpoint on disk is still the last good one, and its message gives the step and says what to try: a lower `--lr`, a smaller `--grad-clip`, or `--mixed-precision no`, then
 # `--resume`.
 #
 # We simulate a blow-up by poisoning one weight of the resumed tiny model with a NaN:
@@ -753,8 +816,8 @@ print("the checkpoint on disk is still finite:", all(torch.isfinite(v).all().ite
 # ## 10. A short training run on this CPU, and the shipped model
 #
 # Now the real thing, in miniature: the shipped model's architecture, trained from scratch by `Trainer`
-# with a progress bar, for 150 steps (at full size; under a minute on an idle 2-core CPU, a handful
-# at CI size). The learning rate is the shipped one, with a warm-up shortened to fit. A callback samples a few
+# with a progress bar, for `SHORT_RUN_STEPS` steps (150 at full size, a handful at CI size; the timer
+# prints how long they took). The learning rate is the shipped one, with a warm-up shortened to fit. A callback samples a few
 # images from the EMA weights at three points during the run, with the same starting noise each time.
 
 # %%
@@ -801,7 +864,8 @@ plt.show()
 # because every batch draws different $t$'s (§2); the smoothed line (an EMA of the loss, bias-corrected)
 # shows the trend.
 #
-# Samples from both, with DDIM (50 steps, deterministic; notebook 06), from the **same** starting noise:
+# Samples from both, with DDIM (`SAMPLE_STEPS` steps, 50 at full size, deterministic; notebook 06), from
+# the **same** starting noise:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -818,14 +882,26 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# How much training each model had, in optimizer steps and in images seen:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+for name, steps, batch in (("short run", len(short.loss_history), short_config.batch_size),
+                           ("shipped  ", ckpt["step"], shipped_train.batch_size)):
+    print(f"{name}: {steps:5d} steps × {batch} images = {steps * batch:7,} images, "
+          f"{steps * batch / len(data):.2f} passes over the {len(data):,} training images")
+print(f"the shipped model had {ckpt['step'] / len(short.loss_history):.0f} times the steps of the short run, "
+      f"each on {shipped_train.batch_size / short_config.batch_size:g} times the batch")
+
+# %% [markdown]
 # The short run's samples are bad: blobs with a rough clothing-like silhouette at best. That is expected and
-# is not a bug. It is a teaching run, under a minute of training: at full size 150 steps of 32 images,
-# under a tenth of one pass over the data, while the shipped model had 3,510 steps of 64 images (23 times
-# the steps on twice the batch, 3.7 passes). A diffusion model has to learn to denoise at every
-# noise level, and its samples are only as good as the worst of those levels that the sampler passes
-# through. The shipped model, from the same code and the same architecture, trained for longer (15 minutes,
-# with bf16 autocast, §12), draws mostly recognisable garments from the same noise: shirts, pullovers,
-# trousers, bags, sneakers, sandals and ankle boots. A few are still blotchy patchworks or misshapen.
+# is not a bug. It is a teaching run: at full size it sees only a small fraction of one pass over the data,
+# while the shipped model had many times the steps on a larger batch (the printout above). A diffusion
+# model has to learn to denoise at every noise level, and its samples are only as good as the worst of
+# those levels that the sampler passes through. The shipped model, from the same code and the same
+# architecture, trained for longer (with a time budget and bf16 autocast, §12), draws mostly
+# recognisable garments from the same noise: shirts, pullovers, trousers, bags, sneakers, sandals and
+# ankle boots. A few are still blotchy patchworks or misshapen.
 
 # %% [markdown]
 # ## 11. A bug, or under-training?
@@ -856,12 +932,19 @@ plot_mse_per_t({"shipped model": (shipped_mse_t, "-"), f"short run ({SHORT_RUN_S
 plt.tight_layout()
 plt.show()
 
+# %%
+# NBVAL_IGNORE_OUTPUT
+curves = {"shipped": shipped_mse_t.mean(dim=1), "short run": short_mse_t.mean(dim=1), "bug (t/T)": bug_mse_t.mean(dim=1)}
+peak = int(curves["bug (t/T)"].argmax())                  # where the buggy curve is highest
+for i in (0, peak, len(t_grid) - 1):
+    print(f"t = {t_grid[i]:4d}: " + "  ".join(f"{name} {mse[i].item():.4f}" for name, mse in curves.items()))
+
 # %% [markdown]
 # At full size, the short run's curve has the right shape but is higher than the shipped one: under-training.
 # The buggy curve is fine at $t = 0$, where $t/T = 0$ happens to be correct. Then it rises while the
-# working curves fall, to about 0.8 near $t = 100$, and at $t = T-1$ it is still about 0.3, where the
-# shipped model scores 0.0002 (§2's printout): the large-$t$ loss is not small. (At CI size the short run
-# has only a few steps and its curve is still close to the flat line at 1.)
+# working curves fall (the printout gives its highest point), and at $t = T-1$ it is still far above the
+# shipped model's (the last line): the large-$t$ loss is not small. (At CI size the short run has only a
+# few steps and its curve is still close to the flat line at 1.)
 #
 # **2. Samples over training.** With the same starting noise, samples at successive points of a healthy
 # run drift from noise to blobs to shapes. A run whose samples stay pure noise, go all black or all white
@@ -885,7 +968,7 @@ plt.show()
 # and that floor grows as the number of images $N$ shrinks. So an FID means something only next to the
 # floor at the same $N$. A model that improves with training moves towards the floor; a bug stays far from
 # it whatever the loss does. With our few samples the numbers are rough, but the order is clear (full size
-# only: loading the evaluator takes about 7 s on an idle 2-core CPU):
+# only: the evaluator's first load computes the test set's features, which takes several seconds):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -916,10 +999,11 @@ else:
 # %% [markdown]
 # ## 12. Training the real thing
 #
-# Everything above is `ddpm_teach.training.Trainer`, and the command line drives the same class, with one
-# flag per field of `TrainConfig` and `UNetConfig` (`python -m ddpm_teach train --help` lists them all).
-# The shipped model was trained with the CPU preset, in 15 minutes on the idle 2-core CPU
-# (`checkpoints/README.md` gives the exact history):
+# Everything above is the runner `ddpm_teach.trainer.Trainer` around the step `ddpm_teach.training.train_step`,
+# and the command line drives the same class, with one flag per field of `TrainConfig` and `UNetConfig`
+# (`python -m ddpm_teach train --help` lists them all). The shipped model was trained with the CPU
+# preset, within its 15-minute budget on the idle 2-core CPU (`checkpoints/README.md` gives the exact
+# history):
 #
 # ```bash
 # python -m ddpm_teach train --preset cpu-fast
@@ -928,9 +1012,23 @@ else:
 # `--preset cpu-fast` sets the architecture of this notebook (`--base-channels 32 --channel-mults 1 2 2
 # --num-res-blocks 1 --attention-resolutions 7 --dropout 0`), batch 64, lr 1e-3 with 100 warm-up steps,
 # EMA decay 0.995, bf16 autocast where the CPU supports bf16 natively (float32 elsewhere), `torch.compile`,
-# and a budget of `--max-minutes 15`. With a budget, the Trainer times steps 10 to 40 and then sets `steps`
-# to where the budget will end, so that the cosine decay of §6 finishes with it: here 3,510 steps
-# (3.7 passes over the data). Flags given next to the preset override it, e.g. `--max-minutes 60`.
+# and a budget of `--max-minutes 15`. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
+# and then sets `steps` to where the budget will end, so that the cosine decay of §6 finishes with it:
+# the steps of §0's printout, and the end of the schedule plotted in §6. Flags given next to the preset
+# override it, e.g. `--max-minutes 60`.
+#
+# The same options can live in a file: a TOML file whose keys are the flags' names. `configs/` holds a
+# tested example, a model of this notebook's size trained for a fixed number of steps instead of a
+# time budget; flags given as well win over the file:
+#
+# ```bash
+# python -m ddpm_teach train --config configs/fashion_mnist_small.toml
+# python -m ddpm_teach train --config configs/fashion_mnist_small.toml --steps 200   # a quick try
+# ```
+#
+# Every `train` writes its resolved options (the file, the preset, the flags and the defaults, merged)
+# next to its checkpoint as `{out-dir}/config.toml`, so that `--config runs/.../config.toml` repeats
+# the run.
 #
 # On a GPU, train a larger model for longer (`--preset gpu` starts from the course's base-64 UNet at batch
 # 256 with `torch.compile`); mixed precision is picked automatically (`--mixed-precision
@@ -941,8 +1039,9 @@ else:
 #     --steps 20000 --batch-size 128 --lr 2e-4 --warmup-steps 1000 --ema-decay 0.999
 # ```
 #
-# Stopped? Continue exactly where it left off (from `{out-dir}/checkpoint.pt`, written every
-# `--checkpoint-every` steps and at the end); `--steps` may extend the run:
+# Stopped? Ctrl-C or `kill` ends the step under way and saves (§8). Continue exactly where it left off
+# (from `{out-dir}/checkpoint.pt`, written every `--checkpoint-every` steps, at the end and on an
+# interrupt); `--steps` may extend the run:
 #
 # ```bash
 # python -m ddpm_teach train --out-dir runs/fmnist_big --resume                # continue to the planned 20000 steps
@@ -1036,8 +1135,9 @@ ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 #
 # - **Algorithm 1:** draw $x_0$, a 0-based $t$ uniformly from $\{0, \dots, T-1\}$ (index 0 included), and
 #   $\varepsilon$; form $x_t = \sqrt{\bar\alpha_t}x_0 + \sqrt{1-\bar\alpha_t}\varepsilon$ (eq. 4); step on
-#   $\lVert\varepsilon - \varepsilon_\theta(x_t, t)\rVert^2$ (eq. 14). `diffusion_loss` is exactly that;
-#   the hand-written step matched it.
+#   $\lVert\varepsilon - \varepsilon_\theta(x_t, t)\rVert^2$ (eq. 14). `diffusion_loss` is exactly that
+#   loss, and `train_step`, tagged with the paper's line numbers, is that step: both matched the
+#   hand-written step. The runner `Trainer` (in `ddpm_teach.trainer`) is lines 1 and 6, the loop.
 # - **The loss depends strongly on $t$:** near 0 at large $t$ (ε ≈ x_t), highest at small $t$, where the
 #   noise is about one grey level. That makes training losses noisy, and their curve against $t$ is the
 #   first diagnostic.
@@ -1047,17 +1147,18 @@ ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 # - **Mixed precision:** autocast runs the heavy operations in 16 bits and keeps the weights in float32.
 #   bf16 has float32's range and needs nothing more; fp16 underflows small gradients, so `GradScaler`
 #   scales the loss, unscales before clipping and skips steps that overflow. On this CPU, bf16 changed the
-#   model's output in the second or third digit.
+#   model's output by about bf16's precision.
 # - **Gradient accumulation** of $k$ micro-batches with the loss divided by $k$ gives the gradient of the
 #   big batch, exactly up to float rounding (GroupNorm, no BatchNorm).
 # - **LR:** linear warm-up $(s+1)/W$, then a cosine from 1 to `min_lr_ratio` (`lr_at`); **clipping**
 #   caps the global gradient norm.
 # - **Checkpoints** hold the model, EMA, optimizer, scheduler, scaler, RNG states and loss history; a resumed
-#   run repeated the uninterrupted one bit for bit. A NaN loss raises `NonFiniteLossError` and leaves the
+#   run repeated the uninterrupted one bit for bit. Ctrl-C or `kill` ends the step under way and saves.
+#   A NaN loss raises `NonFiniteLossError` and leaves the
 #   last good checkpoint alone.
 # - **A short CPU run gives bad samples, and that is under-training, not a bug:** its loss-versus-$t$ curve
 #   has the right shape, its samples improve over training, and its FID sits further from the floor than the
-#   shipped model's. The shipped model is the same recipe, trained for longer (3,510 steps of 64 images,
-#   15 minutes with bf16 autocast and `torch.compile`).
+#   shipped model's. The shipped model is the same recipe, trained for longer (a 15-minute budget with
+#   bf16 autocast and `torch.compile`; §0 and §10 print its steps).
 #
 # **Next:** notebook 05 samples from the trained model with Algorithm 2.

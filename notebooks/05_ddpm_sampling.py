@@ -113,12 +113,12 @@ print(f"size={SIZE}: N_SCORE={N_SCORE}, SCORE_STEPS={SCORE_STEPS}, TRAJECTORY_ST
 # configs stored in the file (plain data, loaded with `weights_only=True`) and returns the model in
 # eval mode.
 #
-# **Be honest about what it is.** It is small (about 1.1 M parameters) and was trained briefly: 15 minutes
-# on a 2-core CPU (`python -m ddpm_teach train --preset cpu-fast`, notebook 04 §12). The `train_config`
-# below shows 3510 steps of 64 images, and the checkpoint was saved at the end of them (step 3510, printed
-# under it): about 3.7 passes over the 60,000 training images. A model trained on a GPU for hours
-# makes far better samples. The pictures below are mostly recognisable clothes, but expect some blotches
-# and odd shapes, and expect the scores of §6 to sit well above the real-vs-real floor. That gap is
+# **Be honest about what it is.** It is small (the cell below prints its parameter count) and was trained
+# briefly: 15 minutes on a 2-core CPU (`python -m ddpm_teach train --preset cpu-fast`, notebook 04 §12). The
+# `train_config` printed below says how many steps of how many images that was, and the checkpoint was saved
+# at the end of them (the step printed under it): a few passes over the 60,000 training images, no more. A
+# model trained on a GPU for hours makes far better samples. The pictures below are mostly recognisable
+# clothes, but expect some blotches and odd shapes, and expect the scores of §6 to sit well above the real-vs-real floor. That gap is
 # under-training, not a bug in the sampler: the sampler is checked against the formulas in §1 and against independent implementations in `tests/`.
 
 # %%
@@ -207,7 +207,10 @@ def ddpm_step_by_hand(schedule, eps, t: int, x_t, z, variance: str = "fixed_smal
 # for the same inputs. The noise $z$ comes from a generator with the same seed on both sides, so
 # the two must agree to float32 rounding. We check several timesteps, both variances, with and
 # without clipping, on the real model's $\varepsilon_\theta$. (Any $x_t$ will do to check algebra;
-# we use pure noise.)
+# we use pure noise.) `DDPMSampler.step` takes the same two routes to the mean as `ddpm_step_by_hand`:
+# eq. 11 when `clip_x0=False` (`ddpm_teach.samplers.p_mean_from_eps` is eq. 11 on its own), and the
+# posterior mean at the clipped $\hat x_0$ when `clip_x0=True`. Its comments number the lines of
+# Algorithm 2, and `sample()` holds lines 1, 2 and 6 (draw $x_T$, the loop, return $x_0$).
 
 # %%
 x_t = torch.randn(4, 1, 28, 28, generator=generator(0))          # (4, 1, 28, 28)
@@ -295,12 +298,12 @@ plt.show()
 # %% [markdown]
 # Read it column by column. At $t = 999$ the guess $\hat x_0$ is noise: eq. 15 divides by
 # $\sqrt{\bar\alpha_{999}} \approx 0.006$, so it blows small errors up, and clipping to $[-1, 1]$ leaves
-# black and white speckle (§5). By $t \approx 600$ it is turning into a soft blur (two of the four images are
-# still grainy): from that much noise the best guess (in squared error) is an average over many possible
-# garments. By $t \approx 450$ (a little later for some images) the guess has committed to a kind of garment
-# and a silhouette, while $x_t$ still looks like noise to the eye: the third image, a long-sleeved blur at
-# $t = 600$, is a bag at $t = 450$ and stays one. The last few hundred steps add detail: coarse to fine, as
-# DDPM describes for its own samples (§4.3 and Fig. 6). Compare the last column with the $\hat x_0$ of
+# black and white speckle (§5). Look for the columns where it turns into a soft blur: from that much noise
+# the best guess (in squared error) is an average over many possible garments. A little later, at a
+# different column for each image, the guess commits to a kind of garment and a silhouette, while $x_t$
+# still looks like noise to the eye; follow one image along its row and see where its garment is decided
+# and that it keeps it from there. The last few hundred steps add detail: coarse to fine, as DDPM
+# describes for its own samples (§4.3 and Fig. 6). Compare the last column with the $\hat x_0$ of
 # the steps before it: the final sample is the last $\hat x_0$ (§1).
 #
 # The same as an animation of all images, about 40 frames with the same denser-near-the-end choice.
@@ -412,7 +415,7 @@ for t, i in zip((0, 1, 10, 100, 500, 999), (0, 1, 2, 5, 25, 49)):
 # At $T = 1000$ the ratio is within a few per cent of 1 from about $t = 100$ on, so over most of the
 # chain the two choices are nearly the same process, as DDPM found. Respaced, each step jumps further,
 # and the ratio falls far below 1 over the lower part of the chain: under about 0.7 below
-# $t \approx 100$ at 50 steps, and below $t \approx 350$ at 10 steps. That is where the image gets its fine detail (§2: the silhouette is settled by $t \approx 450$).
+# $t \approx 100$ at 50 steps, and below $t \approx 350$ at 10 steps. That is where the image gets its fine detail (§2: by then the silhouette is settled).
 # There, $\sigma^2 = \beta'$ adds much more noise than the posterior says is left to add, and the few
 # remaining steps cannot take it all out again.
 #
@@ -493,30 +496,38 @@ print(f"clipped samples:   {float((clipped.abs() > 1).float().mean()):.1%} of fi
 print(f"mean |difference| between the two sets (as displayed): {float((unclipped.clamp(-1, 1) - clipped).abs().mean()):.3f}")
 print(f"unclipped x̂_0 at the first step: largest |x̂_0| = {float(largest[0]):.1f}, "
       f"{float(outside[0]):.0%} of pixels outside [−1, 1]")
+below_quarter = (outside < 0.25).nonzero()
+print("the share outside [−1, 1] first falls below a quarter at t =",
+      int(steps_t[int(below_quarter[0])]) if len(below_quarter) else "never")
+late = torch.as_tensor(steps_t) <= 550                                      # the middle and late steps
+print(f"from t = 550 down: {float(outside[late].min()):.0%} to {float(outside[late].max()):.0%} of the pixels "
+      f"outside, largest |x̂_0| {float(largest[late].max()):.2f}")
+largest_change = (unclipped.clamp(-1, 1) - clipped).abs().flatten(1).amax(dim=1)          # per image, [N_CLIP]
+print(f"images in which some pixel differs by more than 0.5: {int((largest_change > 0.5).sum())} of {N_CLIP}")
 
 # %% [markdown]
 # What the figure shows, and why clipping helps:
 #
-# * **Early on, $\hat x_0$ is wild.** At the first step 70% of the unclipped $\hat x_0$ pixels lie
-#   outside the data range, up to $|\hat x_0| = 22.7$ (the printout), and the share falls below a quarter
-#   only around $t \approx 900$ (right panel). The mean $\tilde\mu_t$ blends $\hat x_0$ and $x_t$, so
+# * **Early on, $\hat x_0$ is wild.** At the first step most of the unclipped $\hat x_0$ pixels lie
+#   outside the data range, some by an order of magnitude (the printout gives the share and the largest
+#   $|\hat x_0|$), and the share takes a while to fall below a quarter (right panel; the printout says at
+#   which $t$). The mean $\tilde\mu_t$ blends $\hat x_0$ and $x_t$, so
 #   an out-of-range $\hat x_0$ pulls $x_{t-1}$ towards values no image has. Clipping projects the
 #   estimate onto what we *know* about the data, at no cost.
 # * **But its weight is small there.** The weight of $\hat x_0$ in eq. 7,
 #   $\sqrt{\bar\alpha_{t-1}}\,\beta_t/(1-\bar\alpha_t)$, is tiny at large $t$, so the wildest estimates
 #   barely move the chain. Clipping changes the outcome through the middle and late steps, where a
-#   smaller share of $\hat x_0$ is still out of range (6% to 25% of the pixels in the right panel, and
-#   only by a little: the largest $|\hat x_0|$ stays below about 1.5 from $t \approx 550$ on), but its
-#   weight is large.
+#   smaller share of $\hat x_0$ is still out of range, and only by a little (the printout gives the share
+#   and the largest $|\hat x_0|$ from $t = 550$ down), but its weight is large.
 # * **Errors compound.** The chain feeds each $x_{t-1}$ back to the model. Once the state has
 #   drifted to intensities the model never saw in training, its $\varepsilon_\theta$ is worse there,
 #   and the next $\hat x_0$ is worse still. Clipping keeps the state near the training distribution.
-# * **The result, here.** The same seed gives the same garments with and without clipping. The
-#   difference panel is almost uniformly grey: the mean difference is 0.011 on the $[-1, 1]$ scale, and
-#   it is visible in only two of the 16 images (the patterned T-shirt in the top row, the first image of
-#   the second row), as dark edges and detail. Unclipped, 19.0% of the final pixels lie outside
-#   $[-1, 1]$, but only just (values in $[-1.04, 1.11]$), and they are clipped for display anyway. For
-#   this model and 50 steps the effect is small. It grows when each step leans harder on $\hat x_0$:
+# * **The result, here.** The same seed gives the same garments with and without clipping. Look at
+#   the difference panel: where it is uniformly grey the two agree. The printout gives the mean
+#   difference on the $[-1, 1]$ scale and counts the images that differ visibly somewhere (look for
+#   dark edges and detail in those). It also says how many of the unclipped final pixels lie outside
+#   $[-1, 1]$ and how far (they are clipped for display anyway). For this model and 50 steps expect
+#   the effect to be small. It grows when each step leans harder on $\hat x_0$:
 #   with few respaced steps, with DDIM (notebook 06, where $x_{t-1}$ is built from $\hat x_0$
 #   directly), and with strong guidance (notebook 07; Imagen's *dynamic* thresholding, Saharia et al.
 #   2022 §2.3, is the refined version). A perfect $\varepsilon_\theta$ would never predict an $x_0$
@@ -545,20 +556,21 @@ with timed("loading the evaluator (classifier, Fashion-MNIST test and train sets
 scores = {variance: evaluator.score(images) for variance, images in samples.items()}
 print("DDPM, σ² = β̃, respaced to", SCORE_STEPS, "steps:")
 print("  ", Evaluator.format_scores(scores["fixed_small"]))
+print(f"   the score is {scores['fixed_small']['fid'] / scores['fixed_small']['fid_floor']:.1f} times the floor")
 
 # %% [markdown]
 # How to read it: the floor is what sampling error alone costs at this $N$; the distance from the
 # floor to the score is what the model and sampler cost. For the shipped model, trained for 15 minutes
-# on a CPU (see §0), the score at full size is 3.11 against a floor of 0.67, more than four times the
-# floor: a fair picture of a small model trained briefly on a CPU, not of DDPM. At CI size ($N = 32$) the
-# numbers are dominated by noise and mean very little; run at full size for anything you want to compare.
+# on a CPU (see §0), expect the score at full size to sit several times above the floor (the last line
+# printed says how many): a fair picture of a small model trained briefly on a CPU, not of DDPM. At CI
+# size ($N = 32$) the numbers are dominated by noise and mean very little; run at full size for anything you want to compare.
 #
 # ### What the model makes: the class histogram
 #
 # An unconditional model should make every class about equally often: Fashion-MNIST has 6,000
 # training images of each of its 10 classes. The evaluator's classifier labels each sample, and
-# `score` returns the counts (`class_histogram`). The classifier is not perfect (92.75% of the test
-# images right, `checkpoints/README.md`), so as a reference we also label $N$ real training images.
+# `score` returns the counts (`class_histogram`). The classifier is not perfect (its test accuracy is in
+# `checkpoints/README.md`), so as a reference we also label $N$ real training images.
 
 # %%
 real = to_model_range(evaluator.train_data.images[torch.randperm(len(evaluator.train_data), generator=generator(1))[:N_SCORE]])
@@ -584,17 +596,25 @@ plt.show()
 print(f"{'class':<14}{'σ²=β̃':>8}{'σ²=β':>8}{'real':>8}   (counts out of N = {N_SCORE}; uniform would be {N_SCORE / 10:.1f})")
 for name, a, b, r in zip(classes, scores["fixed_small"]["class_histogram"], scores["fixed_large"]["class_histogram"], real_histogram):
     print(f"{name:<14}{a:>8}{b:>8}{r:>8}")
+for variance, label in (("fixed_small", "σ²=β̃"), ("fixed_large", "σ²=β")):
+    counts = scores[variance]["class_histogram"]
+    fewest, most = min(range(len(classes)), key=counts.__getitem__), max(range(len(classes)), key=counts.__getitem__)
+    print(f"{label}: fewest {classes[fewest]} ({counts[fewest]}; real {real_histogram[fewest]}), "
+          f"most {classes[most]} ({counts[most]}; real {real_histogram[most]})")
+shift = [b - a for a, b in zip(scores["fixed_small"]["class_histogram"], scores["fixed_large"]["class_histogram"])]
+for k in (max(range(len(classes)), key=shift.__getitem__), min(range(len(classes)), key=shift.__getitem__)):
+    print(f"largest change from σ²=β̃ to σ²=β: {classes[k]} {shift[k]:+d}")
 
 # %% [markdown]
 # Real images give a nearly flat histogram (the wobble is sampling noise and classifier mistakes).
 # Samples from a weak unconditional model usually don't: read off the bars which classes it
-# over-produces and which it makes too rarely. Here, with $\sigma^2 = \tilde\beta$, the counts run from
-# 14 Trousers (against 31 among the real images) to 36 Ankle boots, out of 256. Two causes mix in such a
+# over-produces and which it makes too rarely; the lines under the table name the extremes for each
+# variance, next to the real images' counts of the same classes. Two causes mix in such a
 # histogram. The model itself may favour some modes (an undertrained model has learnt some garments
 # better than others), and the classifier has to put every sample in *some* class, so half-formed or
 # noisy samples pile up in whichever class they look least unlike. Compare the two variances: the
-# noisier $\sigma^2 = \beta$ samples shift the histogram too, to 49 Shirts (23 with $\tilde\beta$) and
-# only 10 Pullovers (35). An uneven histogram is one of the things FID punishes, through the feature
+# noisier $\sigma^2 = \beta$ samples shift the histogram too (the last two lines printed name the classes
+# that gain and lose the most). An uneven histogram is one of the things FID punishes, through the feature
 # mean. Notebook 07 takes control of the class with classifier-free guidance.
 #
 # ### $\beta$ vs $\tilde\beta$, measured
@@ -679,9 +699,8 @@ ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
 # * **The trajectory** shows coarse-to-fine generation: $\hat x_0$ settles on the garment long
 #   before $x_t$ looks like one.
 # * **Scores**: classifier-FID with its $N$ and the real-vs-real floor, and a class histogram. The
-#   shipped model was trained briefly on a CPU (15 minutes); its FID, 3.11 at $N = 256$ with
-#   $\sigma^2 = \tilde\beta$, is more than four times the floor of 0.67 (§6), which is the honest size of
-#   that under-training.
+#   shipped model was trained briefly on a CPU (15 minutes); its FID sits several times above the floor
+#   at the same $N$ (§6 prints both and their ratio), which is the honest size of that under-training.
 #
 # **Next:** notebook 06 (DDIM) replaces the Markov chain with a non-Markovian one that uses the same
 # trained model, is deterministic at $\eta = 0$, and needs far fewer steps.

@@ -200,8 +200,8 @@ for name, sigma in [("0 (DDIM, η = 0)", 0.0), (f"{sigma_ddpm:.4f} (DDPM-like, �
 
 # %%
 def ddim_step_by_hand(eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, eta: float,
-                      noise: torch.Tensor, clip: bool = True) -> dict[str, torch.Tensor]:
-    """One DDIM step (eq. 12) with σ_t(η) of eq. 16. eps, x_t, noise: [B, C, H, W]. Returns the three
+                      z: torch.Tensor, clip: bool = True) -> dict[str, torch.Tensor]:
+    """One DDIM step (eq. 12) with σ_t(η) of eq. 16. eps, x_t, z: [B, C, H, W]. Returns the three
     terms of eq. 12, x̂_0 and their sum x_{t_prev}."""
     alpha_bar = float(schedule.alphas_cumprod[t])
     alpha_bar_prev = float(schedule.alphas_cumprod[t_prev]) if t_prev >= 0 else 1.0   # ᾱ before the first step is 1
@@ -219,7 +219,7 @@ def ddim_step_by_hand(eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor,
         "pred_x0": pred_x0,
         "x0 term": math.sqrt(alpha_bar_prev) * pred_x0,                                # √ᾱ_{t−1} x̂_0
         "direction": math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * eps,          # √(1−ᾱ_{t−1}−σ²) ε
-        "noise term": sigma * noise if t_prev >= 0 else torch.zeros_like(x_t),          # σ z, none at the last step
+        "noise term": sigma * z if t_prev >= 0 else torch.zeros_like(x_t),              # σ z, none at the last step
     }
     terms["x_prev"] = terms["x0 term"] + terms["direction"] + terms["noise term"]        # eq. 12
     return terms
@@ -242,7 +242,7 @@ eps_model = predict_eps(x_t, t)                                                 
 
 for eta in (0.0, 0.5, 1.0):
     by_package = DDIMSampler(schedule, steps=10, eta=eta).step(eps_model, t, x_t, generator=generator(3))
-    by_hand = ddim_step_by_hand(eps_model, t, t_prev, x_t, eta, noise=torch.randn(x_t.shape, generator=generator(3)))
+    by_hand = ddim_step_by_hand(eps_model, t, t_prev, x_t, eta, z=torch.randn(x_t.shape, generator=generator(3)))
     torch.testing.assert_close(by_hand["x_prev"], by_package.prev_sample)
     torch.testing.assert_close(by_hand["pred_x0"], by_package.pred_x0)
     print(f"η = {eta}: ddim_step_by_hand matches DDIMSampler.step (prev_sample and pred_x0)")
@@ -264,7 +264,7 @@ print("last step: matches, and returns x̂_0 without noise")
 # the step keeps, and the noise term is fresh.
 
 # %%
-terms = ddim_step_by_hand(eps_model, t, t_prev, x_t, 1.0, noise=torch.randn(x_t.shape, generator=generator(3)))
+terms = ddim_step_by_hand(eps_model, t, t_prev, x_t, 1.0, z=torch.randn(x_t.shape, generator=generator(3)))
 panels = [("x_t (t = 666)", x_t), ("x̂_0 (eq. 9)", terms["pred_x0"]), ("√ᾱ_prev·x̂_0", terms["x0 term"]),
           ("√(1−ᾱ_prev−σ²)·ε̂", terms["direction"]), ("σ·z", terms["noise term"]), ("x_prev (t = 555)", terms["x_prev"])]
 fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels), 1.3 * N_SHOW + 0.6))
@@ -456,8 +456,8 @@ plt.show()
 # ## 5. Determinism
 #
 # With $\eta = 0$, eq. 12 has no random term, so the image is a **function of $x_T$** alone. In
-# `ddpm_teach.samplers.sample` the `generator` draws $x_T$ (unless `noise=` is given) and every
-# step's $z$; with `noise=` given and $\eta = 0$ it draws nothing at all. So the same $x_T$ with
+# `ddpm_teach.samplers.sample` the `generator` draws $x_T$ (unless `x_T=` is given) and every
+# step's $z$; with `x_T=` given and $\eta = 0$ it draws nothing at all. So the same $x_T$ with
 # different generators gives bit-identical images at $\eta = 0$, and different images at
 # $\eta > 0$:
 
@@ -465,8 +465,8 @@ plt.show()
 x_T = torch.randn(N_SHOW, 1, 28, 28, generator=generator(10))        # one fixed x_T for this section
 for eta in (0.0, 0.5):
     sampler = DDIMSampler(schedule, steps=10, eta=eta)
-    first = sample(model, sampler, noise=x_T, generator=generator(1), progress=False)
-    second = sample(model, sampler, noise=x_T, generator=generator(2), progress=False)
+    first = sample(model, sampler, x_T=x_T, generator=generator(1), progress=False)
+    second = sample(model, sampler, x_T=x_T, generator=generator(2), progress=False)
     print(f"η = {eta}: same x_T, generators seeded 1 and 2 → identical images: {torch.equal(first, second)}")
 
 # %% [markdown]
@@ -483,7 +483,7 @@ by_steps = {}
 with timed(f"sampling {N_SHOW} images at {len(FIGURE_STEPS)} step counts for η = 0 and 1"):
     for eta in (0.0, 1.0):
         for steps in FIGURE_STEPS:
-            by_steps[eta, steps] = sample(model, DDIMSampler(schedule, steps=steps, eta=eta), noise=x_T,
+            by_steps[eta, steps] = sample(model, DDIMSampler(schedule, steps=steps, eta=eta), x_T=x_T,
                                           generator=generator(11), progress=False).cpu()
 
 most = FIGURE_STEPS[-1]
@@ -491,7 +491,7 @@ print(f"mean |pixel difference| to the {most}-step image of the same x_T (pixels
 for eta in (0.0, 1.0):
     print(f"  η = {eta}: " + ", ".join(f"{steps} steps {(by_steps[eta, steps] - by_steps[eta, most]).abs().mean():.3f}"
                                        for steps in FIGURE_STEPS[:-1]))
-other_x_T = sample(model, DDIMSampler(schedule, steps=most), noise=torch.randn(x_T.shape, generator=generator(12)),
+other_x_T = sample(model, DDIMSampler(schedule, steps=most), x_T=torch.randn(x_T.shape, generator=generator(12)),
                    progress=False).cpu()
 print(f"  for scale, {most}-step η = 0 images from a *different* x_T: {(other_x_T - by_steps[0.0, most]).abs().mean():.3f}")
 
@@ -584,7 +584,7 @@ print("‖lerp‖:       " + " ".join(f"{n:>5.1f}" for n in path_lerp.flatten(1)
 # %%
 starts = torch.cat([slerp(a, b, alphas) for a, b in pairs] + [path_lerp])   # (4·9, 1, 28, 28)
 with timed(f"decoding {len(starts)} interpolated noises with DDIM (η = 0)"):
-    morphs = sample(model, DDIMSampler(schedule, steps=INTERP_STEPS, eta=0.0), noise=starts, progress=False).cpu()
+    morphs = sample(model, DDIMSampler(schedule, steps=INTERP_STEPS, eta=0.0), x_T=starts, progress=False).cpu()
 
 fig, ax = plt.subplots(figsize=(9, 4.6))
 show_images(morphs, nrow=len(alphas), ax=ax)
@@ -625,7 +625,7 @@ results = {}
 for steps in TABLE_STEPS:
     for eta in TABLE_ETAS:
         start, start_cpu = time.perf_counter(), time.process_time()
-        images = sample(model, DDIMSampler(schedule, steps=steps, eta=eta), noise=table_x_T,
+        images = sample(model, DDIMSampler(schedule, steps=steps, eta=eta), x_T=table_x_T,
                         generator=generator(15), progress=False).cpu()
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
         scores = evaluator.score(images)

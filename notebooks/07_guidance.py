@@ -381,12 +381,12 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-grid_noise = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(4))   # one x_T per column
+grid_x_T = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(4))     # one x_T per column
 grid_labels = torch.arange(10)                                                          # column k asks for class k
 sweep = {}
 with timed(f"sampling the sweep grid ({len(SCALES)} scales × 10 classes, DDIM-{GRID_STEPS})"):
     for s in SCALES:
-        sweep[s] = sample(model, DDIMSampler(schedule, steps=GRID_STEPS), noise=grid_noise, labels=grid_labels,
+        sweep[s] = sample(model, DDIMSampler(schedule, steps=GRID_STEPS), x_T=grid_x_T, labels=grid_labels,
                           guidance_scale=s, progress=False)
 
 
@@ -459,12 +459,12 @@ print(f"classifier: {sum(p.numel() for p in classifier.parameters()):,} paramete
 # %%
 # NBVAL_IGNORE_OUTPUT
 measure_labels = torch.arange(MEASURE_N) % 10                       # 0, 1, ..., 9, 0, 1, ...: N/10 per class
-measure_noise = torch.randn(MEASURE_N, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+measure_x_T = torch.randn(MEASURE_N, 1, 28, 28, generator=torch.Generator().manual_seed(5))
 results = []
 started = time.perf_counter()
 for s in SCALES:
     t0 = time.perf_counter()
-    images = sample(model, DDIMSampler(schedule, steps=MEASURE_STEPS), noise=measure_noise, labels=measure_labels,
+    images = sample(model, DDIMSampler(schedule, steps=MEASURE_STEPS), x_T=measure_x_T, labels=measure_labels,
                     guidance_scale=s, progress=False)
     seconds = time.perf_counter() - t0
     scores = evaluator.score(images, measure_labels)                # n, fid, fid_floor, accuracy, class_histogram
@@ -610,10 +610,10 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 shirt = classes.index("Shirt")
-explorer_noise = torch.randn(EXPLORER_N, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+explorer_x_T = torch.randn(EXPLORER_N, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 static_scales = (0.0, 1.0, 3.0, 6.0)
 with timed(f"{len(static_scales)} grids of {EXPLORER_N}, DDIM-{EXPLORER_STEPS}"):
-    states = [guidance_state(model, schedule, explorer_noise, shirt, s, steps=EXPLORER_STEPS, classifier=classifier,
+    states = [guidance_state(model, schedule, explorer_x_T, shirt, s, steps=EXPLORER_STEPS, classifier=classifier,
                              class_names=classes) for s in static_scales]
 for state in states:
     print(state["caption"])

@@ -155,10 +155,11 @@ plt.show()
 # ## 2. The model outputs $2C$ channels: $\hat\varepsilon$ and $v$
 #
 # A learned-variance UNet (`UNetConfig(learn_sigma=True)`) has twice the output channels: the first $C$
-# are $\hat\varepsilon$ as before, the other $C$ are a raw interpolation value, one per pixel. The shipped
-# checkpoint `fashion_mnist_learned_var.pt` is such a model, trained with the hybrid loss of section 5
-# (4,784 steps × batch 64, about 5 epochs, in 20 minutes on a 2-core CPU; EMA weights, see
-# `checkpoints/README.md`).
+# are $\hat\varepsilon$ as before, the other $C$ are a raw interpolation value $v_\text{raw}$, one per pixel
+# (`v_raw` in the package; `v` is always the paper's weight of section 3). The shipped checkpoint
+# `fashion_mnist_learned_var.pt` is such a model, trained with the hybrid loss of section 5 in 20 minutes on a
+# 2-core CPU, with EMA weights (section 8 prints its training steps; `checkpoints/README.md` has the command
+# that made it).
 
 # %%
 model, lv_schedule, lv_ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_learned_var.pt"))
@@ -174,9 +175,9 @@ t = torch.tensor([0, 10, 100, 500])
 x_t = q_sample(schedule, x0, t, torch.randn(x0.shape, generator=torch.Generator().manual_seed(0)))
 with torch.no_grad():
     model_output = model(x_t, t)                                   # (4, 2C, 28, 28)
-eps_pred, raw_v = model_output.chunk(2, dim=1)                     # (4, C, 28, 28) each
+eps_pred, v_raw = model_output.chunk(2, dim=1)                     # (4, C, 28, 28) each
 print(f"x_t {tuple(x_t.shape)} → model output {tuple(model_output.shape)} → ε̂ {tuple(eps_pred.shape)} "
-      f"and raw v {tuple(raw_v.shape)}")
+      f"and v_raw {tuple(v_raw.shape)}")
 
 # %% [markdown]
 # ## 3. Eq. 15: interpolating between $\beta_t$ and $\tilde\beta_t$ in log space
@@ -188,27 +189,29 @@ print(f"x_t {tuple(x_t.shape)} → model output {tuple(model_output.shape)} → 
 # $$\Sigma_\theta(x_t, t) = \exp\big(v \log\beta_t + (1 - v)\log\tilde\beta_t\big) \qquad \text{(Improved DDPM eq. 15)}.$$
 #
 # $v = 0$ gives $\tilde\beta_t$, $v = 1$ gives $\beta_t$. The network's raw channel is mapped to it by
-# $v = (\text{out} + 1)/2$, so a raw output of $-1$ means $\tilde\beta_t$ and $+1$ means $\beta_t$. There is
+# $v = (v_\text{raw} + 1)/2$, so a raw output of $-1$ means $\tilde\beta_t$ and $+1$ means $\beta_t$. There is
 # no clamp: the paper put no constraint on $v$ and did not see its networks leave the range in practice
-# (section 6 prints how far ours strays). (Careful with names: the package's
-# `learned_log_variance(schedule, v, t)` takes the **raw** output, as improved-diffusion's code does.)
+# (section 6 prints how far ours strays). (Careful with names: `v` is the paper's weight everywhere, and
+# the package's `learned_log_variance(schedule, v_raw, t)` takes the **raw** output, as improved-diffusion's
+# code does; the samplers call the same function.)
 # A teaching version, checked against the package:
 
 # %%
-def learned_log_variance_by_hand(schedule: NoiseSchedule, raw_v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Improved DDPM eq. 15: log σ² = v log β_t + (1 − v) log β̃_t with v = (raw + 1)/2.  raw_v [B, C, H, W], t [B]."""
-    v = (raw_v + 1) / 2                                                        # the paper's v
+def learned_log_variance_by_hand(schedule: NoiseSchedule, v_raw: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Improved DDPM eq. 15: log σ² = v log β_t + (1 − v) log β̃_t with v = (v_raw + 1)/2.  v_raw [B, C, H, W], t [B]."""
+    v = (v_raw + 1) / 2                                                        # the paper's v
     log_beta = schedule.betas.log()[t].view(-1, 1, 1, 1)                       # (B, 1, 1, 1)
     log_beta_tilde = schedule.posterior_log_variance_clipped[t].view(-1, 1, 1, 1)
     return v * log_beta + (1 - v) * log_beta_tilde
 
 
 generator = torch.Generator().manual_seed(1)
-raw = 2 * torch.rand(8, 1, 5, 5, generator=generator, dtype=torch.float64) - 1   # raw outputs in [-1, 1]
+v_raw_draws = 2 * torch.rand(8, 1, 5, 5, generator=generator, dtype=torch.float64) - 1   # raw outputs in [-1, 1]
 ts = torch.randint(0, T, (8,), generator=generator)
-torch.testing.assert_close(learned_log_variance_by_hand(schedule, raw, ts), learned_log_variance(schedule, raw, ts))
-torch.testing.assert_close(learned_log_variance_by_hand(schedule, raw_v.double(), t),
-                           learned_log_variance(schedule, raw_v.double(), t))
+torch.testing.assert_close(learned_log_variance_by_hand(schedule, v_raw_draws, ts),
+                           learned_log_variance(schedule, v_raw_draws, ts))
+torch.testing.assert_close(learned_log_variance_by_hand(schedule, v_raw.double(), t),
+                           learned_log_variance(schedule, v_raw.double(), t))
 print("learned_log_variance_by_hand matches ddpm_teach.losses.learned_log_variance")
 
 # the end points: raw −1 → β̃_t, raw +1 → β_t, raw 0 → the geometric mean √(β_t β̃_t)
@@ -275,7 +278,7 @@ reference = torch.distributions.kl_divergence(torch.distributions.Normal(mean1, 
                                               torch.distributions.Normal(mean2, (0.5 * logvar2).exp()))
 torch.testing.assert_close(kl, reference)
 print("normal_kl_by_hand = ddpm_teach.losses.normal_kl = torch.distributions.kl_divergence on 6 random pairs")
-print("KL values (nats):", [round(v, 4) for v in kl.tolist()])
+print("KL values (nats):", [round(value, 4) for value in kl.tolist()])
 print("KL of a Gaussian with itself is 0:", bool(normal_kl(mean1, logvar1, mean1, logvar1).abs().max() < 1e-12))
 
 # %% [markdown]
@@ -316,20 +319,21 @@ x = pixel_values[torch.tensor([0, 1, 100, 128, 254, 255])]                      
 mean = torch.tensor([-0.98, -0.98, -0.2, 0.0, 0.97, 0.97], dtype=torch.float64)
 log_scale = torch.full_like(mean, 0.5 * math.log(1e-3))                             # σ² = 1e-3
 torch.testing.assert_close(discretized_log_likelihood_by_hand(x, mean, log_scale),
-                           discretized_gaussian_log_likelihood(x, mean, log_scale))
+                           discretized_gaussian_log_likelihood(x, mean=mean, log_scale=log_scale))
 print("discretized_log_likelihood_by_hand matches ddpm_teach.losses.discretized_gaussian_log_likelihood")
-print("log p per pixel (nats):", [round(v, 4) for v in discretized_gaussian_log_likelihood(x, mean, log_scale).tolist()])
+print("log p per pixel (nats):", [round(p, 4) for p in discretized_gaussian_log_likelihood(x, mean=mean, log_scale=log_scale).tolist()])
 
 # the 256 bin probabilities of any one Gaussian add up to 1
 for mu, sigma2 in ((0.0, 1e-3), (-0.99, 1e-4), (0.5, 0.3)):
-    log_p = discretized_gaussian_log_likelihood(pixel_values, torch.full_like(pixel_values, mu),
-                                                torch.full_like(pixel_values, 0.5 * math.log(sigma2)))
+    log_p = discretized_gaussian_log_likelihood(pixel_values, mean=torch.full_like(pixel_values, mu),
+                                                log_scale=torch.full_like(pixel_values, 0.5 * math.log(sigma2)))
     print(f"mean {mu:+.2f}, σ² = {sigma2:g}: the 256 probabilities sum to {log_p.exp().sum().item():.6f}")
 
 # %% [markdown]
 # ### 4c. $L_t$ as the package computes it, and where the variance matters
 #
-# `ddpm_teach.losses.vlb_terms(schedule, ε̂, raw_v, x_0, x_t, t)` puts these together: the model's mean is
+# `ddpm_teach.losses.vlb_terms(schedule, eps_pred=ε̂, v_raw=..., x0=x_0, x_t=x_t, t=t)` puts these together (its
+# tensors are passed by name: they all have one shape, and a swap must not pass silently): the model's mean is
 # the posterior mean at $\hat x_0$ (from $\hat\varepsilon$, DDPM eq. 15 and eq. 7), its variance comes
 # from eq. 15, and it returns the KL for $t > 0$ and the decoder NLL for $t = 0$, averaged over the
 # dimensions and converted to **bits per dimension**.
@@ -343,14 +347,14 @@ for mu, sigma2 in ((0.0, 1e-3), (-0.99, 1e-4), (0.5, 0.3)):
 x0_test, _ = data.batch(list(range(8)))
 x0_test = x0_test.double()                                              # (8, 1, 28, 28), float64 for clean zeros
 noise = torch.randn(x0_test.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-minus_one, plus_one = -torch.ones_like(noise), torch.ones_like(noise)  # raw v: σ² = β̃ and σ² = β
+minus_one, plus_one = -torch.ones_like(noise), torch.ones_like(noise)  # v_raw: σ² = β̃ and σ² = β
 
 print(f"{'t':>5}{'L_t, σ²=β̃ (bits/dim)':>24}{'L_t, σ²=β (bits/dim)':>23}{'closed form, σ²=β':>20}")
 for t_value in (0, 1, 2, 5, 10, 50, 100, 500, 999):
     t_batch = torch.full((8,), t_value)
     x_t_test = q_sample(schedule, x0_test, t_batch, noise)
-    small = vlb_terms(schedule, noise, minus_one, x0_test, x_t_test, t_batch).mean().item()
-    large = vlb_terms(schedule, noise, plus_one, x0_test, x_t_test, t_batch).mean().item()
+    small = vlb_terms(schedule, eps_pred=noise, v_raw=minus_one, x0=x0_test, x_t=x_t_test, t=t_batch).mean().item()
+    large = vlb_terms(schedule, eps_pred=noise, v_raw=plus_one, x0=x0_test, x_t=x_t_test, t=t_batch).mean().item()
     r = (schedule.posterior_variance[t_value] / schedule.betas[t_value]).item()
     closed = 0.5 * (r - 1 - math.log(r)) / math.log(2) if t_value > 0 else float("nan")
     print(f"{t_value:>5}{round(small, 4) + 0.0:>24.4f}{large:>23.4f}{closed:>20.4f}")   # + 0.0: no "-0.0000"
@@ -389,22 +393,23 @@ t_four = torch.tensor([0, 3, 40, 700])
 noise_four = torch.randn(x0_four.shape, generator=torch.Generator().manual_seed(4))
 x_t_four = q_sample(schedule, x0_four, t_four, noise_four)
 output = model(x_t_four, t_four)                                  # (4, 2, 28, 28), part of the autograd graph
-eps_part, v_part = output.chunk(2, dim=1)
+eps_part, v_raw_part = output.chunk(2, dim=1)
 
 def output_gradient(loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """d loss / d model output, split into its ε channels and its v channels."""
+    """d loss / d model output, split into its ε channels and its v_raw channels."""
     grad, = torch.autograd.grad(loss, output, retain_graph=True)
     return grad.chunk(2, dim=1)
 
-loss, parts = hybrid_loss(schedule, output, noise_four, x0_four, x_t_four, t_four, vlb_weight=0.001)
-grad_eps, grad_v = output_gradient(loss)
-simple_grad_eps, simple_grad_v = output_gradient(simple_loss(eps_part, noise_four))
-vlb_grad_eps, vlb_grad_v = output_gradient(vlb_terms(schedule, eps_part.detach(), v_part, x0_four, x_t_four, t_four).mean())
-leaky_grad_eps, _ = output_gradient(vlb_terms(schedule, eps_part, v_part, x0_four, x_t_four, t_four).mean())
+loss, parts = hybrid_loss(schedule, output, noise=noise_four, x0=x0_four, x_t=x_t_four, t=t_four, vlb_weight=0.001)
+grad_eps, grad_v_raw = output_gradient(loss)
+simple_grad_eps, simple_grad_v_raw = output_gradient(simple_loss(eps_part, noise_four))
+four = dict(x0=x0_four, x_t=x_t_four, t=t_four)
+vlb_grad_eps, vlb_grad_v_raw = output_gradient(vlb_terms(schedule, eps_pred=eps_part.detach(), v_raw=v_raw_part, **four).mean())
+leaky_grad_eps, _ = output_gradient(vlb_terms(schedule, eps_pred=eps_part, v_raw=v_raw_part, **four).mean())
 
 print("L_vlb (ε̂ detached):  gradient on the ε channels is exactly zero:", bool((vlb_grad_eps == 0).all()))
-print("                      gradient on the v channels is non-zero:    ", bool((vlb_grad_v != 0).any()))
-print("L_simple:             gradient on the v channels is exactly zero:", bool((simple_grad_v == 0).all()))
+print("                      gradient on the v channels is non-zero:    ", bool((vlb_grad_v_raw != 0).any()))
+print("L_simple:             gradient on the v channels is exactly zero:", bool((simple_grad_v_raw == 0).all()))
 print("hybrid_loss:          ε-channel gradient equals L_simple's alone: ",
       bool(torch.allclose(grad_eps, simple_grad_eps, rtol=0, atol=0)))
 print("without the detach:   L_vlb would push the ε channels too:       ", bool((leaky_grad_eps != 0).any()))
@@ -420,7 +425,7 @@ print("without the detach:   L_vlb would push the ε channels too:       ", bool
 # Now the trained model. We noise `N_PROBE` test images to a range of timesteps (one fixed noise draw
 # per timestep), run the model once per timestep, and look at
 #
-# 1. the learned $v = (\text{out} + 1)/2$, averaged over pixels and images (the band: the spread of the
+# 1. the learned $v = (v_\text{raw} + 1)/2$, averaged over pixels and images (the band: the spread of the
 #    per-image averages), against the oracle $v^*$ that section 4a's $\sigma^{2*} = \tilde\beta_t + e$ gives
 #    for this model's own mean error $e$;
 # 2. $L_t$ in bits/dim with the learned variance and with the two fixed ones, all with the model's
@@ -438,30 +443,46 @@ with timed(f"probing the model at {len(probe_ts)} timesteps with {N_PROBE} test 
     for t_value in probe_ts:
         t_batch = torch.full((N_PROBE,), t_value)
         x_t_probe = q_sample(schedule, x0_probe, t_batch, torch.randn(x0_probe.shape, generator=probe_generator))
-        eps_probe, raw_probe = model(x_t_probe, t_batch).chunk(2, dim=1)
-        v_per_image = ((raw_probe + 1) / 2).mean(dim=(1, 2, 3))                      # (N_PROBE,)
-        probe["raw_min"].append(raw_probe.min().item())
-        probe["raw_max"].append(raw_probe.max().item())
-        probe["raw_outside"].append((raw_probe.abs() > 1).double().mean().item())
+        eps_probe, v_raw_probe = model(x_t_probe, t_batch).chunk(2, dim=1)
+        v_per_image = ((v_raw_probe + 1) / 2).mean(dim=(1, 2, 3))                    # the paper's v, (N_PROBE,)
+        probe["raw_min"].append(v_raw_probe.min().item())
+        probe["raw_max"].append(v_raw_probe.max().item())
+        probe["raw_outside"].append((v_raw_probe.abs() > 1).double().mean().item())
         probe["v_mean"].append(v_per_image.mean().item())
         probe["v_spread"].append(v_per_image.std().item())
         # the oracle: σ²* = β̃_t + e, e = the mean's squared error, written as a v (eq. 15 solved for v)
-        true_mean, _, _ = q_posterior(schedule, x0_probe, x_t_probe, t_batch)
-        model_mean, _, _ = q_posterior(schedule, predict_x0_from_eps(schedule, x_t_probe, t_batch, eps_probe), x_t_probe, t_batch)
+        true_mean, _, _ = q_posterior(schedule, x0=x0_probe, x_t=x_t_probe, t=t_batch)
+        pred_x0 = predict_x0_from_eps(schedule, x_t_probe, t_batch, eps_probe)
+        model_mean, _, _ = q_posterior(schedule, x0=pred_x0, x_t=x_t_probe, t=t_batch)
         e = ((true_mean - model_mean) ** 2).mean().item()
         beta, beta_tilde = schedule.betas[t_value].item(), schedule.posterior_variance[t_value].item()
         probe["v_oracle"].append(math.log1p(e / beta_tilde) / math.log(beta / beta_tilde) if t_value > 0 else float("nan"))
-        for key, raw_value in (("L_learned", raw_probe), ("L_small", -torch.ones_like(raw_probe)), ("L_large", torch.ones_like(raw_probe))):
-            probe[key].append(vlb_terms(schedule, eps_probe, raw_value, x0_probe, x_t_probe, t_batch).mean().item())
+        for key, v_raw_value in (("L_learned", v_raw_probe), ("L_small", -torch.ones_like(v_raw_probe)),
+                                 ("L_large", torch.ones_like(v_raw_probe))):
+            probe[key].append(vlb_terms(schedule, eps_pred=eps_probe, v_raw=v_raw_value, x0=x0_probe, x_t=x_t_probe,
+                                        t=t_batch).mean().item())
 
 print(f"{'t':>5}{'learned v':>11}{'oracle v*':>11}{'L_t learned':>13}{'L_t β̃':>9}{'L_t β':>9}   (bits/dim)")
 for i, t_value in enumerate(probe_ts):
     print(f"{t_value:>5}{probe['v_mean'][i]:>11.3f}{probe['v_oracle'][i]:>11.3f}{probe['L_learned'][i]:>13.4f}"
           f"{probe['L_small'][i]:>9.4f}{probe['L_large'][i]:>9.4f}")
 sum_over_probe = {key: sum(probe[key][:8]) for key in ("L_learned", "L_small", "L_large")}
-print("\nL_t summed over the probed t ≤ 20:  " + ",  ".join(f"{k[2:]}: {v:.3f}" for k, v in sum_over_probe.items()))
-print(f"raw v channel over all probes: min {min(probe['raw_min']):.2f}, max {max(probe['raw_max']):.2f}; "
+print("\nL_t summed over the probed t ≤ 20:  " + ",  ".join(f"{key[2:]}: {total:.3f}" for key, total in sum_over_probe.items()))
+print(f"v_raw channel over all probes: min {min(probe['raw_min']):.2f}, max {max(probe['raw_max']):.2f}; "
       f"{sum(probe['raw_outside']) / len(probe_ts):.2%} of the values lie outside [-1, 1] (σ² outside [β̃_t, β_t])")
+at = {t_value: i for i, t_value in enumerate(probe_ts)}                 # probe index of each timestep
+for t_value in (0, 1):                                                     # t = 0 is the decoder NLL
+    excess = {key: probe[key][at[t_value]] / probe["L_learned"][at[t_value]] - 1 for key in ("L_small", "L_large")}
+    print(f"at t = {t_value} the fixed variances cost more than the learned one: "
+          f"β̃_t {excess['L_small']:+.0%}, β_t {excess['L_large']:+.0%}")
+gap = max(abs(probe["v_mean"][i] - probe["v_oracle"][i]) for t_value, i in at.items() if 1 <= t_value <= 20)
+print(f"largest |learned v − oracle v*| for 1 ≤ t ≤ 20: {gap:.2f}")
+late = [i for t_value, i in at.items() if t_value >= 200]
+print(f"from t = 200 on: learned v {min(probe['v_mean'][i] for i in late):.2f} to {max(probe['v_mean'][i] for i in late):.2f}, "
+      f"oracle v* {min(probe['v_oracle'][i] for i in late):.2f} to {max(probe['v_oracle'][i] for i in late):.2f}")
+print(f"largest L_t (learned) from t = 50 on: {max(probe['L_learned'][i] for t_value, i in at.items() if t_value >= 50):.4f} bits/dim")
+print("β_t's excess over the learned L_t: " + ", ".join(
+    f"{probe['L_large'][at[t_value]] / probe['L_learned'][at[t_value]] - 1:+.1%} at t = {t_value}" for t_value in (12, 300, 400, 999)))
 
 # %%
 x_axis = [t_value + 1 for t_value in probe_ts]                    # the paper's t, for a log axis
@@ -488,34 +509,32 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# How to read it (the exact curves depend on how long the model trained):
+# How to read it (the exact curves depend on how long the model trained, so the numbers are in the printout
+# above; its $t$ is the 0-based index, one less than the paper's $t$ on the figure's axes):
 #
 # * **Small $t$, where it matters.** Here $\beta$ and $\tilde\beta$ differ and $v$ gets a real gradient.
 #   The learned variance should give the lowest $L_t$ of the three there (ratios above 1 in the right
-#   panel), and it does: at $t = 1$ the fixed variances cost 43% ($\tilde\beta_t$: 0.431 against 0.301
-#   bits/dim) and 23% ($\beta_t$: 0.371) more, and summed over the probed $t \le 20$ the learned variance
-#   gives 2.297 bits/dim against 2.552 ($\tilde\beta_t$) and 2.475 ($\beta_t$). Its $v$ also follows the
-#   oracle closely: within 0.03 of it from $t = 5$ to $t = 12$ (0.42 against 0.44 at $t = 5$, 0.37 against
-#   0.35 at $t = 12$), somewhat below it at the very first steps (0.49 against 0.59 at $t = 1$). The oracle
-#   is only a guide: it is the best *single* $\sigma^2$ for all pixels at that $t$, while $v$ is chosen per
-#   pixel. It sits well above 0 at the first steps: the model's mean is not exact, so $\tilde\beta_t$ is
-#   too small.
+#   panel): check the first rows of the table, the sums over the probed $t \le 20$, and the lines that give
+#   the fixed variances' excess at $t = 0$ and $t = 1$. Its $v$ should also follow the oracle: look for the
+#   two curves together at small $t$, with the learned $v$ possibly a little below $v^*$ at the very first
+#   steps (the printout gives the largest gap for $1 \le t \le 20$). The oracle is only a guide: it is the
+#   best *single* $\sigma^2$ for all pixels at that $t$, while $v$ is chosen per pixel. It sits well above 0
+#   at the first steps: the model's mean is not exact, so $\tilde\beta_t$ is too small.
 # * **Large $t$, where it does not.** The gradient of $L_t$ with respect to $v$ is proportional to the gap
 #   $\log\beta_t - \log\tilde\beta_t \approx 0$, so almost nothing trains $v$ there and it stays near
-#   whatever the network outputs by default (0.19 to 0.23 from $t = 200$ on here, above the oracle's
-#   0.08 to 0.14 at $t = 200$ to $500$). It costs next to nothing: $L_t$ is about 0.005 bits/dim or less from
-#   $t = 50$ on, the learned and the $\tilde\beta_t$ terms agree to four decimals from $t = 80$ on, and
-#   $\beta_t$'s excess over the learned term shrinks from about 10% at $t = 12$ to 2% at $t = 300$ and
-#   below 1% from $t = 400$ on. (The last point, $t = 999$, is a ratio of terms below 0.0001 bits/dim:
-#   there $\beta_t$ is 2% *below* the learned term, as the oracle predicts.) The oracle leaves the plot
-#   at the end: it climbs from 0.14 at $t = 500$ to 0.64 at $t = 900$ and 3.4 at $t = 999$. A tiny error in
+#   whatever the network outputs by default (the printout gives its range from $t = 200$ on, next to the
+#   oracle's). It costs next to nothing: $L_t$ is tiny from about $t = 50$ on (the printout gives the
+#   largest), the learned and the $\tilde\beta_t$ columns agree to several decimals, and $\beta_t$'s excess
+#   over the learned term shrinks as $t$ grows (printed at a few $t$; the last, $t = 999$, is a ratio of
+#   terms too small to matter, and may even come out negative, as the oracle allows). The oracle leaves the
+#   plot at the end, climbing past 1 over the last few hundred steps. A tiny error in
 #   $\hat\varepsilon$ becomes a large error in $\hat x_0$ (it is divided by $\sqrt{\bar\alpha_t} \approx 0$),
 #   and $v^* > 1$ says the best variance lies above even $\beta_t$; with $\beta_t \approx \tilde\beta_t$
 #   that has no effect on the loss.
-# * **Outside the range.** The paper saw its networks keep $v$ within $[0, 1]$ without a clamp. Ours does
-#   not quite: 11.8% of the raw values over all probes lie outside $[-1, 1]$ (from $-1.79$ to $1.67$, i.e.
-#   $v$ from $-0.40$ to $1.34$), so some pixels get a $\sigma^2$ a little below $\tilde\beta_t$ or above
-#   $\beta_t$. Nothing in eq. 15 forbids it.
+# * **Outside the range.** The paper saw its networks keep $v$ within $[0, 1]$ without a clamp. Check
+#   ours in the printout's `v_raw` line: the share of raw values outside $[-1, 1]$ and their range (where
+#   $v_\text{raw}$ leaves $[-1, 1]$, $v = (v_\text{raw} + 1)/2$ leaves $[0, 1]$, and those pixels get a
+#   $\sigma^2$ a little below $\tilde\beta_t$ or above $\beta_t$). Nothing in eq. 15 forbids it.
 # * **Why it matters later:** with 1000 steps, whatever $v$ is barely changes $\sigma^2$ beyond the first
 #   few dozen steps. After respacing (next section) the same $v$ interpolates between two variances that are
 #   much further apart, most of all at small and middle $t$ (at the noisiest steps they still nearly coincide).
@@ -558,7 +577,7 @@ for K in (1000, 100, 50, 25):
     tau, beta_respaced, beta_tilde_respaced = respace_by_hand(schedule, K)
     gap = (beta_respaced[1:] / beta_tilde_respaced[1:]).log()                          # i ≥ 1 (β̃'_0 = 0)
     respaced_gaps[K] = (tau[1:], gap)
-    print(f"{K:>5}{', '.join(str(int(v)) for v in tau[:3]) + ', ...':>22}{beta_respaced.max().item():>12.4f}"
+    print(f"{K:>5}{', '.join(str(int(tau_i)) for tau_i in tau[:3]) + ', ...':>22}{beta_respaced.max().item():>12.4f}"
           f"{gap[1].item():>19.3f}{gap.median().item():>19.4f}")
 
 # %%
@@ -614,8 +633,8 @@ ddpm_teach.exercises.nb08.check_respaced_ratio(answer_2)
 # * **fixed_large**: $\sigma^2 = \beta'$, likewise.
 #
 # As a reference, the shipped fixed-variance model `fashion_mnist_ddpm.pt` (same architecture with $C$
-# outputs, trained with $L_\text{simple}$ alone on the same data, but for fewer steps: 3,510 in 15 minutes
-# against the learned-variance model's 4,784 in 20, printed below) is sampled with fixed_small, the
+# outputs, trained with $L_\text{simple}$ alone on the same data, but for fewer steps, in 15 minutes against
+# the learned-variance model's 20; the next cell prints both step counts) is sampled with fixed_small, the
 # sampler's default, at the same step counts and with the same starting noise. To add its fixed_large run, add a line to `CONFIGS`: each adds about a quarter to the
 # sampling time. Quality is measured with the classifier-FID of notebook 05: lower is better, and the
 # real-versus-real floor (N real training images scored the same way) is about what a perfect sampler would
@@ -677,6 +696,20 @@ print("\nevery cell, as Evaluator.format_scores prints it:")
 for (name, steps), cell in scores.items():
     print(f"  {steps:>3} steps, {name:<38} {Evaluator.format_scores(cell)}")
 
+short = dict(zip(CONFIGS, ("learned", "fixed_small", "fixed_large", "reference")))
+print("\ndifferences in classifier-FID, ± the larger bootstrap spread of the two cells "
+      "(resolved: more than twice that):")
+for steps in STEP_COUNTS:
+    fid = {short[name]: scores[name, steps]["fid"] for name in CONFIGS}
+    spread = {short[name]: scores[name, steps]["fid_spread"] for name in CONFIGS}
+    pairs = [("learned", "fixed_small"), ("learned", "fixed_large"), ("reference", "learned"), ("reference", "fixed_small")]
+    print(f"  {steps:>3} steps: " + ";  ".join(
+        f"{a} − {b} {fid[a] - fid[b]:+.2f} ± {max(spread[a], spread[b]):.1f}"
+        f"{'' if abs(fid[a] - fid[b]) > 2 * max(spread[a], spread[b]) else ' (not resolved)'}" for a, b in pairs))
+    same_model = [fid[key] for key in ("learned", "fixed_small", "fixed_large")]
+    print(f"             worst minus best of the three variances: {max(same_model) - min(same_model):.2f}; "
+          f"best cell minus the floor: {min(fid.values()) - floor:+.2f}")
+
 # %%
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 for (name, _), style in zip(CONFIGS.items(), ("o-", "s--", "^--", "d:")):
@@ -706,50 +739,45 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What to look for, in the table, the plot and the grids:
+# What to look for, in the table, the differences printed under it, the plot and the grids:
 #
 # * **Same $\hat\varepsilon$, different variance.** The three left grids share every random number; only
 #   $\sigma^2$ differs. Too much variance at the last, big steps leaves visible grain that the next steps
-#   can no longer remove: at 25 steps the fixed_large grid is covered in speckle, on the garments and on the
-#   background (classifier-FID 19.68). Too little gives smoother, sometimes washed-out images. The learned
-#   and fixed_small grids are almost the same pictures; the learned one keeps a little more fine texture,
-#   fixed_small is a shade smoother.
+#   can no longer remove: look for speckle on the garments and on the background in the fixed_large grid at
+#   25 steps, and for its score in the table. Too little gives smoother, sometimes washed-out images. Expect
+#   the learned and fixed_small grids to be almost the same pictures; look for a little more fine texture
+#   in one and a shade more smoothness in the other.
 # * **Where the learned variance lands.** Improved DDPM found that a learned variance keeps sample quality
-#   as $K$ shrinks, where a fixed one can lose it. Half of that shows here. The learned variance avoids
-#   fixed_large's loss: 3.75 against 19.68 at 25 steps, 3.17 against 10.38 at 50, 3.16 against 5.61 at 100.
-#   But it does not beat fixed_small at any $K$: fixed_small is nominally better everywhere (3.56, 2.71,
-#   2.54), by 0.19 at 25 steps, 0.46 at 50 and 0.62 at 100. Each of these gaps is smaller than the
-#   bootstrap spreads of its two cells (0.7 to 1.0), so none is resolved at N = 96. The gap is smallest
-#   at 25 steps, the direction the paper's result points to, but at this N that is no evidence.
-# * **Trends with $K$.** The three variances of the same model move closer together as $K$ grows (with 1000
-#   steps the two fixed ones are nearly the same, section 1): the worst minus the best is 16.1 at 25 steps,
-#   7.7 at 50 and 3.1 at 100, almost all of it fixed_large. That spread at few steps is what learning the
-#   variance is meant to remove, and here it removes it: the learned row stays within 0.2 to 0.6 of the best
-#   fixed choice without anyone having to know which one that is. fixed_small improves steadily (3.56, 2.71,
-#   2.54); the learned row gains from 25 to 50 steps and is flat from 50 to 100 (3.17, 3.16).
+#   as $K$ shrinks, where a fixed one can lose it. Check both halves of that in the printed differences.
+#   Does the learned variance avoid fixed_large's loss (learned − fixed_large clearly negative, and
+#   resolved)? Does it also beat fixed_small (learned − fixed_small negative)? A gap smaller than about
+#   twice the bootstrap spread of its cells is not resolved at this N, whichever way it points; and a gap
+#   that shrinks as $K$ falls is the direction the paper's result points to, but at a small N it is no
+#   evidence on its own.
+# * **Trends with $K$.** Expect the three variances of the same model to move closer together as $K$ grows
+#   (with 1000 steps the two fixed ones are nearly the same, section 1): the printout gives the worst minus
+#   the best at each $K$, and the table shows which row makes most of it. That spread at few steps is what
+#   learning the variance is meant to remove: look at how close the learned row stays to the best fixed
+#   choice, without anyone having to know which one that is, and at how each row changes from 25 to 50 to
+#   100 steps.
 # * **Likelihood is not FID.** The learned variance is trained to minimise the bound (section 6: the lowest
-#   $L_t$, 2.297 bits/dim summed over the probed $t \le 20$ against 2.552 for $\tilde\beta_t$), not to
-#   please a feature-based score, and a variance a little below the bound's optimum gives smoother samples.
-#   So fixed_small matching or, as here nominally, beating the learned variance is not a bug. What
-#   learning the variance buys is not having to guess: no grain from a too-large variance at few steps, and
-#   the best likelihood.
-# * **The reference** shows the plain $L_\text{simple}$ model with the same sampler. Here the
-#   learned-variance model's rows are lower at 25 and 50 steps (learned 3.75 and 3.17, fixed_small 3.56 and
-#   2.71, against 4.52 and 3.80), and at 100 steps the reference (2.84) lies between them (learned 3.16,
-#   fixed_small 2.54). Every one of these differences is at most 1.1, not resolved at this N. Even a
-#   resolved gap could not be credited to the hybrid loss alone: the learned-variance checkpoint trained
-#   36% more steps (4,784 against 3,510, printed above), and the $v$ channels take a share of a small
+#   $L_t$ summed over the probed $t \le 20$), not to please a feature-based score, and a variance a little
+#   below the bound's optimum gives smoother samples. So fixed_small matching or even nominally beating the
+#   learned variance would not be a bug. What learning the variance buys is not having to guess: no grain
+#   from a too-large variance at few steps, and the best likelihood.
+# * **The reference** shows the plain $L_\text{simple}$ model with the same sampler. Read its printed
+#   differences to the learned-variance model's learned and fixed_small rows, and which of them are resolved.
+#   Even a resolved gap could not be credited to the hybrid loss alone: the two checkpoints trained for
+#   different numbers of steps (both printed above), and the $v$ channels take a share of a small
 #   network. Improved DDPM's far larger models reached competitive likelihoods "while maintaining high
 #   sample quality".
 # * **Honesty about noise.** The ± in the table and the bars in the plot are bootstrap spreads over the N
-#   samples of each cell: differences smaller than about twice that are not resolved at this N. Here only
-#   fixed_large against the other three is resolved, clearly at 25 and 50 steps and only just at 100
-#   (5.61 ± 0.9 against the learned 3.16 ± 1.0). The floor, 2.45 at N = 96, shows how much of every FID is
-#   small-sample bias: fixed_small at 100 steps (2.54) is within 0.1 of it, and every cell but fixed_large's
-#   is within 2.1 of it. Both shipped models were trained briefly on a CPU (15 and 20 minutes), and the
-#   paper's models were far larger and trained far longer: where these numbers disagree with the paper,
-#   training length and N are the first suspects. For tighter numbers raise `N_EVAL` (the cost is linear
-#   in it; a GPU makes N = 1000 cheap).
+#   samples of each cell: differences smaller than about twice that are not resolved at this N (the
+#   printout marks them). The floor, printed with the table, shows how much of every FID is small-sample
+#   bias: the printout gives how far the best cell at each $K$ sits above it. Both shipped models were
+#   trained briefly on a CPU (15 and 20 minutes), and the paper's models were far larger and trained far
+#   longer: where these numbers disagree with the paper, training length and N are the first suspects. For
+#   tighter numbers raise `N_EVAL` (the cost is linear in it; a GPU makes N = 1000 cheap).
 #
 # ## Summary
 #
@@ -757,8 +785,8 @@ plt.show()
 #   $\beta_t$ (no knowledge of $x_0$). For $T = 1000$ they differ only near $t = 0$, where the
 #   bound's per-step terms are largest.
 # * Improved DDPM lets the UNet output $2C$ channels, $\hat\varepsilon$ and $v$, and sets
-#   $\log\sigma^2 = v\log\beta_t + (1-v)\log\tilde\beta_t$ with $v = (\text{out}+1)/2$ (eq. 15;
-#   `ddpm_teach.losses.learned_log_variance` takes the raw output).
+#   $\log\sigma^2 = v\log\beta_t + (1-v)\log\tilde\beta_t$ with $v = (v_\text{raw}+1)/2$ (eq. 15;
+#   `ddpm_teach.losses.learned_log_variance` takes the raw output `v_raw`).
 # * The variance is trained by the bound's terms: Gaussian KLs (`normal_kl`) for $t > 0$ and the
 #   discretised decoder NLL (`discretized_gaussian_log_likelihood`) at $t = 0$, combined in `vlb_terms`.
 #   For a given mean the best variance is $\tilde\beta_t$ plus the mean's squared error.
@@ -769,9 +797,8 @@ plt.show()
 #   $\beta_t \approx \tilde\beta_t$).
 # * Respacing to $K$ steps (`DDPMSampler(schedule, steps=K)`, Improved DDPM §4) defines $\beta'$ and
 #   $\tilde\beta'$ that are much further apart than $\beta$ and $\tilde\beta$ (most at small and middle $t$); that is where a learned variance should help, and
-#   section 8 measured it on this model with classifier-FID, N and the floor printed. At N = 96 the learned
-#   variance avoided fixed_large's large loss at few steps (3.75 against 19.68 at 25 steps) but did not beat
-#   fixed_small at 25, 50 or 100 steps (nominally 0.2 to 0.6 worse, within the bootstrap spread).
+#   section 8 measured it on this model with classifier-FID, N and the floor printed, and printed which
+#   differences between the variances are resolved at that N.
 #
 # **Further reading.** Improved DDPM §3.1 (learned variances), §3.3 (importance-sampled $L_\text{vlb}$),
 # §4 (fast sampling) and their code, [openai/improved-diffusion](https://github.com/openai/improved-diffusion)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ddpm_teach.exercises import nb01
-from ddpm_teach.schedules import NoiseSchedule, make_betas
+from ddpm_teach.schedules import NoiseSchedule, extract, make_betas
 
 
 def alpha_bar_loop(T: int = 1000) -> list[float]:
@@ -107,7 +107,7 @@ def right_answer(schedule, x_t, t, eps):
 
 
 def right_answer_float32(schedule, x_t, t, eps):
-    a = schedule.gather("alphas_cumprod", t, x_t)
+    a = extract(schedule.alphas_cumprod, t, x_t)
     return (x_t - torch.sqrt(1 - a) * eps) / torch.sqrt(a)
 
 

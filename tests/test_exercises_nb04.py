@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ddpm_teach.exercises import nb04
+from ddpm_teach.schedules import extract
 from ddpm_teach.training import TrainConfig, diffusion_loss, ema_decay_at, lr_at
 
 from helpers_exercises import hint as _hint, passes as _passes
@@ -25,8 +26,8 @@ def right_by_hand(model, schedule, x0, t, noise):
     return ((noise - model(x_t, t)) ** 2).mean()
 
 
-def right_with_gather(model, schedule, x0, t, noise):
-    x_t = schedule.gather("sqrt_alphas_cumprod", t, x0) * x0 + schedule.gather("sqrt_one_minus_alphas_cumprod", t, x0) * noise
+def right_with_extract(model, schedule, x0, t, noise):
+    x_t = extract(schedule.sqrt_alphas_cumprod, t, x0) * x0 + extract(schedule.sqrt_one_minus_alphas_cumprod, t, x0) * noise
     return F.mse_loss(model(x_t, t), noise)
 
 
@@ -34,7 +35,7 @@ def right_with_package(model, schedule, x0, t, noise):
     return diffusion_loss(model, schedule, x0, t, noise)[0]
 
 
-@pytest.mark.parametrize("loss_fn", [right_by_hand, right_with_gather, right_with_package])
+@pytest.mark.parametrize("loss_fn", [right_by_hand, right_with_extract, right_with_package])
 def test_algorithm1_right_answers(capsys, loss_fn):
     assert _passes(capsys, nb04.check_algorithm1_loss, loss_fn)
 

@@ -149,7 +149,7 @@ def test_int_t_broadcasts_like_a_full_tensor():
     assert torch.equal(q_sample(schedule, x0, 17, noise), q_sample(schedule, x0, full, noise))
     assert torch.equal(q_step(schedule, x0, 17, noise), q_step(schedule, x0, full, noise))
     assert torch.equal(q_sample(schedule, x0, torch.tensor(17), noise), q_sample(schedule, x0, full, noise))
-    for a, b in zip(q_posterior(schedule, x0, noise, 17), q_posterior(schedule, x0, noise, full)):
+    for a, b in zip(q_posterior(schedule, x0=x0, x_t=noise, t=17), q_posterior(schedule, x0=x0, x_t=noise, t=full)):
         assert torch.equal(a.expand(5, 1, 2, 2), b.expand(5, 1, 2, 2))
 
 
@@ -160,7 +160,7 @@ def test_q_posterior_matches_eq6_7(kind, T):
     ts = [1, 2, T // 2, T - 1]
     x0 = torch.rand(len(ts), 1, 3, 3, dtype=torch.float64) * 2 - 1
     x_t = torch.randn(len(ts), 1, 3, 3, dtype=torch.float64)
-    mean, var, log_var = q_posterior(schedule, x0, x_t, torch.tensor(ts))
+    mean, var, log_var = q_posterior(schedule, x0=x0, x_t=x_t, t=torch.tensor(ts))
     assert mean.shape == x0.shape and var.shape == (len(ts), 1, 1, 1) and log_var.shape == var.shape
     for i, t in enumerate(ts):
         ref_mean, ref_var = posterior_np(schedule.betas, x0[i].numpy(), x_t[i].numpy(), t)
@@ -172,9 +172,9 @@ def test_q_posterior_matches_eq6_7(kind, T):
 def test_q_posterior_in_float32_keeps_dtype_and_agrees():
     schedule = NoiseSchedule.from_name("linear", 1000)
     x0, x_t = torch.rand(2, 1, 4, 4) * 2 - 1, torch.randn(2, 1, 4, 4)
-    mean, var, _ = q_posterior(schedule, x0, x_t, torch.tensor([10, 500]))
+    mean, var, _ = q_posterior(schedule, x0=x0, x_t=x_t, t=torch.tensor([10, 500]))
     assert mean.dtype == torch.float32 and var.dtype == torch.float32
-    mean64, var64, _ = q_posterior(schedule, x0.double(), x_t.double(), torch.tensor([10, 500]))
+    mean64, var64, _ = q_posterior(schedule, x0=x0.double(), x_t=x_t.double(), t=torch.tensor([10, 500]))
     torch.testing.assert_close(mean.double(), mean64, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(var.double(), var64, rtol=1e-6, atol=0.0)
 
@@ -184,7 +184,7 @@ def test_q_posterior_at_t0_is_x0_with_zero_variance():
     schedule = NoiseSchedule.from_name("cosine", 100)
     x0 = torch.rand(3, 2, 4, 4, dtype=torch.float64) * 2 - 1
     x_t = torch.randn(3, 2, 4, 4, dtype=torch.float64)
-    mean, var, log_var = q_posterior(schedule, x0, x_t, 0)
+    mean, var, log_var = q_posterior(schedule, x0=x0, x_t=x_t, t=0)
     torch.testing.assert_close(mean, x0, rtol=1e-12, atol=1e-12)
     assert (var == 0).all()
     assert torch.isfinite(log_var).all()  # clipped to β̃ at t=1
@@ -219,8 +219,8 @@ def test_q_posterior_is_the_bayes_posterior_empirically():
     assert abs(residual_var - ref_var) <= N_SIGMA * ref_var * math.sqrt(2.0 / n)
 
     # and the package's q_posterior gives exactly those coefficients
-    mean, var, _ = q_posterior(schedule, torch.full((2, 1, 1, 1), x0_value, dtype=torch.float64),
-                               torch.tensor([0.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1), t)
+    mean, var, _ = q_posterior(schedule, x0=torch.full((2, 1, 1, 1), x0_value, dtype=torch.float64),
+                               x_t=torch.tensor([0.0, 1.0], dtype=torch.float64).reshape(2, 1, 1, 1), t=t)
     assert mean[0].item() == pytest.approx(ref_intercept, rel=1e-12)
     assert (mean[1] - mean[0]).item() == pytest.approx(ref_slope, rel=1e-12)
     assert var[0].item() == pytest.approx(ref_var, rel=1e-12)
@@ -275,7 +275,7 @@ def test_eps_and_x0_conversions_are_mutual_inverses():
     [
         lambda s, a, b: q_step(s, a, 0, b),
         lambda s, a, b: q_sample(s, a, 0, b),
-        lambda s, a, b: q_posterior(s, a, b, 0),
+        lambda s, a, b: q_posterior(s, x0=a, x_t=b, t=0),
         lambda s, a, b: predict_x0_from_eps(s, a, 0, b),
         lambda s, a, b: predict_eps_from_x0(s, a, 0, b),
     ],
@@ -304,3 +304,32 @@ def test_t_out_of_range_or_float_raises():
         q_step(schedule, x, -1, x)
     with pytest.raises(TypeError):
         q_sample(schedule, x, 1.0, x)
+
+
+def test_q_posterior_takes_its_tensors_by_keyword_only():
+    """x0 and x_t have the same shape, so a positional swap would pass silently: it is a TypeError."""
+    schedule = NoiseSchedule.from_name("linear", 10)
+    x0, x_t = torch.rand(2, 1, 4, 4) * 2 - 1, torch.randn(2, 1, 4, 4)
+    with pytest.raises(TypeError):
+        q_posterior(schedule, x0, x_t, 3)
+    with pytest.raises(TypeError):
+        q_posterior(schedule, x_t, x0, t=3)
+    mean, _, _ = q_posterior(schedule, x_t=x_t, t=3, x0=x0)              # any order, by name
+    swapped, _, _ = q_posterior(schedule, x0=x_t, x_t=x0, t=3)
+    assert not torch.allclose(mean, swapped)                             # so the names matter
+
+
+def test_every_public_function_checks_t_once_at_its_entry(monkeypatch):
+    """Validate once, at the boundary: each public function calls NoiseSchedule.check_t exactly once,
+    however many coefficients it looks up (extract() itself checks nothing)."""
+    schedule = NoiseSchedule.from_name("linear", 10)
+    calls = []
+    real = NoiseSchedule.check_t
+    monkeypatch.setattr(NoiseSchedule, "check_t", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    x = torch.randn(2, 1, 4, 4)
+    for call in (lambda: q_step(schedule, x, 3, x), lambda: q_sample(schedule, x, 3, x),
+                 lambda: q_mean_variance(schedule, x, 3), lambda: q_posterior(schedule, x0=x, x_t=x, t=3),
+                 lambda: predict_x0_from_eps(schedule, x, 3, x), lambda: predict_eps_from_x0(schedule, x, 3, x)):
+        calls.clear()
+        call()
+        assert len(calls) == 1

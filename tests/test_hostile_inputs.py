@@ -195,6 +195,53 @@ def test_user_error_is_one_line_exit_2_and_changes_nothing(case, run, folder, in
     assert not (inputs / "t").exists() and not (inputs / "x.png").exists() and not (inputs / "x.npz").exists()
 
 
+# -- non-finite inputs to sample() ------------------------------------------------------------------
+
+def test_sample_refuses_non_finite_inputs_and_names_them(tiny_unet):
+    from ddpm_teach.samplers import DDIMSampler, sample
+    from ddpm_teach.schedules import NoiseSchedule
+
+    schedule = NoiseSchedule.from_name("linear", 50)
+    model = tiny_unet(num_classes=3)
+    sampler = DDIMSampler(schedule, steps=5)
+    with pytest.raises(ValueError, match="guidance_scale must be a finite number, got nan"):
+        sample(model, sampler, 2, labels=0, guidance_scale=float("nan"), progress=False)
+    x_T = torch.randn(2, 1, 16, 16)
+    x_T[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="x_T contains NaN"):
+        sample(model, sampler, x_T=x_T, progress=False)
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="eta must be a finite number >= 0"):
+            DDIMSampler(schedule, steps=5, eta=bad)
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    with pytest.raises(ValueError, match="weights contain NaN"):
+        sample(model, sampler, 2, progress=False)
+
+
+def test_sample_refuses_a_non_finite_result(tiny_unet, monkeypatch):
+    from ddpm_teach.samplers import DDIMSampler, sample
+    from ddpm_teach.schedules import NoiseSchedule
+
+    model = tiny_unet()
+    monkeypatch.setattr(model, "forward", lambda x, t, labels=None: x * float("nan"))    # e.g. an fp16 overflow
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        sample(model, DDIMSampler(NoiseSchedule.from_name("linear", 50), steps=3), 2, progress=False)
+
+
+def test_a_checkpoint_with_nan_weights_is_an_error_not_black_images(run, tmp_path, capsys):
+    from ddpm_teach.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(run / "checkpoint.pt")
+    first = next(iter(ckpt["ema"]))
+    ckpt["ema"][first] = torch.full_like(ckpt["ema"][first], float("nan"))
+    save_checkpoint({k: v for k, v in ckpt.items() if k != "format"}, tmp_path / "nan.pt")
+    code, err = _run_main(["sample", "--checkpoint", tmp_path / "nan.pt", "--n", "2", "--steps", "2",
+                           "--device", "cpu", "--out", tmp_path / "x.png"], capsys)
+    assert code == 2 and "weights contain NaN" in _error_line(err)
+    assert not (tmp_path / "x.png").exists()
+
+
 # -- what --resume may change ------------------------------------------------------------------------
 
 def test_resume_applies_and_reports_the_flags_it_may_change(run, tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_discretized_likelihood_sums_to_one_over_the_256_bins(dtype, tol):
     means = torch.tensor([-1.0, -0.7, -0.013, 0.0, 0.5, 0.998, 1.0, 1.3, -2.0], dtype=dtype)
     log_scales = torch.tensor([-6.0, -4.0, -3.0, -2.0, -1.0, 0.0, 0.5, -5.0, 1.0], dtype=dtype)
     x = BIN_CENTRES.to(dtype)[:, None].expand(256, len(means))            # (256 bins, M)
-    log_p = discretized_gaussian_log_likelihood(x, means[None].expand_as(x), log_scales[None].expand_as(x))
+    log_p = discretized_gaussian_log_likelihood(x, mean=means[None].expand_as(x), log_scale=log_scales[None].expand_as(x))
     assert bool((log_p <= 1e-6).all())
     total = log_p.double().exp().sum(0)
     torch.testing.assert_close(total, torch.ones(len(means), dtype=torch.float64), rtol=0, atol=tol)
@@ -94,7 +94,7 @@ def test_discretized_likelihood_matches_the_gaussian_mass_of_each_bin():
     lower = torch.where(k == 0, torch.zeros_like(x), normal.cdf(x - half))
     reference = torch.log(upper - lower)
     assert bool((reference > math.log(1e-8)).all())      # away from the 1e-12 floor that guards log(0)
-    torch.testing.assert_close(discretized_gaussian_log_likelihood(x, mean, log_scale), reference,
+    torch.testing.assert_close(discretized_gaussian_log_likelihood(x, mean=mean, log_scale=log_scale), reference,
                                rtol=1e-9, atol=1e-9)
 
 
@@ -109,9 +109,13 @@ def test_learned_log_variance_interpolates_log_beta_and_log_beta_tilde(kind):
     ones = torch.ones(shape, dtype=torch.float64)
     log_beta = _b(ref["betas"].log(), t).expand(shape)
     log_beta_tilde = _b(ref["log_beta_tilde_clipped"], t).expand(shape)
-    torch.testing.assert_close(learned_log_variance(schedule, ones, t), log_beta)            # v = 1: β_t
-    torch.testing.assert_close(learned_log_variance(schedule, -ones, t), log_beta_tilde)     # v = −1: β̃_t
+    torch.testing.assert_close(learned_log_variance(schedule, ones, t), log_beta)            # v_raw = 1 (v = 1): β_t
+    torch.testing.assert_close(learned_log_variance(schedule, -ones, t), log_beta_tilde)     # v_raw = −1 (v = 0): β̃_t
     torch.testing.assert_close(learned_log_variance(schedule, 0 * ones, t), (log_beta + log_beta_tilde) / 2)
+    # and between: the paper's v = (v_raw + 1)/2 weighs log β_t
+    for v in (0.25, 0.7):
+        torch.testing.assert_close(learned_log_variance(schedule, (2 * v - 1) * ones, t),
+                                   v * log_beta + (1 - v) * log_beta_tilde)
     assert bool((log_beta_tilde <= log_beta + 1e-12).all())                                 # β̃ ≤ β
 
 
@@ -123,21 +127,21 @@ def _vlb_setup(schedule, t, seed=3):
     x0 = to_model_range(torch.randint(0, 256, (B, 2, 4, 4), generator=g, dtype=torch.uint8)).double()
     noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
     eps_pred = noise + 0.3 * torch.randn(x0.shape, generator=g, dtype=torch.float64)
-    v = torch.rand(x0.shape, generator=g, dtype=torch.float64) * 2 - 1
+    v_raw = torch.rand(x0.shape, generator=g, dtype=torch.float64) * 2 - 1
     ref = _reference_coefficients(schedule.betas)
     x_t = _b(ref["abar"], t).sqrt() * x0 + (1 - _b(ref["abar"], t)).sqrt() * noise       # eq. 4
-    return x0, noise, eps_pred, v, x_t, ref
+    return x0, noise, eps_pred, v_raw, x_t, ref
 
 
-def _reference_vlb(ref, x0, x_t, t, eps_pred, v):
+def _reference_vlb(ref, x0, x_t, t, eps_pred, v_raw):
     """L_t in bits/dim by hand: KL of the true posterior to the model's Gaussian, or at t = 0
     the negative log-likelihood of x_0 under the model's discretised Gaussian."""
     abar = _b(ref["abar"], t)
     pred_x0 = (x_t - (1 - abar).sqrt() * eps_pred) / abar.sqrt()                          # eq. 15
     model_mean = _b(ref["coef_x0"], t) * pred_x0 + _b(ref["coef_xt"], t) * x_t            # eq. 7
     true_mean = _b(ref["coef_x0"], t) * x0 + _b(ref["coef_xt"], t) * x_t
-    frac = (v + 1) / 2
-    model_var = torch.exp(frac * _b(ref["betas"].log(), t) + (1 - frac) * _b(ref["log_beta_tilde_clipped"], t))
+    v = (v_raw + 1) / 2                                                                   # the paper's v
+    model_var = torch.exp(v * _b(ref["betas"].log(), t) + (1 - v) * _b(ref["log_beta_tilde_clipped"], t))
     true_var = _b(ref["log_beta_tilde_clipped"], t).exp().expand_as(x0)
     kl = kl_divergence(Normal(true_mean, true_var.sqrt()), Normal(model_mean, model_var.sqrt()))
     model = Normal(model_mean, model_var.sqrt())
@@ -151,10 +155,10 @@ def _reference_vlb(ref, x0, x_t, t, eps_pred, v):
 def test_vlb_terms_are_the_decoder_nll_at_t0_and_the_kl_in_bits_after():
     schedule = NoiseSchedule.from_name("linear", 30)
     t = torch.tensor([0, 1, 0, 7, 29, 15])
-    x0, noise, eps_pred, v, x_t, ref = _vlb_setup(schedule, t)
-    ours = vlb_terms(schedule, eps_pred, v, x0, x_t, t)
+    x0, noise, eps_pred, v_raw, x_t, ref = _vlb_setup(schedule, t)
+    ours = vlb_terms(schedule, eps_pred=eps_pred, v_raw=v_raw, x0=x0, x_t=x_t, t=t)
     assert ours.shape == (len(t),)
-    torch.testing.assert_close(ours, _reference_vlb(ref, x0, x_t, t, eps_pred, v), rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(ours, _reference_vlb(ref, x0, x_t, t, eps_pred, v_raw), rtol=1e-7, atol=1e-9)
     assert bool((ours[t > 0] >= 0).all()) and bool((ours[t == 0] > 0).all())
 
 
@@ -163,7 +167,7 @@ def test_vlb_kl_vanishes_for_the_true_noise_and_the_true_variance():
     schedule = NoiseSchedule.from_name("cosine", 30)
     t = torch.tensor([1, 5, 12, 29])
     x0, noise, _, _, x_t, _ = _vlb_setup(schedule, t)
-    kl = vlb_terms(schedule, noise, -torch.ones_like(x0), x0, x_t, t)
+    kl = vlb_terms(schedule, eps_pred=noise, v_raw=-torch.ones_like(x0), x0=x0, x_t=x_t, t=t)
     torch.testing.assert_close(kl, torch.zeros(4, dtype=torch.float64), rtol=0, atol=1e-9)
 
 
@@ -172,11 +176,11 @@ def test_vlb_kl_vanishes_for_the_true_noise_and_the_true_variance():
 def test_hybrid_loss_value_is_mse_plus_weighted_vlb():
     schedule = NoiseSchedule.from_name("linear", 30)
     t = torch.tensor([0, 3, 10, 29])
-    x0, noise, eps_pred, v, x_t, _ = _vlb_setup(schedule, t)
-    output = torch.cat([eps_pred, v], dim=1).float()
-    loss, parts = hybrid_loss(schedule, output, noise.float(), x0.float(), x_t.float(), t, vlb_weight=0.01)
+    x0, noise, eps_pred, v_raw, x_t, _ = _vlb_setup(schedule, t)
+    output = torch.cat([eps_pred, v_raw], dim=1).float()
+    loss, parts = hybrid_loss(schedule, output, noise=noise.float(), x0=x0.float(), x_t=x_t.float(), t=t, vlb_weight=0.01)
     mse = ((output[:, :2] - noise.float()) ** 2).mean()
-    vlb = vlb_terms(schedule, eps_pred.float(), v.float(), x0.float(), x_t.float(), t).mean()
+    vlb = vlb_terms(schedule, eps_pred=eps_pred.float(), v_raw=v_raw.float(), x0=x0.float(), x_t=x_t.float(), t=t).mean()
     torch.testing.assert_close(parts["mse"], mse)
     torch.testing.assert_close(parts["vlb"], vlb)
     torch.testing.assert_close(loss, mse + 0.01 * schedule.T * vlb)     # Improved DDPM eq. 16, L_vlb ≈ T·L_t
@@ -185,10 +189,10 @@ def test_hybrid_loss_value_is_mse_plus_weighted_vlb():
 def test_hybrid_loss_vlb_gradient_reaches_only_the_variance_channels():
     schedule = NoiseSchedule.from_name("linear", 30)
     t = torch.tensor([0, 2, 9, 20, 29])
-    x0, noise, eps_pred, v, x_t, _ = _vlb_setup(schedule, t)
+    x0, noise, eps_pred, v_raw, x_t, _ = _vlb_setup(schedule, t)
     C = x0.shape[1]
-    output = torch.cat([eps_pred, v], dim=1).float().requires_grad_(True)
-    loss, _ = hybrid_loss(schedule, output, noise.float(), x0.float(), x_t.float(), t, vlb_weight=1000.0)
+    output = torch.cat([eps_pred, v_raw], dim=1).float().requires_grad_(True)
+    loss, _ = hybrid_loss(schedule, output, noise=noise.float(), x0=x0.float(), x_t=x_t.float(), t=t, vlb_weight=1000.0)
     (grad,) = torch.autograd.grad(loss, output)
     (grad_mse,) = torch.autograd.grad(simple_loss(output[:, :C], noise.float()), output)
     # the ε channels see only the MSE, however large λ is ...
@@ -196,7 +200,7 @@ def test_hybrid_loss_vlb_gradient_reaches_only_the_variance_channels():
     # ... while the v channels are trained by L_vlb
     assert grad[:, C:].abs().sum() > 0
     (grad_small,) = torch.autograd.grad(
-        hybrid_loss(schedule, output, noise.float(), x0.float(), x_t.float(), t, vlb_weight=1.0)[0], output)
+        hybrid_loss(schedule, output, noise=noise.float(), x0=x0.float(), x_t=x_t.float(), t=t, vlb_weight=1.0)[0], output)
     torch.testing.assert_close(grad[:, C:], 1000.0 * grad_small[:, C:], rtol=1e-4, atol=1e-7)
 
 
@@ -204,3 +208,23 @@ def test_simple_loss_is_the_mean_squared_error():
     g = torch.Generator().manual_seed(4)
     a, b = torch.randn(2, 3, 1, 4, 4, generator=g)
     assert simple_loss(a, b).item() == pytest.approx(((a - b) ** 2).sum().item() / a.numel(), rel=1e-6)
+
+
+# -- keyword-only tensors --------------------------------------------------------------------------
+
+def test_same_shape_tensors_are_keyword_only():
+    """noise, x0, x_t (and eps_pred, v_raw) all have one shape: a positional call, where a swap
+    would pass silently, is a TypeError."""
+    schedule = NoiseSchedule.from_name("linear", 30)
+    t = torch.tensor([0, 3, 10, 29])
+    x0, noise, eps_pred, v_raw, x_t, _ = _vlb_setup(schedule, t)
+    output = torch.cat([eps_pred, v_raw], dim=1)
+    with pytest.raises(TypeError):
+        hybrid_loss(schedule, output, noise, x0, x_t, t)
+    with pytest.raises(TypeError):
+        vlb_terms(schedule, eps_pred, v_raw, x0, x_t, t)
+    with pytest.raises(TypeError):
+        discretized_gaussian_log_likelihood(x0, x_t, torch.zeros_like(x0))
+    by_name = hybrid_loss(schedule, output, t=t, x_t=x_t, x0=x0, noise=noise)[0]     # any order
+    swapped = hybrid_loss(schedule, output, noise=noise, x0=x_t, x_t=x0, t=t)[0]
+    assert not torch.allclose(by_name, swapped)                                      # the names matter

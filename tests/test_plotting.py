@@ -143,6 +143,19 @@ def test_plot_schedules_one_panel_per_quantity():
         plot_schedules(schedules, quantities=["not_a_thing"])
 
 
+def test_plot_schedules_styles_apply_to_their_schedule_only():
+    schedules = {"reference": NoiseSchedule.from_name("linear", T=1000),
+                 "short": NoiseSchedule.from_name("linear", T=50)}
+    fig = plot_schedules(schedules, quantities=("alphas_cumprod", "snr"), relative_t=True,
+                         styles={"reference": {"color": "0.7", "linestyle": "--"}})
+    for ax in fig.axes:
+        reference, short = ax.get_lines()
+        assert reference.get_linestyle() == "--" and reference.get_color() == "0.7"
+        assert short.get_linestyle() == "-" and short.get_color() != "0.7"
+        # against t/T both schedules span [0, 1), whatever their T
+        assert reference.get_xdata()[-1] == pytest.approx(999 / 1000) and short.get_xdata()[-1] == pytest.approx(49 / 50)
+
+
 def test_smooth_ema_is_bias_corrected():
     assert np.allclose(smooth_ema([3.0] * 50, 0.98), 3.0)              # constant stays constant
     values = np.random.default_rng(0).normal(size=200)

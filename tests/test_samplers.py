@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_teach.forward import q_sample
+from ddpm_teach.forward import predict_x0_from_eps, q_posterior, q_sample
 from ddpm_teach.samplers import (
+    DEFAULT_DDIM_STEPS,
     DDIMSampler,
     DDPMSampler,
     SamplerOutput,
     Trajectory,
     guided_model_output,
     make_sampler,
+    p_mean_from_eps,
     sample,
 )
 from ddpm_teach.schedules import NoiseSchedule
@@ -273,7 +275,7 @@ def test_learned_range_needs_2C_channels_and_others_ignore_v():
     lambda s: DDIMSampler(s, steps=5, eta=1.0),
 ], ids=["ddpm", "ddpm-trailing", "ddpm-learned", "ddim-eta1"])
 def test_no_noise_at_the_last_step(make):
-    """Algorithm 2 line 4: z = 0 when t = 1. The last step returns the clipped x̂_0, draws nothing
+    """Algorithm 2 line 3: z = 0 when t = 1. The last step returns the clipped x̂_0, draws nothing
     from the generator, and so does not depend on it."""
     schedule = NoiseSchedule.from_name("linear", 20)
     sampler = make(schedule)
@@ -295,6 +297,80 @@ def test_no_noise_at_the_last_step(make):
     assert (clipped.abs() == 1).any()                          # the clip really did something
     torch.testing.assert_close(out_a.prev_sample.double(), clipped, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(out_a.pred_x0, out_a.prev_sample, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------- eq. 11 against the x̂_0 route (notebook 05 §1)
+def eq11_mean_np(schedule, t, x_t, eps):
+    """DDPM eq. 11 in float64 numpy, from the betas alone: μ_θ = (x_t − β_t/√(1−ᾱ_t) ε)/√α_t."""
+    beta = schedule.betas.tolist()[t]
+    ab = alpha_bar_np(schedule)[t]
+    return (x_t.double().numpy() - beta / math.sqrt(1 - ab) * eps.double().numpy()) / math.sqrt(1 - beta)
+
+
+@pytest.mark.parametrize("kind,T", [("linear", 1000), ("cosine", 100)])
+def test_eq11_mean_equals_the_posterior_mean_at_x0_hat(kind, T):
+    """Unclipped, the two routes to μ_θ are one number: eq. 11 straight from ε̂, and μ̃_t(x_t, x̂_0)
+    of eq. 7 at x̂_0 from eq. 15; and both equal an independent float64 eq. 11."""
+    schedule = NoiseSchedule.from_name(kind, T)
+    t = torch.tensor([0, 1, T // 3, T // 2, T - 1])
+    x_t = draw((5, 2, 4, 4), seed=0, dtype=torch.float64) * 1.5
+    eps = fake_eps(x_t, 7)
+    eq11 = p_mean_from_eps(schedule, x_t=x_t, t=t, eps=eps)
+    via_x0, _, _ = q_posterior(schedule, x0=predict_x0_from_eps(schedule, x_t, t, eps), x_t=x_t, t=t)
+    torch.testing.assert_close(eq11, via_x0, rtol=1e-10, atol=1e-10)
+    for i, t_i in enumerate(t.tolist()):
+        np.testing.assert_allclose(eq11[i].numpy(), eq11_mean_np(schedule, t_i, x_t[i], eps[i]), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(eq11, x_t, atol=1e-3)            # not vacuous: the step moves x_t
+
+
+@pytest.mark.parametrize("variance_type", ["fixed_small", "fixed_large", "learned_range"])
+@pytest.mark.parametrize("steps", [None, 7])
+def test_ddpm_step_eq11_route_and_x0_route_agree_when_clipping_does_nothing(variance_type, steps):
+    """DDPMSampler.step takes eq. 11 when clip_x0=False and μ̃_t(x_t, clip(x̂_0)) when clip_x0=True.
+    Where x̂_0 lies inside [-1, 1] the clip is a no-op, so the two samplers must agree step for step,
+    with the same z (respaced or not, every variance type)."""
+    schedule = NoiseSchedule.from_name("linear", 50)
+    eq11 = DDPMSampler(schedule, steps=steps, variance_type=variance_type, clip_x0=False)
+    via_x0 = DDPMSampler(schedule, steps=steps, variance_type=variance_type, clip_x0=True)
+    alpha_bar = alpha_bar_np(schedule)
+    x0 = torch.rand(2, 1, 4, 4, dtype=torch.float64) * 1.6 - 0.8            # inside [-1, 1]
+    for t in eq11.timesteps.tolist():
+        noise = draw(x0.shape, seed=t, dtype=torch.float64)
+        x_t = math.sqrt(alpha_bar[t]) * x0 + math.sqrt(1 - alpha_bar[t]) * noise
+        output = noise if variance_type != "learned_range" else torch.cat([noise, torch.full_like(noise, 0.4)], 1)
+        a = eq11.step(output, t, x_t, generator=torch.Generator().manual_seed(t))
+        b = via_x0.step(output, t, x_t, generator=torch.Generator().manual_seed(t))
+        torch.testing.assert_close(a.pred_x0, b.pred_x0, rtol=0, atol=1e-12)
+        torch.testing.assert_close(a.prev_sample, b.prev_sample, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_unclipped_ddpm_step_matches_algorithm_2(dtype):
+    """clip_x0=False (the eq. 11 route) against the float64 x̂_0-route reference, x̂_0 far outside [-1, 1]."""
+    schedule = NoiseSchedule.from_name("linear", 50)
+    sampler = DDPMSampler(schedule, clip_x0=False)
+    kept = sampler.timesteps.flip(0).tolist()
+    shape = (3, 2, 4, 4)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    for t in sampler.timesteps.tolist():
+        x_t = draw(shape, seed=t, dtype=dtype) * 1.5
+        eps = fake_eps(x_t, t)
+        out = sampler.step(eps, t, x_t, generator=torch.Generator().manual_seed(100 + t))
+        z = draw(shape, seed=100 + t, dtype=dtype)
+        ref_prev, ref_x0 = ddpm_step_reference(schedule, kept, t, x_t, eps, z, clip=False)
+        np.testing.assert_allclose(out.pred_x0.double().numpy(), ref_x0, rtol=tol, atol=tol)
+        np.testing.assert_allclose(out.prev_sample.double().numpy(), ref_prev, rtol=tol, atol=tol)
+
+
+def test_p_mean_from_eps_takes_its_tensors_by_keyword_only():
+    schedule = NoiseSchedule.from_name("linear", 10)
+    x_t, eps = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
+    with pytest.raises(TypeError):
+        p_mean_from_eps(schedule, x_t, 3, eps)
+    with pytest.raises(ValueError, match="same shape"):
+        p_mean_from_eps(schedule, x_t=x_t, t=3, eps=eps[:1])
+    with pytest.raises(ValueError, match=r"\[0, 9\]"):
+        p_mean_from_eps(schedule, x_t=x_t, t=10, eps=eps)
 
 
 def test_clip_x0_false_leaves_pred_x0_unclipped():
@@ -484,10 +560,10 @@ def test_ddim_eta0_sample_depends_only_on_the_noise(tiny_unet):
     model = tiny_unet()
     sampler = DDIMSampler(NoiseSchedule.from_name("cosine", 30), steps=5, eta=0.0)
     noise = torch.randn(2, 1, 16, 16)
-    a = sample(model, sampler, noise=noise, generator=torch.Generator().manual_seed(0), progress=False)
-    b = sample(model, sampler, noise=noise, generator=torch.Generator().manual_seed(1), progress=False)
+    a = sample(model, sampler, x_T=noise, generator=torch.Generator().manual_seed(0), progress=False)
+    b = sample(model, sampler, x_T=noise, generator=torch.Generator().manual_seed(1), progress=False)
     assert torch.equal(a, b)
-    assert not torch.equal(a, sample(model, sampler, noise=noise * 0.5, progress=False))
+    assert not torch.equal(a, sample(model, sampler, x_T=noise * 0.5, progress=False))
 
 
 def test_conditional_sample_with_guidance_equals_manual_loop(tiny_unet):
@@ -510,7 +586,7 @@ def test_return_trajectory(tiny_unet):
     model = tiny_unet(learn_sigma=True)
     sampler = DDPMSampler(NoiseSchedule.from_name("linear", 20), steps=6, variance_type="learned_range")
     noise = torch.randn(2, 1, 16, 16)
-    final, trajectory = sample(model, sampler, noise=noise, generator=torch.Generator().manual_seed(0),
+    final, trajectory = sample(model, sampler, x_T=noise, generator=torch.Generator().manual_seed(0),
                                return_trajectory=True, progress=False)
     assert isinstance(trajectory, Trajectory)
     S = len(sampler)
@@ -527,7 +603,7 @@ def test_return_trajectory(tiny_unet):
     assert not torch.equal(trajectory.x[1:-1], trajectory.pred_x0[:-1])  # noise was added on the way
     assert torch.equal(trajectory.pred_x0[-1], final)           # last step: no noise, x = x̂_0
     assert trajectory.pred_x0.abs().max() <= 1                  # clipped x̂_0
-    assert torch.equal(final, sample(model, sampler, noise=noise, generator=torch.Generator().manual_seed(0),
+    assert torch.equal(final, sample(model, sampler, x_T=noise, generator=torch.Generator().manual_seed(0),
                                      progress=False))
 
 
@@ -537,11 +613,11 @@ def test_sample_runs_in_eval_mode_and_restores_the_mode(tiny_unet, training):
     modes = []
     model.register_forward_pre_hook(lambda module, args: modes.append(module.training))
     sampler = DDIMSampler(NoiseSchedule.from_name("linear", 10), steps=3)
-    a = sample(model, sampler, noise=torch.ones(1, 1, 16, 16), progress=False)
+    a = sample(model, sampler, x_T=torch.ones(1, 1, 16, 16), progress=False)
     assert modes == [False] * 3                                 # dropout off while sampling
     assert model.training is training
     assert all(m.training is training for m in model.modules())
-    b = sample(model, sampler, noise=torch.ones(1, 1, 16, 16), progress=False)
+    b = sample(model, sampler, x_T=torch.ones(1, 1, 16, 16), progress=False)
     assert torch.equal(a, b)                                    # so dropout=0.5 does not make it random
 
 
@@ -575,9 +651,11 @@ def test_sample_argument_errors(tiny_unet):
     with pytest.raises(ValueError, match="learn_sigma"):
         sample(unconditional, DDPMSampler(schedule, variance_type="learned_range"), 1, progress=False)
     with pytest.raises(ValueError, match=r"\[n, 1, 16, 16\]"):
-        sample(unconditional, ddim, noise=torch.zeros(2, 1, 8, 8), progress=False)
+        sample(unconditional, ddim, x_T=torch.zeros(2, 1, 8, 8), progress=False)
     with pytest.raises(ValueError, match="positive number of images"):
         sample(unconditional, ddim, progress=False)
+    with pytest.raises(TypeError):                       # x_T is x_T: `noise` means ε only
+        sample(unconditional, ddim, noise=torch.zeros(2, 1, 16, 16), progress=False)
     with pytest.raises(ValueError, match="T=10"):
         sample(unconditional, DDIMSampler(schedule, steps=11), 1, progress=False)
 
@@ -588,7 +666,7 @@ def test_bf16_sampling_runs_the_network_in_bf16_and_stays_close_to_fp32(tiny_une
     seen = []
     hook = model.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
     noise = torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    kwargs = dict(noise=noise, labels=[0, 1, 2, 0], guidance_scale=2.0, progress=False)
+    kwargs = dict(x_T=noise, labels=[0, 1, 2, 0], guidance_scale=2.0, progress=False)
     fp32 = sample(model, sampler, **kwargs)
     assert set(seen) == {torch.float32}
     seen.clear()
@@ -605,7 +683,7 @@ def test_fp32_precision_leaves_a_float64_model_in_float64(tiny_unet):
     model = tiny_unet().double()
     noise = torch.randn(2, 1, 16, 16, dtype=torch.float64)
     sampler = DDIMSampler(NoiseSchedule.from_name("linear", 10), steps=3)
-    out = sample(model, sampler, noise=noise, progress=False)
+    out = sample(model, sampler, x_T=noise, progress=False)
     assert out.dtype == torch.float64                 # precision="fp32" (the default) casts nothing:
     assert torch.equal(out, manual_loop(model, sampler, noise, torch.Generator()))   # bit for bit
 
@@ -624,5 +702,6 @@ def test_make_sampler():
     assert len(make_sampler(schedule, "ddpm")) == 100 and len(make_sampler(schedule, "ddpm", steps=10)) == 10
     ddim = make_sampler(schedule, "ddim", eta=0.3)
     assert isinstance(ddim, DDIMSampler) and len(ddim) == 50 and ddim.eta == 0.3
+    assert DEFAULT_DDIM_STEPS == 50 and len(DDIMSampler(schedule)) == DEFAULT_DDIM_STEPS   # the one default
     with pytest.raises(ValueError, match="ddim"):
         make_sampler(schedule, "euler")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddpm_teach.schedules import SCHEDULE_KINDS, NoiseSchedule, make_betas
+from ddpm_teach.schedules import SCHEDULE_KINDS, NoiseSchedule, batch_timesteps, extract, make_betas
 
 KINDS = ["linear", "cosine", "quadratic", "sigmoid"]
 
@@ -260,13 +260,13 @@ def test_config_round_trip(schedule):
     assert config == NoiseSchedule.from_config(dict(config)).to_config()  # from_config leaves its input alone
 
 
-# -------------------------------------------------------------------------------- gather
+# ------------------------------------------------------------------------------- extract
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
-def test_gather_shape_dtype_and_values(dtype):
+def test_extract_shape_dtype_and_values(dtype):
     schedule = NoiseSchedule.from_name("linear", 100)
     like = torch.zeros(3, 2, 4, 4, dtype=dtype)
     t = torch.tensor([0, 50, 99])
-    values = schedule.gather("alphas_cumprod", t, like)
+    values = extract(schedule.alphas_cumprod, t, like)
     assert values.shape == (3, 1, 1, 1) and values.dtype == dtype and values.device == like.device
     expected = reference_coefficients(make_betas("linear", 100).numpy())["alphas_cumprod"][[0, 50, 99]]
     rtol = {torch.float16: 1e-3, torch.float32: 1e-7, torch.float64: 1e-12}[dtype]  # dtype rounding only
@@ -275,40 +275,76 @@ def test_gather_shape_dtype_and_values(dtype):
     assert (values * like).shape == like.shape
 
 
-def test_gather_scalar_t_and_other_ranks():
+def test_extract_scalar_t_other_ranks_and_small_int_dtypes():
     schedule = NoiseSchedule.from_name("cosine", 10)
-    value = schedule.gather("betas", 3, torch.zeros(5, 1, 2, 2))
+    value = extract(schedule.betas, 3, torch.zeros(5, 1, 2, 2))
     assert value.shape == (1, 1, 1, 1)
     assert value.item() == pytest.approx(schedule.betas[3].item(), rel=1e-7)
-    flat = schedule.gather("betas", torch.tensor([1, 2]), torch.zeros(2, 7))
+    flat = extract(schedule.betas, torch.tensor([1, 2]), torch.zeros(2, 7))
     assert flat.shape == (2, 1)
+    # a uint8 t is an index, not a mask
+    small = extract(schedule.betas, torch.tensor([1, 2], dtype=torch.uint8), torch.zeros(2, 7, dtype=torch.float64))
+    assert torch.equal(small.flatten(), schedule.betas[[1, 2]])
 
 
-def test_gather_follows_the_device_of_like():
+def test_extract_follows_the_device_of_like():
     """The meta device stands in for an accelerator: the values go where ``like`` lives."""
     schedule = NoiseSchedule.from_name("linear", 10)
     like = torch.empty(2, 1, 3, 3, device="meta", dtype=torch.bfloat16)
-    values = schedule.gather("snr", torch.tensor([0, 9]), like)
+    values = extract(schedule.snr, torch.tensor([0, 9]), like)
     assert values.device.type == "meta" and values.dtype == torch.bfloat16 and values.shape == (2, 1, 1, 1)
     if torch.cuda.is_available():
-        values = schedule.gather("snr", torch.tensor([0, 9], device="cuda"), torch.zeros(2, 1, 3, 3, device="cuda"))
+        values = extract(schedule.snr, torch.tensor([0, 9], device="cuda"), torch.zeros(2, 1, 3, 3, device="cuda"))
         assert values.device.type == "cuda"
 
 
-@pytest.mark.parametrize("bad_t", [-1, 10, torch.tensor([0, 10]), torch.tensor([-1, 3])])
-def test_gather_out_of_range_names_the_valid_range(bad_t):
+def test_coefficients_are_declared_attributes_looked_up_by_tensor():
+    """Every coefficient is a declared field (so a typo is an AttributeError where it is written,
+    and editors and type checkers see it), a float64 [T] tensor, and extract() takes the tensor."""
+    from dataclasses import fields
+
     schedule = NoiseSchedule.from_name("linear", 10)
-    with pytest.raises(ValueError) as info:
-        schedule.gather("betas", bad_t, torch.zeros(2, 1, 2, 2))
-    message = str(info.value)
-    assert "[0, 9]" in message and "T=10" in message
+    declared = {f.name for f in fields(NoiseSchedule) if not f.init}
+    assert set(reference_coefficients(schedule.betas.numpy())) <= declared
+    assert {"posterior_log_variance_clipped", "sqrt_recip_alphas_cumprod"} <= declared
+    for name in declared | {"betas"}:
+        value = getattr(schedule, name)
+        assert isinstance(value, torch.Tensor) and value.dtype == torch.float64 and value.shape == (10,), name
+    with pytest.raises(AttributeError):
+        schedule.sqrt_alpha_cumprod                          # a typo fails at once, not inside a lookup
+    assert not hasattr(NoiseSchedule, "gather")              # no look-up by string any more
+    like = torch.zeros(2, 1, 1, 1, dtype=torch.float64)
+    torch.testing.assert_close(extract(schedule.posterior_mean_coef1, torch.tensor([0, 5]), like).flatten(),
+                               schedule.posterior_mean_coef1[[0, 5]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad_t", [-1, 10, torch.tensor([0, 10]), torch.tensor([-1, 3])])
+def test_check_t_out_of_range_names_the_valid_range(bad_t):
+    schedule = NoiseSchedule.from_name("linear", 10)
+    for like in (None, torch.zeros(2, 1, 2, 2)):
+        with pytest.raises(ValueError) as info:
+            schedule.check_t(bad_t, like=like)
+        message = str(info.value)
+        assert "[0, 9]" in message and "T=10" in message
 
 
 @pytest.mark.parametrize("bad_t", [1.0, torch.tensor([1.0, 2.0]), torch.tensor(3.5)])
-def test_gather_float_t_is_a_type_error(bad_t):
+def test_check_t_float_t_is_a_type_error(bad_t):
     schedule = NoiseSchedule.from_name("linear", 10)
-    with pytest.raises(TypeError, match="integer"):
-        schedule.gather("betas", bad_t, torch.zeros(2, 1, 2, 2))
+    for like in (None, torch.zeros(2, 1, 2, 2)):
+        with pytest.raises(TypeError, match="integer"):
+            schedule.check_t(bad_t, like=like)
+
+
+def test_check_t_with_like_broadcasts_an_int_and_checks_the_shape():
+    schedule = NoiseSchedule.from_name("linear", 10)
+    like = torch.zeros(3, 1, 2, 2)
+    assert torch.equal(schedule.check_t(4, like=like), torch.tensor([4, 4, 4]))
+    assert torch.equal(schedule.check_t(torch.tensor([1, 2, 3], dtype=torch.int32), like=like), torch.tensor([1, 2, 3]))
+    for bad in (torch.tensor([1, 2]), torch.tensor([[1, 2, 3]])):
+        with pytest.raises(ValueError, match=r"\[B\]=3"):
+            schedule.check_t(bad, like=like)
+    assert torch.equal(batch_timesteps(7, 2), torch.tensor([7, 7]))
 
 
 def test_check_t_accepts_edges_and_int_dtypes():

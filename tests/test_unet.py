@@ -111,6 +111,13 @@ def test_label_out_of_range_raises(tiny_unet, bad):
         model(torch.randn(2, 1, 16, 16), 0, torch.tensor(bad))
 
 
+def test_an_int_label_is_repeated_for_the_batch(tiny_unet):
+    model = tiny_unet(num_classes=4)
+    x = torch.randn(3, 1, 16, 16)
+    assert torch.equal(model(x, 5, 2), model(x, 5, torch.tensor([2, 2, 2])))
+    assert torch.equal(model(x, 5, 4), model(x, 5))                 # the null label, as an int
+
+
 def test_labels_of_wrong_shape_raise(tiny_unet):
     model = tiny_unet(num_classes=4)
     with pytest.raises(ValueError, match="labels"):

@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 
 import ipywidgets as widgets  # noqa: E402
 
-from ddpm_teach import widgets as explorer_module  # noqa: E402
+from ddpm_teach.widgets import schedule as explorer_module  # noqa: E402
 from ddpm_teach.schedules import SCHEDULE_KINDS, make_betas  # noqa: E402
 from ddpm_teach.widgets import CSS_CLASSES, ScheduleExplorer, explorer_state, schedule_explorer  # noqa: E402
 

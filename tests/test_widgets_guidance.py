@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 
 import ipywidgets as widgets  # noqa: E402
 
-from ddpm_teach import widgets as explorer_module  # noqa: E402
+from ddpm_teach.widgets import guidance as explorer_module  # noqa: E402
 from ddpm_teach.evaluation import Classifier, ClassifierConfig  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
 from ddpm_teach.schedules import NoiseSchedule  # noqa: E402
@@ -43,7 +43,7 @@ def classifier():
 
 
 @pytest.fixture
-def noise():
+def x_T():
     return torch.randn(4, 1, 16, 16, generator=torch.Generator().manual_seed(3))
 
 
@@ -56,10 +56,10 @@ def explorer(area, model, schedule, classifier):
     plt.close("all")
 
 
-def ddim_by_hand(model, schedule, noise, label, s, steps):
+def ddim_by_hand(model, schedule, x_T, label, s, steps):
     """DDIM (η = 0, x̂_0 clipped) with ε̃ = ε_u + s(ε_c − ε_u), written out step by step."""
     ts = DDIMSampler(schedule, steps=steps).timesteps.tolist()
-    x = noise.clone()
+    x = x_T.clone()
     n = x.shape[0]
     labels = torch.full((n,), label)
     null = torch.full((n,), NUM_CLASSES)
@@ -87,32 +87,32 @@ def test_caption_format():
 
 
 @pytest.mark.parametrize("s", [0.0, 1.0, 2.5])
-def test_state_matches_the_sampler_and_a_loop_by_hand(model, schedule, classifier, noise, s):
-    state = guidance_state(model, schedule, noise, 2, s, steps=4, classifier=classifier, class_names=NAMES)
-    expected = sample(model, DDIMSampler(schedule, steps=4), noise=noise, labels=2, guidance_scale=s, progress=False)
+def test_state_matches_the_sampler_and_a_loop_by_hand(model, schedule, classifier, x_T, s):
+    state = guidance_state(model, schedule, x_T, 2, s, steps=4, classifier=classifier, class_names=NAMES)
+    expected = sample(model, DDIMSampler(schedule, steps=4), x_T=x_T, labels=2, guidance_scale=s, progress=False)
     torch.testing.assert_close(state["images"], expected)
-    torch.testing.assert_close(state["images"], ddim_by_hand(model, schedule, noise, 2, s, 4), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(state["images"], ddim_by_hand(model, schedule, x_T, 2, s, 4), rtol=1e-4, atol=1e-4)
     assert state["label"] == 2 and state["class_name"] == "star" and state["n"] == 4 and state["steps"] == 4
     assert state["guidance_scale"] == s and state["w"] == s - 1
 
 
-def test_state_is_deterministic(model, schedule, classifier, noise):
-    a = guidance_state(model, schedule, noise, 0, 3.0, steps=3, classifier=classifier)
-    b = guidance_state(model, schedule, noise, 0, 3.0, steps=3, classifier=classifier)
+def test_state_is_deterministic(model, schedule, classifier, x_T):
+    a = guidance_state(model, schedule, x_T, 0, 3.0, steps=3, classifier=classifier)
+    b = guidance_state(model, schedule, x_T, 0, 3.0, steps=3, classifier=classifier)
     torch.testing.assert_close(a["images"], b["images"], rtol=0, atol=0)
     assert a["caption"] == b["caption"]
 
 
-def test_scale_zero_ignores_the_class(model, schedule, noise):
+def test_scale_zero_ignores_the_class(model, schedule, x_T):
     """s = 0 is the unconditional model: every class gives the same images."""
-    first = guidance_state(model, schedule, noise, 0, 0.0, steps=3)["images"]
+    first = guidance_state(model, schedule, x_T, 0, 0.0, steps=3)["images"]
     for label in range(1, NUM_CLASSES):
-        torch.testing.assert_close(guidance_state(model, schedule, noise, label, 0.0, steps=3)["images"], first)
-    assert not torch.allclose(guidance_state(model, schedule, noise, 1, 1.0, steps=3)["images"], first)
+        torch.testing.assert_close(guidance_state(model, schedule, x_T, label, 0.0, steps=3)["images"], first)
+    assert not torch.allclose(guidance_state(model, schedule, x_T, 1, 1.0, steps=3)["images"], first)
 
 
-def test_accuracy_is_the_classifiers_verdict(model, schedule, classifier, noise):
-    state = guidance_state(model, schedule, noise, 1, 2.0, steps=3, classifier=classifier, class_names=NAMES)
+def test_accuracy_is_the_classifiers_verdict(model, schedule, classifier, x_T):
+    state = guidance_state(model, schedule, x_T, 1, 2.0, steps=3, classifier=classifier, class_names=NAMES)
     with torch.no_grad():
         predicted = classifier(state["images"]).argmax(1)
     torch.testing.assert_close(state["predicted"], predicted)
@@ -121,30 +121,30 @@ def test_accuracy_is_the_classifiers_verdict(model, schedule, classifier, noise)
     assert state["caption"] == format_guidance_caption(2.0, "square", correct, 4, 3)
 
 
-def test_state_without_a_classifier_has_no_accuracy(model, schedule, noise):
-    state = guidance_state(model, schedule, noise, 1, 2.0, steps=2)
+def test_state_without_a_classifier_has_no_accuracy(model, schedule, x_T):
+    state = guidance_state(model, schedule, x_T, 1, 2.0, steps=2)
     assert state["predicted"] is None and state["correct"] is None and state["accuracy"] is None
     assert state["class_name"] == "1" and "no classifier" in state["caption"]
 
 
-def test_an_evaluator_like_object_is_accepted(model, schedule, classifier, noise):
+def test_an_evaluator_like_object_is_accepted(model, schedule, classifier, x_T):
     class HasClassifier:
         pass
 
     holder = HasClassifier()
     holder.classifier = classifier
-    a = guidance_state(model, schedule, noise, 1, 2.0, steps=2, classifier=holder)
-    b = guidance_state(model, schedule, noise, 1, 2.0, steps=2, classifier=classifier)
+    a = guidance_state(model, schedule, x_T, 1, 2.0, steps=2, classifier=holder)
+    b = guidance_state(model, schedule, x_T, 1, 2.0, steps=2, classifier=classifier)
     assert a["correct"] == b["correct"]
 
 
-def test_state_rejects_bad_inputs(model, schedule, noise, tiny_unet):
-    with pytest.raises(ValueError, match=r"label must lie in \[0, 2\]"):
-        guidance_state(model, schedule, noise, 3, 1.0, steps=2)    # 3 is the null label, not a class
+def test_state_rejects_bad_inputs(model, schedule, x_T, tiny_unet):
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\]"):
+        guidance_state(model, schedule, x_T, 3, 1.0, steps=2)    # 3 is the null label, not a class
     with pytest.raises(ValueError, match="class names"):
-        guidance_state(model, schedule, noise, 0, 1.0, steps=2, class_names=["a", "b"])
+        guidance_state(model, schedule, x_T, 0, 1.0, steps=2, class_names=["a", "b"])
     with pytest.raises(ValueError, match="unconditional"):
-        guidance_state(tiny_unet(), schedule, noise, 0, 2.0, steps=2)
+        guidance_state(tiny_unet(), schedule, x_T, 0, 2.0, steps=2)
 
 
 # ------------------------------------------------------------------ the widget
@@ -176,7 +176,7 @@ def test_structure_and_css_classes(explorer):
 
 def test_initial_state(explorer, area, model, schedule, classifier):
     assert explorer.values() == {"label": 1, "guidance_scale": 2.0, "steps": 5}
-    expected = guidance_state(model, schedule, explorer.noise, 1, 2.0, steps=5, classifier=classifier,
+    expected = guidance_state(model, schedule, explorer.x_T, 1, 2.0, steps=5, classifier=classifier,
                               class_names=NAMES)
     torch.testing.assert_close(explorer.state["images"], expected["images"])
     caption = explorer.caption.value
@@ -216,11 +216,11 @@ def test_steps_are_part_of_the_cache_key(explorer):
     assert "DDIM, 10 steps" in explorer.caption.value
 
 
-def test_same_noise_for_every_class_and_scale(explorer):
-    noise = explorer.noise.clone()
+def test_same_x_T_for_every_class_and_scale(explorer):
+    x_T = explorer.x_T.clone()
     explorer.controls["label"].value = 2
     explorer.controls["guidance_scale"].value = 0.0
-    torch.testing.assert_close(explorer.noise, noise)
+    torch.testing.assert_close(explorer.x_T, x_T)
     # at s = 0 (unconditional) the class does not matter
     zero = explorer.state["images"]
     explorer.controls["label"].value = 0
@@ -281,18 +281,18 @@ def test_the_shipped_classifier_loads():
     assert len(names) == net.config.num_classes == 10
 
 
-def test_plot_guidance_state_on_given_axes(model, schedule, classifier, noise):
+def test_plot_guidance_state_on_given_axes(model, schedule, classifier, x_T):
     import matplotlib.pyplot as plt
 
     from ddpm_teach.widgets import plot_guidance_state
 
-    state = guidance_state(model, schedule, noise, 0, 3.0, steps=2, classifier=classifier, class_names=NAMES)
+    state = guidance_state(model, schedule, x_T, 0, 3.0, steps=2, classifier=classifier, class_names=NAMES)
     fig, axes = plt.subplots(1, 2)
     assert plot_guidance_state(state, ax=axes[1]) is fig
     wrong = int((state["predicted"] != 0).sum())
     assert len(axes[1].patches) == wrong and len(axes[0].patches) == 0
     assert axes[1].get_title() == f"circle, s=3 (w=2)\nclassifier agrees: {4 - wrong}/4"
     plt.close(fig)
-    alone = plot_guidance_state(guidance_state(model, schedule, noise, 0, 3.0, steps=2))
+    alone = plot_guidance_state(guidance_state(model, schedule, x_T, 0, 3.0, steps=2))
     assert len(alone.axes) == 1 and alone.axes[0].get_title() == "circle, s=3 (w=2)".replace("circle", "0")
     plt.close(alone)

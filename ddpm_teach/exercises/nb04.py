@@ -100,7 +100,7 @@ def check_algorithm1_loss(loss_fn: Callable) -> bool:
         return report(False, f"your function raised {type(error).__name__}: {error}. It is called as "
                              "loss_fn(model, schedule, x0, t, noise) with x0 and noise [4, 1, 8, 8] float32 and t "
                              "[4] long; the schedule's coefficients are float64 (use .float(), or "
-                             "schedule.gather(name, t, x0)).")
+                             "ddpm_teach.schedules.extract(schedule.alphas_cumprod, t, x0)).")
     expected = diffusion_loss(model, schedule, x0, t, noise)[0].detach()
     if not isinstance(answer, torch.Tensor):
         return report(False, "return the loss as a tensor (not a Python number, no .item()), so that "

@@ -50,7 +50,7 @@ def check_learned_variance(answer) -> bool:
     if close(value, right, REL_TOL):
         return report(True, "", success=f"Correct! σ² = β^{v}·β̃^{1 - v:.1f} = {right:.4e}, between β̃_t = {beta_tilde:.4e} "
                                          f"and β_t = {beta:.4e} (geometric, not arithmetic, interpolation).")
-    raw_v = (v + 1) / 2
+    v_if_raw = (v + 1) / 2          # the slip: 0.3 converted as if it were the raw channel v_raw
     wrong = [
         (math.log(right), "that is log σ². Eq. 15 gives the log-variance; exponentiate it to get σ²."),
         (math.sqrt(right), "that is σ, the standard deviation. The question asks for the variance σ²."),
@@ -58,8 +58,8 @@ def check_learned_variance(answer) -> bool:
                                           "*logarithms*: log σ² = v log β_t + (1 − v) log β̃_t."),
         (_sigma2(schedule, t, 1 - v), "the weights are swapped: v multiplies log β_t (the larger end), 1 − v "
                                       "multiplies log β̃_t."),
-        (_sigma2(schedule, t, raw_v), "0.3 is already the paper's v in [0, 1]. The conversion v = (out + 1)/2 is "
-                                      "for the network's raw output channel, which lies in [−1, 1]."),
+        (_sigma2(schedule, t, v_if_raw), "0.3 is already the paper's v in [0, 1]. The conversion v = (v_raw + 1)/2 "
+                                         "is for the network's raw output channel v_raw, which lies in [−1, 1]."),
         (beta, "that is β_t, the end point v = 1. With v = 0.3 σ² lies between β̃_t and β_t, nearer β̃_t."),
         (beta_tilde, "that is β̃_t, the end point v = 0. With v = 0.3 σ² lies between β̃_t and β_t."),
         (_sigma2(schedule, t - 1, v), "that is one step early (t = 0). Timesteps are 0-based: use betas[1] and "
