@@ -36,6 +36,7 @@
 # - **CPU:** full size 18 s wall clock (23 s of CPU time), most of it the 100 000 draws of the numerical
 #   proofs in sections 5 and 6; CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`) 9 s.
 # - **GPU:** not needed, and not measured: everything here is small tensor arithmetic on the CPU, and a laptop is plenty.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 31 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.

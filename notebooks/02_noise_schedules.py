@@ -42,6 +42,7 @@
 # (`DDPM_TEACH_SIZE=ci`), which does the same work because nothing here depends on the size. Each
 # redraw of the explorer takes about 0.2 s. **GPU:** not needed and not used. Every computation is a few
 # thousand numbers on the CPU, so a GPU runtime in Colab runs it in about the same time.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 18 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.

@@ -42,6 +42,7 @@
 # - GPU: not needed, and not measured for this notebook (none was at hand when it was written): every
 #   cell builds or runs an untrained model on a few images. On a GPU machine the timing cells still run
 #   on the CPU, as written.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 23 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) only changes how many times
 # the timing cells repeat a forward pass. Every shape and parameter count below is the same at both

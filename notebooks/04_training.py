@@ -51,6 +51,7 @@
 #   other jobs, the same notebook once took 34 min instead of 6, the threads mostly waiting for each other.
 # - GPU: not measured (no GPU was at hand when this was written). On a GPU, training and sampling
 #   run much faster. The short run of §10 is fixed in steps, not in time, so a GPU gets through it in seconds.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 105 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest). It sets how many steps the
 # short training run and the resume demonstration take, how many images and timesteps the loss-versus-$t$

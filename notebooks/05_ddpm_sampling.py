@@ -47,6 +47,7 @@
 # - GPU: not measured (no GPU was at hand when this notebook was written). Every model call here is a
 #   batch of at most 256 images of 28 × 28, which a GPU runs in milliseconds, so expect the kernel
 #   start and the evaluator's data loading to dominate there.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 202 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` changes how many samples are drawn and scored, and over how many
 # steps. The maths cells (the step checks, the variances, respacing, the exercises) print the same
@@ -302,7 +303,7 @@ plt.show()
 # the best guess (in squared error) is an average over many possible garments. A little later, at a
 # different column for each image, the guess commits to a kind of garment and a silhouette, while $x_t$
 # still looks like noise to the eye; follow one image along its row and see where its garment is decided
-# and that it keeps it from there. The last few hundred steps add detail: coarse to fine, as DDPM
+# (for some images only late, around $t = 450$) and that it keeps it from there. The last few hundred steps add detail: coarse to fine, as DDPM
 # describes for its own samples (§4.3 and Fig. 6). Compare the last column with the $\hat x_0$ of
 # the steps before it: the final sample is the last $\hat x_0$ (§1).
 #

@@ -46,6 +46,7 @@
 # interpolation of section 6 takes 5 s. 21 s under `pytest --nbval` at CI size
 # (`DDPM_TEACH_SIZE=ci`: 16 images per cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work); `sample` and
 # the evaluator run on whatever device the model is on.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 241 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.

@@ -46,6 +46,7 @@
 #   and the four static explorer grids of §6 2.5 s.
 # - GPU: not measured (no GPU was available for this work). Every cell runs on the CPU as written; it has
 #   not been run on a GPU.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 308 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets how many images are
 # sampled and with how many DDIM steps (section "Imports and the size knob"). The maths cells print

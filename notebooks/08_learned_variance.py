@@ -48,6 +48,7 @@
 #   about 4 s. At CI size: 21 s under `pytest --nbval` (about 7 s of it loading the evaluator).
 # - GPU: not measured (no GPU was available for this work). Almost all of the time is UNet forward passes
 #   on small batches, which a GPU (a Colab T4, say) runs many times faster.
+# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 265 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets the number of images per
 # measured cell, the step counts measured and the number of test images used to probe the model. The
@@ -526,8 +527,8 @@ plt.show()
 #   oracle's). It costs next to nothing: $L_t$ is tiny from about $t = 50$ on (the printout gives the
 #   largest), the learned and the $\tilde\beta_t$ columns agree to several decimals, and $\beta_t$'s excess
 #   over the learned term shrinks as $t$ grows (printed at a few $t$; the last, $t = 999$, is a ratio of
-#   terms too small to matter, and may even come out negative, as the oracle allows). The oracle leaves the
-#   plot at the end, climbing past 1 over the last few hundred steps. A tiny error in
+#   terms too small to matter, and may even come out negative, as the oracle allows). The oracle climbs over the last few hundred steps and passes 1 only at the very end (the last rows
+#   of the printout), leaving the plot. A tiny error in
 #   $\hat\varepsilon$ becomes a large error in $\hat x_0$ (it is divided by $\sqrt{\bar\alpha_t} \approx 0$),
 #   and $v^* > 1$ says the best variance lies above even $\beta_t$; with $\beta_t \approx \tilde\beta_t$
 #   that has no effect on the loss.
@@ -792,7 +793,7 @@ plt.show()
 #   For a given mean the best variance is $\tilde\beta_t$ plus the mean's squared error.
 # * $L_\text{hybrid} = L_\text{simple} + \lambda L_\text{vlb}$ with $\lambda = 0.001$ (eq. 16); the mean is
 #   detached inside $L_\text{vlb}$, so the ε channels get exactly the DDPM gradient (checked with autograd).
-# * The shipped model's $v$ is trained where it matters (small $t$: it follows the oracle closely and gives
+# * The shipped model's $v$ is trained where it matters (small $t$: it follows the oracle (the largest gap is printed in section 6) and gives
 #   the lowest $L_t$ of the three variances) and arbitrary where it does not (large $t$, where
 #   $\beta_t \approx \tilde\beta_t$).
 # * Respacing to $K$ steps (`DDPMSampler(schedule, steps=K)`, Improved DDPM §4) defines $\beta'$ and
