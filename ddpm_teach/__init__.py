@@ -4,13 +4,16 @@ Modules (each introduced in the notebook named):
     schedules   β schedules and every coefficient derived from them      (01, 02)
     forward     q_step, q_sample, q_posterior and x_0/ε conversions       (01)
     unet        the ε-prediction UNet, class conditioning, learned σ      (03, 07, 08)
-    training    Algorithm 1, EMA, mixed precision, checkpoints, resume    (04)
+    training    Algorithm 1 as pure functions: train_step, EMA, lr        (04)
+    trainer     the runner: checkpoints, exact resume, budget, DDP        (04)
     samplers    DDPM, DDIM, classifier-free guidance, the sampling loop   (05, 06, 07)
+    solvers     Euler, Heun, DPM-Solver++(2M) on the probability-flow ODE (09)
     losses      the variational bound terms for learned variance          (08)
     evaluation  the Fashion-MNIST classifier, classifier-FID, accuracy    (05-08)
     data        Fashion-MNIST, MNIST, CIFAR-10, image folders, offline    (04)
     plotting    image grids, trajectories, animations                     (all)
     devices     cuda / mps / cpu selection
+    config, cli, commands, files   the command line, its config files, safe writes
 
 Importing ``ddpm_teach`` never imports torchvision: only dataset downloads need it, and a
 broken torchvision is reported there, with what to do.
@@ -18,8 +21,9 @@ broken torchvision is reported there, with what to do.
 from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "schedules", "forward", "unet", "samplers", "training", "losses",
-           "evaluation", "data", "plotting", "devices", "checkpoint", "course", "exercises", "widgets", "cli"]
+__all__ = ["__version__", "schedules", "forward", "unet", "samplers", "solvers", "training", "trainer", "losses",
+           "evaluation", "data", "plotting", "devices", "checkpoint", "course", "exercises", "widgets", "cli",
+           "commands", "config", "files"]
 
 
 def __getattr__(name: str):

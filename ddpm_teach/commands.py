@@ -57,6 +57,7 @@ def cmd_train(args) -> int:
 
     import torch
 
+    from .checkpoint import load_checkpoint
     from .config import write_run_config
     from .trainer import Processes, RunFolder, init_distributed
     from .training import TrainConfig
@@ -66,6 +67,8 @@ def cmd_train(args) -> int:
             raise ValueError("--preset cannot be combined with --resume: a resumed run keeps its own settings.")
         path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
         folder = RunFolder(args.out_dir or path.parent, overwrite=args.overwrite)
+        if "device" not in args.given:                    # the run's own device choice, unless --device says otherwise
+            args.device = TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"]).device
         folder.written(path)                              # resuming in place: the checkpoint there is this run's
     else:
         for name in ("steps", "out_dir"):
@@ -83,6 +86,7 @@ def cmd_train(args) -> int:
         if trainer.is_main:
             model_values = {k: v for k, v in trainer.model_config.to_dict().items() if k not in DERIVED_MODEL_FIELDS}
             written = write_run_config(folder.out_dir / "config.toml", {**trainer.config.to_dict(), **model_values})
+            folder.extra_files.append(written)
             print(f"model: {trainer.model.num_parameters() / 1e6:.2f}M parameters on {trainer.device}; "
                   f"data: {trainer.data.name} ({len(trainer.data)} images); out: {trainer.checkpoint_path}; "
                   f"config: {written}")
@@ -139,8 +143,12 @@ def generate(args):
     device = pick_device(args.device)
     model, schedule, ckpt = load_diffusion_model(args.checkpoint, device=device, use_ema=not args.no_ema)
     _check_fits_in_memory(args.n, model.config)
+    if args.spacing == "karras" and args.sampler in ("ddpm", "ddim"):
+        raise ValueError(f"--spacing karras is for the ODE solvers (euler, heun, dpmpp2m), not --sampler {args.sampler}.")
     sampler = make_sampler(schedule, args.sampler, steps=args.steps, eta=args.eta, variance_type=args.variance_type,
-                           clip_x0=not args.no_clip, learned_variance=model.config.learn_sigma)
+                           clip_x0=not args.no_clip, learned_variance=model.config.learn_sigma, spacing=args.spacing)
+    print(f"{sampler!r}: {sampler.nfe} network evaluations (NFE) per image"
+          + (" (each guided evaluation runs the conditional and unconditional batch)" if args.guidance_scale != 1.0 else ""))
     labels = _labels_for(args.labels, args.n, model.config.num_classes)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     chunks = []
@@ -190,8 +198,11 @@ def read_samples_npz(path: str):
         return ValueError(f"--samples {path}: {why}; write it with `python -m ddpm_teach sample --out FILE.npz`.")
 
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files") or "images" not in f.files:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):          # a bare .npy array named .npz
+            raise bad("it is a single array, not an .npz with 'images' (and 'labels')")
+        with loaded as f:
+            if "images" not in f.files:
                 raise bad("it has no 'images' array")
             pixels, labels = f["images"], (f["labels"] if "labels" in f.files else None)
     except FileNotFoundError:
@@ -206,6 +217,8 @@ def read_samples_npz(path: str):
         raise bad(f"'images' must be [N, H, W] or [N, C, H, W] with N >= 2, got shape {pixels.shape}")
     if labels is not None and (labels.ndim != 1 or len(labels) != len(pixels) or labels.dtype.kind not in "iu"):
         raise bad(f"'labels' must be {len(pixels)} integers, one per image, got {labels.dtype} of shape {labels.shape}")
+    if labels is not None and bool((labels < 0).any()) and not bool((labels < 0).all()):
+        raise bad("'labels' mixes class indices with negative values; use -1 for every image (unconditional) or none")
     images = to_model_range(torch.from_numpy(pixels if pixels.ndim == 4 else pixels[:, None]))
     labels = None if labels is None or bool((labels < 0).all()) else torch.from_numpy(labels.astype(np.int64))
     return images, labels

@@ -40,7 +40,7 @@ __all__ = ["Trainer", "TimeBudget", "Processes", "init_distributed", "derive_mod
 # what may change when a run is resumed: how long and how fast it trains, and where and how it runs.
 # Everything else (the model, T and the schedule, the data and its order, the seed) is fixed by the run.
 RESUMABLE_FIELDS = frozenset({"steps", "max_minutes", "lr", "grad_clip", "mixed_precision", "checkpoint_every",
-                              "log_every", "device", "out_dir", "threads", "compile"})
+                              "log_every", "device", "out_dir", "threads", "compile", "data_root", "download"})
 
 
 class RunExistsError(OutputError):
@@ -228,6 +228,7 @@ class RunFolder:
         self.out_dir, self.overwrite = Path(out_dir), overwrite
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         self.lock, self.owns_checkpoint = RunLock(self.out_dir), False
+        self.extra_files: list[Path] = []          # written for the run (config.toml): removed if it never saves
 
     def written(self, path: Path) -> Path:
         if Path(path).resolve() == self.checkpoint_path.resolve():
@@ -250,7 +251,10 @@ class RunFolder:
                 remove_stale_temporaries(self.out_dir, self.checkpoint_path.name)
                 yield self
         finally:
-            for folder in made:            # a run that stopped before writing anything leaves no folders
+            if not self.checkpoint_path.exists():   # a run that never saved leaves nothing behind
+                for extra in self.extra_files:
+                    extra.unlink(missing_ok=True)
+            for folder in made:            # ... and no folders
                 try:
                     folder.rmdir()
                 except OSError:
@@ -370,7 +374,7 @@ class Trainer:
                         callback(self, loss)
                     if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
                         self.save()
-                    if signals["count"]:
+                    if _all_ranks_max(self, float(signals["count"] > 0)):   # every rank stops at this step
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
                 _save_on_interrupt(self, forced=signals["count"] > 1)

@@ -46,6 +46,14 @@ class UNetConfig:
     norm_groups: int = 8
 
     def __post_init__(self):
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "num_heads", "norm_groups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a positive integer, got {value!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout (--dropout) must be a number in [0, 1), got {self.dropout!r}.")
+        if not self.channel_mults or any(int(m) < 1 for m in self.channel_mults):
+            raise ValueError(f"channel_mults (--channel-mults) must be positive integers, got {list(self.channel_mults)}.")
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
         factor = 2 ** (len(self.channel_mults) - 1)
         if self.image_size <= 0 or self.image_size % factor:

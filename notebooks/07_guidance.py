@@ -212,7 +212,7 @@ plt.show()
 # unconditional $\varepsilon_\theta(x_t, t, \varnothing)$ on the other 10%. The paper found
 # $p_\text{uncond} = 0.1$ or $0.2$ better than $0.5$ (their Table 1): the unconditional model
 # needs only a small share of the capacity. In the package this is three lines of
-# `Trainer.train_step` in `ddpm_teach/training.py`; here is the same step on one batch of labels:
+# `train_step` in `ddpm_teach/training.py` (its `drop_labels`); here is the same step on one batch of labels:
 
 # %%
 p_uncond = ckpt["train_config"]["label_dropout"]

@@ -20,6 +20,12 @@ def _seed_and_threads():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _own_feature_cache(monkeypatch, tmp_path_factory):
+    """Tests keep the evaluator's test-set feature cache out of ~/.cache (one folder per session)."""
+    monkeypatch.setenv("DDPM_TEACH_CACHE", str(tmp_path_factory.getbasetemp() / "feature-cache"))
+
+
 @pytest.fixture
 def tiny_unet():
     """``tiny_unet(**overrides)`` builds a small UNet in eval mode (16×16, 2 levels, attention at 8).

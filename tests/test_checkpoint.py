@@ -236,7 +236,7 @@ def test_strip_for_inference_keeps_ema_and_drops_training_state(trained, tmp_pat
     trainer, data = trained
     full = load_checkpoint(trainer.checkpoint_path)
     small = strip_for_inference(full)
-    for key in ("optimizer", "lr_scheduler", "scaler", "rng"):
+    for key in ("optimizer", "lr_scheduler", "scaler", "rng_per_rank"):
         assert key not in small
     assert small["ema"] is None
     for k, v in small["model"].items():

@@ -115,7 +115,10 @@ def test_yaml_config_when_pyyaml_is_installed(tmp_path):
 
 
 def test_toml_writer_escapes_and_leaves_out_none(tmp_path):
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:                  # Python 3.10
+        import tomli as tomllib
 
     values = {"a": 'quote " and \\ back', "b": None, "c": [1, 2], "d": 1e-5, "e": False, "f": "ünï"}
     text = to_toml(values, header="two\nlines")

@@ -153,6 +153,22 @@ CASES = {
     "evaluate a text file named .npz": (["evaluate", "--samples", "{tmp}/text.npz"], ["--samples", "not an .npz"]),
     "evaluate an object array": (["evaluate", "--samples", "{tmp}/objects.npz"], ["--samples", "never loaded"]),
     "evaluate without images": (["evaluate", "--samples", "{tmp}/noimages.npz"], ["--samples", "no 'images'"]),
+    "evaluate a .npy named .npz": (["evaluate", "--samples", "{tmp}/array.npz"], ["--samples", "single array"]),
+    "evaluate mixed negative labels": (["evaluate", "--samples", "{tmp}/negative.npz"], ["--samples", "-1 for every image"]),
+    "train --base-channels 0": (["train", "--dataset", "{folder}", "--steps", "2", *TINY_FLAGS, "--base-channels", "0",
+                                "--out-dir", "{tmp}/t"], ["--base-channels", "positive"]),
+    "train --num-heads 0": (["train", "--dataset", "{folder}", "--steps", "2", *TINY_FLAGS, "--num-heads", "0",
+                             "--out-dir", "{tmp}/t"], ["--num-heads", "positive"]),
+    "train --dropout 1.5": (["train", "--dataset", "{folder}", "--steps", "2", *TINY_FLAGS, "--dropout", "1.5",
+                             "--out-dir", "{tmp}/t"], ["--dropout", "[0, 1)"]),
+    "guidance on an unconditional model": (["sample", "--checkpoint", SHIPPED_DDPM, "--guidance-scale", "2", "--labels", "all",
+                                            "--out", "{tmp}/x.png"], ["--labels", "unconditional"]),
+    "sample --steps above T": (["sample", "--checkpoint", SHIPPED_DDPM, "--steps", "2000", "--out", "{tmp}/x.png"],
+                               ["--steps", "T=1000"]),
+    "--spacing karras with ddim": (["sample", "--checkpoint", SHIPPED_DDPM, "--sampler", "ddim", "--spacing", "karras",
+                                    "--out", "{tmp}/x.png"], ["--spacing karras", "euler"]),
+    "--eta with an ODE solver": (["sample", "--checkpoint", SHIPPED_DDPM, "--sampler", "heun", "--eta", "1",
+                                  "--out", "{tmp}/x.png"], ["--eta", "deterministic", "ddim"]),
     # 13. ranges
     "--label-dropout 5": (["train", "--dataset", "{folder}", "--steps", "2", *TINY_FLAGS, "--label-dropout", "5",
                            "--out-dir", "{tmp}/t"], ["--label-dropout", "[0, 1]"]),
@@ -178,6 +194,9 @@ def inputs(tmp_path_factory) -> Path:
     np.savez(tmp / "objects.npz", images=np.array([{"a": 1}, None], dtype=object))
     (tmp / "text.npz").write_text("this is not a numpy file\n")
     (tmp / "bad.toml").write_text("stpes = 3\n")
+    np.save(tmp / "array.npy", np.zeros((4, 28, 28), np.uint8))
+    (tmp / "array.npy").rename(tmp / "array.npz")
+    np.savez(tmp / "negative.npz", images=np.zeros((4, 28, 28), np.uint8), labels=np.array([0, -1, 3, 2]))
     return tmp
 
 
@@ -302,6 +321,21 @@ def test_checkpoints_follow_the_umask(run, tmp_path):
     assert stat.S_IMODE((run / "checkpoint.pt").stat().st_mode) == 0o666 & ~old
 
 
+def test_a_fresh_run_that_fails_before_saving_leaves_no_folder(folder, tmp_path, monkeypatch, capsys):
+    """config.toml is written before the first step; a run that then fails (here: its first step
+    raises) removes it, and the folders it made, so a retry is not refused as "already holds a run"."""
+    from ddpm_teach.trainer import Trainer
+
+    def fail(self, *args, **kwargs):
+        raise ValueError("the first step failed")
+
+    monkeypatch.setattr(Trainer, "train", fail)
+    out = tmp_path / "new" / "run"
+    code, err = _run_main(["train", "--dataset", folder, "--steps", "2", *TINY_FLAGS, "--out-dir", out], capsys)
+    assert code == 2 and "the first step failed" in _error_line(err)
+    assert not (tmp_path / "new").exists()
+
+
 def test_overwrite_starts_a_run_afresh(run, folder, tmp_path):
     copy = tmp_path / "r"
     copy.mkdir()
@@ -378,7 +412,10 @@ def test_two_runs_into_one_folder_the_second_is_refused(folder, tmp_path):
 
 def _mount_tmpfs(path: Path, options: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    try:
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    except FileNotFoundError:          # no mount command on this machine
+        return False
     return result.returncode == 0
 
 
