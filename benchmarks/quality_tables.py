@@ -12,7 +12,11 @@ A long run can be spread over several sittings: the JSON is rewritten after ever
 instead of measured again.
 
 Tables: DDPM 1000 steps (β and β̃); DDIM 10/20/50/100 steps × η 0/0.5/1; guidance scale s in
-{0, 1, 1.5, 2, 3, 5}; learned variance against fixed variance at 25/50/100 DDPM steps.
+{0, 1, 1.5, 2, 3, 5}; learned variance against fixed variance at 25/50/100 DDPM steps; the fast
+samplers of notebook 09 (DDIM η=0, Euler, Heun, DPM-Solver++(2M)) at NFE 5/10/15/20/35/50, and
+guided (s=2) DDIM against DPM-Solver++(2M) at 10 and 20 NFE:
+
+    python benchmarks/quality_tables.py --tables solvers --n 1000 --out benchmarks/results/solvers_n1000.json
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.devices import describe_device, pick_device  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, DDPMSampler, sample  # noqa: E402
+from ddpm_teach.solvers import DPMSolverPP2MSampler, EulerSampler, HeunSampler  # noqa: E402
 
 CK = ROOT / "checkpoints"
 
@@ -46,7 +51,19 @@ def generate(model, sampler, n, batch_size, device, seed, labels=None, guidance_
     return torch.cat(chunks)
 
 
-TABLES = ("ddim", "guidance", "learned_var", "ddpm")
+TABLES = ("ddim", "guidance", "learned_var", "solvers", "ddpm")
+SOLVER_NFE = (5, 10, 15, 20, 35, 50)
+
+
+def solver_for(name: str, schedule, nfe: int):
+    """The table's solver at (about) ``nfe`` network evaluations: Heun's 2·steps − 1 is odd, so it
+    gets the nearest odd NFE at or below.  DDIM keeps its uniform spacing (the course's baseline);
+    the ODE solvers use Karras et al.'s σ spacing."""
+    if name == "DDIM":
+        return DDIMSampler(schedule, steps=nfe)
+    if name == "Heun":
+        return HeunSampler(schedule, steps=(nfe + 1) // 2, spacing="karras")
+    return {"Euler": EulerSampler, "DPM++2M": DPMSolverPP2MSampler}[name](schedule, steps=nfe, spacing="karras")
 
 
 def row_key(row: dict) -> tuple:
@@ -97,7 +114,8 @@ def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
         images = generate(model, sampler, n, args.batch_size, device, args.seed, labels, guidance_scale, precision)
         seconds = time.perf_counter() - start
         row = {"table": table, "setting": setting, "precision": precision, **evaluator.score(images, labels),
-               "seconds": seconds, "device": describe_device(device)}
+               "seconds": seconds, "seconds_per_1000": 1000 * seconds / n, "nfe": sampler.nfe,
+               "device": describe_device(device)}
         row.pop("class_histogram", None)
         rows.append(row)
         acc = f"  acc={100 * row['accuracy']:.1f}%" if "accuracy" in row else ""
@@ -129,6 +147,18 @@ def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
                 score("learned_var", f"DDPM-{steps} {variance}", lv_model,
                       DDPMSampler(lv_schedule, steps=steps, variance_type=variance))
 
+    if "solvers" in args.tables:
+        for name in ("DDIM", "Euler", "Heun", "DPM++2M"):
+            for nfe in (SOLVER_NFE if not args.quick else (10, 20)):
+                sampler = solver_for(name, schedule, nfe)
+                score("solvers", f"{name} NFE={sampler.nfe}", uncond, sampler)
+        cfg_model, cfg_schedule, _ = load_diffusion_model(CK / "fashion_mnist_cfg.pt", device=device)
+        labels = torch.arange(args.n) % cfg_model.config.num_classes
+        for name in ("DDIM", "DPM++2M"):
+            for nfe in (10, 20):
+                score("solvers", f"s=2 {name} NFE={nfe}", cfg_model, solver_for(name, cfg_schedule, nfe),
+                      labels=labels, guidance_scale=2.0)
+
     if "ddpm" in args.tables:  # the most expensive rows last
         steps = None if not args.quick else 100
         for variance in args.ddpm_variances:
@@ -148,6 +178,29 @@ def _find(rows, table, prefix):
     return next((r for r in rows if r["table"] == table and r["setting"].startswith(prefix)), None)
 
 
+def solver_target_lines(rows: list[dict], ddpm: dict | None) -> list[str]:
+    """Issue 13's targets for the fast samplers."""
+    lines = []
+    dpm = [r for r in rows if r["table"] == "solvers" and r["setting"].startswith("DPM++2M NFE=")]
+    within = [r for r in dpm if int(r["setting"].split("=")[-1]) <= 20]
+    if ddpm and within and all(r["n"] == ddpm["n"] for r in within):
+        best = min(within, key=lambda r: r["fid"])
+        ratio = best["fid"] / ddpm["fid"]
+        lines.append(f"DPM++2M at <= 20 NFE ({best['setting']}) / {ddpm['setting']} FID: {ratio:.2f} "
+                     f"(target <= 1.1: {'met' if ratio <= 1.1 else 'NOT met'})")
+    dpm10 = _find(rows, "solvers", "DPM++2M NFE=10")
+    ddim50 = _find(rows, "solvers", "DDIM NFE=50") or _find(rows, "ddim", "DDIM-50 η=0.0")
+    if dpm10 and ddim50 and dpm10["n"] == ddim50["n"]:
+        lines.append(f"DPM++2M at 10 NFE: FID {dpm10['fid']:.3f} against DDIM-50's {ddim50['fid']:.3f} "
+                     f"(target: better: {'met' if dpm10['fid'] < ddim50['fid'] else 'NOT met'})")
+    guided20, ddim_s2 = _find(rows, "solvers", "s=2 DPM++2M NFE=20"), _find(rows, "guidance", "s=2 ")
+    if guided20 and ddim_s2 and guided20["n"] == ddim_s2["n"]:
+        ok = guided20["accuracy"] >= ddim_s2["accuracy"]
+        lines.append(f"guided s=2, DPM++2M at 20 NFE: accuracy {100 * guided20['accuracy']:.1f}% against DDIM-50's "
+                     f"{100 * ddim_s2['accuracy']:.1f}% (target: no lower: {'met' if ok else 'NOT met'})")
+    return lines
+
+
 def target_lines(rows: list[dict]) -> list[str]:
     """The issue's targets, checked against whichever rows were measured."""
     lines = []
@@ -161,6 +214,7 @@ def target_lines(rows: list[dict]) -> list[str]:
         elif ddpm and ddim:
             ratio = ddim["fid"] / ddpm["fid"]
             lines.append(f"DDIM-{steps} η=0 / best {ddpm['setting'].split()[0]} ({ddpm['setting']}, N={ddpm['n']}) FID: {ratio:.2f} (target ≤ {limit}: {'met' if ratio <= limit else 'NOT met'})")
+    lines += solver_target_lines(rows, ddpm)
     guided = [r for r in rows if r["table"] == "guidance"]
     s2, s1 = _find(rows, "guidance", "s=2 "), _find(rows, "guidance", "s=1 ")
     if s2:

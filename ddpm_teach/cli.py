@@ -154,13 +154,19 @@ def _add_config_argument(p: argparse.ArgumentParser) -> None:
 
 def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     from .samplers import DEFAULT_DDIM_STEPS, Precision, SamplerKind, VarianceType
+    from .solvers import SolverSpacing
 
     p.add_argument("--checkpoint", default=None, help="a diffusion checkpoint (.pt)")
     p.add_argument("--n", type=positive_int, default=64, help="number of images")
     p.add_argument("--sampler", choices=get_args(SamplerKind), default="ddim")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help=f"sampling steps (DDPM default: all T; DDIM: {DEFAULT_DDIM_STEPS})")
-    p.add_argument("--eta", type=non_negative_float, default=0.0, help="DDIM η (0 deterministic, 1 DDPM-like)")
+                   help=f"solver steps (DDPM default: all T; the others: {DEFAULT_DDIM_STEPS}); heun makes 2 network "
+                        "calls per step but the last, and the printout states the NFE")
+    p.add_argument("--spacing", choices=get_args(SolverSpacing), default=None,
+                   help="which timesteps the steps visit (default uniform; karras: Karras et al. 2022's σ spacing, "
+                        "for euler, heun and dpmpp2m)")
+    p.add_argument("--eta", type=non_negative_float, default=0.0,
+                   help="DDIM η (0 deterministic, 1 DDPM-like); the ODE solvers take only 0")
     p.add_argument("--variance-type", choices=get_args(VarianceType), default=None,
                    help="DDPM variance (default: learned_range for learned-variance models, else fixed_small)")
     p.add_argument("--labels", default=None, help="'all' cycles through the classes; K samples class K only")

@@ -52,7 +52,7 @@ __all__ = [
 
 VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
 TimestepSpacing = Literal["uniform", "leading", "trailing", "quadratic"]
-SamplerKind = Literal["ddpm", "ddim"]            # make_sampler's kinds, and the command line's --sampler
+SamplerKind = Literal["ddpm", "ddim", "euler", "heun", "dpmpp2m"]   # make_sampler's kinds, and --sampler
 Precision = Literal["fp32", "bf16", "fp16"]      # sample(precision=...) and --precision
 DEFAULT_DDIM_STEPS = 50   # DDIMSampler's and the command line's default number of steps
 
@@ -79,7 +79,7 @@ def _spaced_timesteps(T: int, steps: int, spacing: str) -> torch.Tensor:
     if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
         raise ValueError(f"steps must be a positive integer, got {steps!r}.")
     if steps > T:
-        raise ValueError(f"steps={steps} is more than the schedule's T={T}; choose steps <= {T}.")
+        raise ValueError(f"steps={steps} (--steps) is more than the schedule's T={T}; choose steps <= {T}.")
     if spacing not in get_args(TimestepSpacing):
         raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {get_args(TimestepSpacing)}.")
     if spacing == "uniform":      # evenly spaced, first and last included (improved-diffusion)
@@ -136,6 +136,16 @@ class _Sampler:
         return pred_x0.clamp(-1.0, 1.0) if self.clip_x0 else pred_x0
 
     def __len__(self) -> int:
+        return len(self.timesteps)
+
+    def begin(self) -> None:
+        """Start a new trajectory: ``sample()`` calls it before its loop.  DDPM and DDIM keep no
+        state between steps; a multistep or two-call solver (solvers.py) resets its own here."""
+
+    @property
+    def nfe(self) -> int:
+        """Network evaluations per trajectory: one per entry of ``timesteps`` (a guided evaluation
+        counts once, although it runs the network on the conditional and the unconditional batch)."""
         return len(self.timesteps)
 
 
@@ -281,15 +291,27 @@ def p_mean_from_eps(schedule: NoiseSchedule, *, x_t: torch.Tensor, t: torch.Tens
 
 def make_sampler(schedule: NoiseSchedule, kind: SamplerKind, *, steps: int | None = None,
                  eta: float = 0.0, variance_type: VarianceType | None = None, clip_x0: bool = True,
-                 learned_variance: bool = False) -> _Sampler:
-    """A sampler by name, as the command line builds it.  A learned-variance model gets
-    ``variance_type="learned_range"`` unless another is asked for."""
+                 learned_variance: bool = False, spacing: str | None = None) -> _Sampler:
+    """A sampler by name, as the command line builds it.  ``steps`` are solver steps (DDPM: all T
+    by default; the others: DEFAULT_DDIM_STEPS).  A learned-variance model gets
+    ``variance_type="learned_range"`` with DDPM unless another is asked for; the ODE solvers use
+    its ε channels."""
     if kind == "ddpm":
         variance_type = variance_type or ("learned_range" if learned_variance else "fixed_small")
-        return DDPMSampler(schedule, steps=steps, variance_type=variance_type, clip_x0=clip_x0)
+        return DDPMSampler(schedule, steps=steps, variance_type=variance_type, clip_x0=clip_x0,
+                           spacing=spacing or "uniform")
+    steps = DEFAULT_DDIM_STEPS if steps is None else steps
     if kind == "ddim":
-        return DDIMSampler(schedule, steps=DEFAULT_DDIM_STEPS if steps is None else steps, eta=eta, clip_x0=clip_x0)
-    raise ValueError(f"unknown sampler {kind!r}; choose 'ddpm' or 'ddim'.")
+        return DDIMSampler(schedule, steps=steps, eta=eta, clip_x0=clip_x0, spacing=spacing or "uniform")
+    if kind in ("euler", "heun", "dpmpp2m"):
+        from . import solvers       # solvers builds on this module, so it is imported here, not at the top
+
+        if eta != 0.0:
+            raise ValueError(f"--eta {eta}: the {kind} solver is deterministic (the probability-flow ODE); "
+                             "use --sampler ddim or ddpm for stochastic sampling.")
+        solver = {"euler": solvers.EulerSampler, "heun": solvers.HeunSampler, "dpmpp2m": solvers.DPMSolverPP2MSampler}[kind]
+        return solver(schedule, steps=steps, spacing=spacing or "uniform", clip_x0=clip_x0)
+    raise ValueError(f"unknown sampler {kind!r}; choose one of {get_args(SamplerKind)}.")
 
 
 def guided_model_output(model: torch.nn.Module, x_t: torch.Tensor, t: torch.Tensor,
@@ -354,8 +376,8 @@ def _check_sample_args(model: torch.nn.Module, sampler: _Sampler, x_T: torch.Ten
     labels = check_labels(labels, x_T.shape[0], num_classes, device=device)   # the null label is no class here
     if guidance_scale != 1.0:
         if num_classes is None:
-            raise ValueError(f"guidance_scale={guidance_scale} needs a class-conditional model trained with label "
-                             "dropout; this model is unconditional. Use guidance_scale=1.")
+            raise ValueError(f"guidance_scale={guidance_scale} (--guidance-scale) needs a class-conditional model "
+                             "trained with label dropout; this model is unconditional. Use guidance_scale=1.")
         if labels is None:
             raise ValueError("guidance_scale != 1 needs labels: say which class to guide towards.")
     if getattr(config, "learn_sigma", False) is False and getattr(sampler, "learned_variance", False):
@@ -404,6 +426,7 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
 
     was_training = model.training
     model.eval()
+    sampler.begin()
     try:
         x = x_T.to(device)
         xs, pred_x0s = [x.cpu()], []
