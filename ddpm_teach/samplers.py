@@ -340,11 +340,13 @@ class Trajectory:
     """What :func:`sample` saw along the way (kept on the CPU).
 
     ``timesteps`` [S]; ``x`` [S+1, B, C, H, W] (x_T first, the final sample last);
-    ``pred_x0`` [S, B, C, H, W], the sampler's x̂_0 at each step."""
+    ``pred_x0`` [S, B, C, H, W], the sampler's x̂_0 at each step; ``nfe``, the network
+    evaluations the loop made (a guided one counts once)."""
 
     timesteps: torch.Tensor
     x: torch.Tensor
     pred_x0: torch.Tensor
+    nfe: int = 0
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -411,7 +413,8 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
     precision:       "fp32", or "bf16" / "fp16" to run the network under ``torch.autocast`` (the
                      sampler's arithmetic stays fp32); bf16 is fast on GPUs and on CPUs with AMX or
                      AVX-512-BF16 (the README's "Performance" section has the measurements).
-    Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory`.
+    Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory` (with
+    ``nfe``, the network evaluations counted in the loop; ``sampler.nfe`` says it in advance).
     The model is put in eval mode for the loop and given back in the mode it was in.
     """
     config = model.config
@@ -446,5 +449,5 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
                                  f"output overflowed (precision={precision!r}; try precision='fp32').")
     # Alg. 2 line 6: return x_0
     if return_trajectory:
-        return x, Trajectory(sampler.timesteps.clone(), torch.stack(xs), torch.stack(pred_x0s))
+        return x, Trajectory(sampler.timesteps.clone(), torch.stack(xs), torch.stack(pred_x0s), nfe=len(pred_x0s))
     return x
