@@ -703,5 +703,5 @@ def test_make_sampler():
     ddim = make_sampler(schedule, "ddim", eta=0.3)
     assert isinstance(ddim, DDIMSampler) and len(ddim) == 50 and ddim.eta == 0.3
     assert DEFAULT_DDIM_STEPS == 50 and len(DDIMSampler(schedule)) == DEFAULT_DDIM_STEPS   # the one default
-    with pytest.raises(ValueError, match="ddim"):
-        make_sampler(schedule, "euler")
+    with pytest.raises(ValueError, match="unknown sampler 'plms'"):        # euler, heun, dpmpp2m are samplers now
+        make_sampler(schedule, "plms")
