@@ -1,7 +1,7 @@
 """ddpm_teach.exercises.nb09: right answers pass, the typical wrong ones fail with a hint that
 names the slip.  The expected values are recomputed here from the definitions, in numpy where
 they are numbers: Heun's NFE = 2·steps − 1 (Karras et al. 2022, Alg. 1: no correction on the
-step to σ = 0), and the first-order DPM-Solver++ step in x̃ = x_t/√ᾱ_t, σ = √((1−ᾱ)/ᾱ)."""
+step to σ = 0) and DPM-Solver++(2M)'s = steps, and the first-order DPM-Solver++ step in x̃ = x_t/√ᾱ_t, σ = √((1−ᾱ)/ᾱ)."""
 from __future__ import annotations
 
 import math
@@ -19,34 +19,38 @@ def sigma(t: int) -> float:
     return math.sqrt((1 - ALPHA_BAR[t]) / ALPHA_BAR[t])
 
 
-# ------------------------------------------------------------------ exercise 1: Heun's NFE at 8 steps
-def test_heun_nfe_answer_is_two_steps_minus_one():
-    assert nb09.heun_nfe_answer() == 2 * 8 - 1 == 15
+# ------------------------------------------------------------------ exercise 1: steps within 30 NFE
+def test_budget_answer_follows_the_nfe_counts():
+    # DPM-Solver++(2M): 1 call per step; Heun: 2n − 1 calls for n steps (no correction on the step to σ = 0)
+    heun = max(n for n in range(1, 31) if 2 * n - 1 <= 30)
+    assert nb09.budget_steps_answer() == (30, heun) == (30, 15)
 
 
-def test_heun_nfe_right_answers(capsys):
-    for right in (15, np.int64(15), torch.tensor(15), 15.0):
-        assert nb09.check_heun_nfe(right) is True
+def test_budget_right_answers(capsys):
+    for right in ((30, 15), [30, 15], (np.int64(30), torch.tensor(15)), (30.0, 15.0)):
+        assert nb09.check_budget_steps(right) is True
         assert capsys.readouterr().out.startswith("Correct!")
 
 
 @pytest.mark.parametrize("wrong, words", [
-    (16, "plain Euler"),
-    (8, "twice per step"),
-    (17, "one call too many"),
-    (14, "one call too few"),
-    (9, "count the entries"),
+    ((15, 30), "swapped"),
+    ((15, 15), "one network call per step"),
+    ((29, 15), "exactly one network call per step"),
+    ((30, 16), "31 network calls"),
+    ((30, 14), "counts 2 calls for every Heun step"),
+    ((30, 30), "twice per step"),
+    ((30, 10), "Find the largest n"),
 ])
-def test_heun_nfe_wrong_answers_get_hints(capsys, wrong, words):
-    assert nb09.check_heun_nfe(wrong) is False
+def test_budget_wrong_answers_get_hints(capsys, wrong, words):
+    assert nb09.check_budget_steps(wrong) is False
     out = capsys.readouterr().out
     assert out.startswith("Not yet. Hint:") and words in out
 
 
-def test_heun_nfe_rejects_non_counts(capsys):
-    for bad in (15.5, "15", None, True, [15], float("nan")):
-        assert nb09.check_heun_nfe(bad) is False
-    assert capsys.readouterr().out.count("whole number") == 6
+def test_budget_rejects_malformed_answers(capsys):
+    for bad in (15, "30, 15", None, (30,), (30, 15, 1), (30, 15.5), (True, 15), (30, float("nan"))):
+        assert nb09.check_budget_steps(bad) is False
+    assert capsys.readouterr().out.count("two whole numbers") == 8
 
 
 # ------------------------------------------------------------------ exercise 2: one DPM-Solver++(1) step
@@ -160,5 +164,5 @@ def test_first_order_step_wants_the_function(capsys):
 def test_checks_leave_the_global_rng_alone():
     state = torch.get_rng_state()
     nb09.check_first_order_step(right_step)
-    nb09.check_heun_nfe(15)
+    nb09.check_budget_steps((30, 15))
     assert torch.equal(state, torch.get_rng_state())

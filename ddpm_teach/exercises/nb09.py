@@ -18,13 +18,13 @@ import torch
 
 from ..samplers import DDIMSampler
 from ..schedules import NoiseSchedule
-from ..solvers import HeunSampler
+from ..solvers import DPMSolverPP2MSampler, HeunSampler
 from . import as_float, report
 
-__all__ = ["HEUN_EXERCISE", "STEP_EXERCISE", "heun_nfe_answer", "check_heun_nfe", "check_first_order_step"]
+__all__ = ["BUDGET_EXERCISE", "STEP_EXERCISE", "budget_steps_answer", "check_budget_steps", "check_first_order_step"]
 
-# exercise 1: the network evaluations of HeunSampler(linear T=1000, steps=8) for one batch of images
-HEUN_EXERCISE = {"T": 1000, "steps": 8}
+# exercise 1: the most DPM-Solver++(2M) and Heun steps that fit a budget of network evaluations
+BUDGET_EXERCISE = {"T": 1000, "budget": 30}
 # exercise 2: one first-order DPM-Solver++ step, checked on the jumps of a 10-step uniform DDIM sampler
 STEP_EXERCISE = {"T": 1000, "steps": 10, "pairs": ((999, 888), (555, 444), (111, 0))}
 STEP_TOL = 1e-5      # relative to the size of x_{t_next}: float32 arithmetic in the learner's code passes
@@ -34,10 +34,19 @@ def _schedule(T: int) -> NoiseSchedule:
     return NoiseSchedule.from_name("linear", T)
 
 
-def heun_nfe_answer() -> int:
-    """The answer of exercise 1, from the package: ``len(HeunSampler(...).timesteps)``."""
-    ex = HEUN_EXERCISE
-    return HeunSampler(_schedule(ex["T"]), steps=ex["steps"]).nfe
+def budget_steps_answer() -> tuple[int, int]:
+    """The answer of exercise 1, from the package: the largest ``steps`` whose ``sampler.nfe`` fits the budget,
+    for DPMSolverPP2MSampler and for HeunSampler."""
+    ex = BUDGET_EXERCISE
+    schedule = _schedule(ex["T"])
+
+    def most_steps(cls) -> int:
+        steps = 1
+        while cls(schedule, steps=steps + 1).nfe <= ex["budget"]:
+            steps += 1
+        return steps
+
+    return most_steps(DPMSolverPP2MSampler), most_steps(HeunSampler)
 
 
 def _as_whole_number(answer) -> int | None:
@@ -51,33 +60,40 @@ def _as_whole_number(answer) -> int | None:
     return int(value)
 
 
-def check_heun_nfe(answer) -> bool:
-    """Exercise 1: how many network evaluations does ``HeunSampler(schedule, steps=8)`` make to turn
-    one batch of x_T into images (linear schedule, T = 1000, no guidance)?"""
-    value = _as_whole_number(answer)
-    if value is None:
-        return report(False, f"give one whole number (a count of network calls), not {answer!r}.")
-    steps = HEUN_EXERCISE["steps"]
-    right = heun_nfe_answer()
-    if value == right:
-        return report(True, "", success=f"Correct! {steps} steps: {steps - 1} Heun steps of 2 calls each, and a "
-                                         f"last Euler step of 1 call (to σ = 0, where the correction would divide "
-                                         f"by σ = 0): 2·{steps} − 1 = {right}. DPM-Solver++(2M) gets {right} steps "
-                                         "for the same budget.")
-    wrong = {
-        2 * steps: "that counts two calls for every step. The last step goes to σ = 0, and there Heun makes no "
-                   "correction (it would need the slope at σ = 0): that step is plain Euler, one call.",
-        steps: "that is one call per step, Euler's cost. Heun evaluates the network twice per step: at the start "
-               "of the step and again at its Euler prediction.",
-        2 * steps + 1: "one call too many: every step but the last makes two calls, the last one makes one.",
-        2 * steps - 2: "one call too few: the first step needs its own call at x_T, and so does every correction.",
-        2 * (steps - 1): "one call too few: the steps that are corrected make two calls each, and the last step "
-                         "still makes one.",
-    }
-    if value in wrong:
-        return report(False, wrong[value])
-    return report(False, "count the entries of HeunSampler(schedule, steps=8).timesteps, or reason it out: "
-                         "2 calls per step, except the last step (to σ = 0), which makes 1.")
+def check_budget_steps(answer) -> bool:
+    """Exercise 1: with at most 30 network evaluations per batch (linear schedule, T = 1000, no guidance),
+    how many steps can DPM-Solver++(2M) take, and how many Heun's method? ``answer = (dpm_steps, heun_steps)``."""
+    if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
+        return report(False, f"give two whole numbers, (DPM-Solver++(2M) steps, Heun steps), not {answer!r}.")
+    dpm, heun = (_as_whole_number(value) for value in answer)
+    if dpm is None or heun is None:
+        return report(False, f"give two whole numbers, (DPM-Solver++(2M) steps, Heun steps), not {answer!r}.")
+    budget = BUDGET_EXERCISE["budget"]
+    right_dpm, right_heun = budget_steps_answer()
+    if (dpm, heun) == (right_dpm, right_heun):
+        return report(True, "", success=f"Correct! DPM-Solver++(2M) makes one call per step (it reuses the previous "
+                                         f"step's D): {right_dpm} steps. Heun makes 2 calls per step but only 1 on the "
+                                         f"last step (to σ = 0), so n steps cost 2n − 1: {right_heun} steps cost "
+                                         f"{2 * right_heun - 1}, and {right_heun + 1} would cost {2 * right_heun + 1} > {budget}.")
+    if (dpm, heun) == (right_heun, right_dpm):
+        return report(False, "the two numbers are swapped: the first is DPM-Solver++(2M)'s steps, the second Heun's.")
+    if dpm != right_dpm:
+        if dpm == budget // 2:
+            return report(False, "DPM-Solver++(2M) is a multistep method: it makes one network call per step and "
+                                 "reuses the previous step's D for its second order.")
+        return report(False, "DPM-Solver++(2M) makes exactly one network call per step (the first and last steps "
+                             "included): how many steps does the budget buy?")
+    if heun == budget:
+        return report(False, "Heun evaluates the network twice per step: at the start of the step and again at its "
+                             "Euler trial point (only the last step, to σ = 0, makes one call).")
+    if heun == budget // 2 + 1 or 2 * heun - 1 > budget:
+        return report(False, f"{heun} Heun steps cost 2·{heun} − 1 = {2 * heun - 1} network calls, more than {budget}.")
+    if heun == (budget - 1) // 2 or heun == budget // 2 - 1:
+        return report(False, f"that counts 2 calls for every Heun step. The last step goes to σ = 0 and makes no "
+                             f"correction (it would need the slope at σ = 0), so it costs 1 call: n steps cost "
+                             f"2n − 1. {heun + 1} steps still fit.")
+    return report(False, "Heun makes 2 calls per step except the last (to σ = 0), which makes 1: n steps cost "
+                         "2n − 1. Find the largest n with 2n − 1 within the budget.")
 
 
 def _sigma(schedule: NoiseSchedule, t: int) -> float:
