@@ -26,16 +26,15 @@ def _training_data(config):
                         image_size=config.image_size)
 
 
-def _resumed_trainer(args, path: Path, folder, device, processes):
+def _resumed_trainer(args, path: Path, saved, folder, device, processes):
     """``train --resume``: the run in the checkpoint, with the options given on this command line
     (or in its --config) as changes, which Trainer.resume applies or refuses."""
-    from .checkpoint import load_checkpoint
     from .trainer import Trainer
-    from .training import TrainConfig
 
     given = {name: getattr(args, name) for name in args.given - _TRAIN_ONLY_OPTIONS}
     given["out_dir"] = str(folder.out_dir)
-    data = _training_data(TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"]))
+    where = {k: given[k] for k in ("data_root", "download") if k in given}    # the data may have moved
+    data = _training_data(dataclasses.replace(saved, **where))    # the run's own data (saved: its TrainConfig)
     trainer = Trainer.resume(path, data, given, device=device, processes=processes, folder=folder)
     if trainer.is_main:
         changed = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in trainer.resume_changes.items() if k != "out_dir")
@@ -67,8 +66,9 @@ def cmd_train(args) -> int:
             raise ValueError("--preset cannot be combined with --resume: a resumed run keeps its own settings.")
         path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
         folder = RunFolder(args.out_dir or path.parent, overwrite=args.overwrite)
+        saved = TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"])   # read once here
         if "device" not in args.given:                    # the run's own device choice, unless --device says otherwise
-            args.device = TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"]).device
+            args.device = saved.device
         folder.written(path)                              # resuming in place: the checkpoint there is this run's
     else:
         for name in ("steps", "out_dir"):
@@ -79,7 +79,7 @@ def cmd_train(args) -> int:
     is_main = Processes.from_env().rank == 0
     with folder.claim() if is_main else contextlib.nullcontext():   # checked and locked before any work
         processes, device = init_distributed(args.device)
-        trainer = (_resumed_trainer(args, path, folder, device, processes) if args.resume
+        trainer = (_resumed_trainer(args, path, saved, folder, device, processes) if args.resume
                    else _fresh_trainer(args, config, folder, device, processes))
         if trainer.config.threads:
             torch.set_num_threads(trainer.config.threads)
