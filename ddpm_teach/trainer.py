@@ -336,7 +336,8 @@ class Trainer:
             loss = train_step(self.train_model, self.schedule, self.micro_batches(), self.optimizer, self.ema,
                               self.generator, num_classes=self.model_config.num_classes if cfg.conditional else None,
                               label_dropout=cfg.label_dropout, learn_sigma=cfg.learn_sigma, vlb_weight=cfg.vlb_weight,
-                              grad_clip=cfg.grad_clip, amp_dtype=self.amp_dtype, scaler=self.scaler)
+                              grad_clip=cfg.grad_clip, amp_dtype=self.amp_dtype, scaler=self.scaler,
+                              objective=cfg.objective, t_sampling=cfg.t_sampling)
         except NonFiniteLossError as err:
             kept = (f"Nothing was saved over the last good checkpoint ({self.checkpoint_path})"
                     if self.checkpoint_path.exists() else "No checkpoint of this run had been written yet")

@@ -26,15 +26,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
+from .flow import T_SAMPLINGS, TSampling, flow_loss, sample_t
 from .forward import q_sample
 from .losses import hybrid_loss, simple_loss
 from .schedules import NoiseSchedule, ScheduleKind
 from .unet import UNetConfig
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "preset_configs", "NonFiniteLossError", "lr_at", "diffusion_loss",
-           "drop_labels", "train_step", "unwrap_model", "make_ema", "ema_decay_at", "BatchOrder", "MixedPrecision"]
+           "drop_labels", "train_step", "OBJECTIVES", "unwrap_model", "make_ema", "ema_decay_at", "BatchOrder", "MixedPrecision"]
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
+Objective = Literal["eps", "flow"]
+OBJECTIVES = ("eps", "flow")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -52,6 +55,8 @@ class TrainConfig:
     image_size: int | None = None             # resize images to this (default: the dataset's own)
     conditional: bool = False                 # class-conditional model, for classifier-free guidance
     label_dropout: float = 0.1                # P(label → null) while training a conditional model
+    objective: Objective = "eps"              # eps: DDPM's ε-prediction; flow: flow matching's velocity (nb 11)
+    t_sampling: TSampling = "uniform"         # flow only: uniform or logit_normal training times (SD3 §3.1)
     learn_sigma: bool = False                 # learned variance + hybrid loss (Improved DDPM)
     vlb_weight: float = 0.001                 # λ of the hybrid loss
     schedule: ScheduleKind = "linear"         # linear, cosine, quadratic, sigmoid
@@ -89,6 +94,15 @@ class TrainConfig:
             if bad:
                 span = f"{'(' if low[1] else '['}{low[0]:g}, {high[0]:g}{')' if high[1] else ']'}"
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a number in {span}, got {value!r}.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective (--objective) must be one of {OBJECTIVES}, got {self.objective!r}.")
+        if self.t_sampling not in T_SAMPLINGS:
+            raise ValueError(f"t_sampling (--t-sampling) must be one of {T_SAMPLINGS}, got {self.t_sampling!r}.")
+        if self.objective == "eps" and self.t_sampling != "uniform":
+            raise ValueError("t_sampling (--t-sampling) is a flow-matching option; add --objective flow, or drop it.")
+        if self.objective == "flow" and self.learn_sigma:
+            raise ValueError("learn_sigma (--learn-sigma) is for the ε objective; a flow model has no variance to learn. "
+                             "Drop --learn-sigma or use --objective eps.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,7 +213,8 @@ def _gradient_sync(model: torch.nn.Module, last: bool):
 def train_step(model: torch.nn.Module, schedule: NoiseSchedule, micro_batches: Sequence[tuple], optimizer,
                ema: AveragedModel, generator: torch.Generator, *, num_classes: int | None = None,
                label_dropout: float = 0.0, learn_sigma: bool = False, vlb_weight: float = 0.001,
-               grad_clip: float = 0.0, amp_dtype: torch.dtype | None = None, scaler=None) -> float:
+               grad_clip: float = 0.0, amp_dtype: torch.dtype | None = None, scaler=None,
+               objective: Objective = "eps", t_sampling: TSampling = "uniform") -> float:
     """One optimizer step of DDPM Algorithm 1 (lines 2-5) over ``micro_batches``, a list of
     ``(x0 [B, C, H, W], labels [B])``: their averaged loss gives the gradient of one batch of
     len·B (gradient accumulation).  Every random draw comes from ``generator``.  ``num_classes``
@@ -210,13 +225,19 @@ def train_step(model: torch.nn.Module, schedule: NoiseSchedule, micro_batches: S
     optimizer.zero_grad(set_to_none=True)
     total = 0.0
     for k, (x0, labels) in enumerate(micro_batches):                                   # Alg. 1 line 2: x_0 ~ q(x_0)
-        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)  # Alg. 1 line 3: t ~ U
+        if objective == "flow":                                                       # flow: t ~ U(0, 1) or logit-normal
+            t = sample_t(x0.shape[0], t_sampling, generator, x0.device)
+        else:
+            t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device=x0.device)  # Alg. 1 line 3: t ~ U
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)                    # Alg. 1 line 4: ε ~ N(0, I)
         labels = None if num_classes is None else drop_labels(labels, label_dropout, num_classes, generator)
         autocast = None if amp_dtype is None else torch.autocast(x0.device.type, dtype=amp_dtype)
         with _gradient_sync(model, last=k == len(micro_batches) - 1):
-            loss, _ = diffusion_loss(model, schedule, x0, t, noise, labels, learn_sigma=learn_sigma,  # Alg. 1 line 5: ‖ε − ε_θ‖²
-                                     vlb_weight=vlb_weight, autocast=autocast)
+            if objective == "flow":                                                   # ‖(ε − x_0) − v_θ‖²
+                loss, _ = flow_loss(model, x0, t, noise, labels, autocast=autocast)
+            else:
+                loss, _ = diffusion_loss(model, schedule, x0, t, noise, labels, learn_sigma=learn_sigma,  # Alg. 1 line 5: ‖ε − ε_θ‖²
+                                         vlb_weight=vlb_weight, autocast=autocast)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"the loss became {loss.item()}")
             scaler.scale(loss / len(micro_batches)).backward()                           # Alg. 1 line 5: ∇_θ
