@@ -21,7 +21,7 @@ import torch
 from .files import atomic_write
 
 __all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_diffusion_model",
-           "load_state_dict_checked", "strip_for_inference"]
+           "load_state_dict_checked", "strip_for_inference", "checkpoint_objective"]
 
 FORMAT = "ddpm_teach.checkpoint.v1"
 
@@ -103,6 +103,18 @@ def load_diffusion_model(path: str | os.PathLike, *, device: torch.device | str 
     weights = ckpt.get("ema") if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     load_state_dict_checked(model, weights, source=str(path))
     return model.to(device).eval(), schedule, ckpt
+
+
+def checkpoint_objective(ckpt: dict) -> str:
+    """What a diffusion checkpoint's network predicts: ``"eps"`` (ε, DDPM) or ``"flow"`` (the
+    velocity v of flow matching, notebook 11), from ``ckpt["train_config"]["objective"]``.
+    Checkpoints written before flow matching have no such field: they are ``"eps"``."""
+    from .training import OBJECTIVES
+
+    objective = (ckpt.get("train_config") or {}).get("objective", "eps")
+    if objective not in OBJECTIVES:
+        raise CheckpointError(f"the checkpoint's train_config has objective {objective!r}; expected one of {OBJECTIVES}.")
+    return objective
 
 
 def strip_for_inference(ckpt: dict) -> dict:

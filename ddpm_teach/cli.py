@@ -53,6 +53,7 @@ def _number(kind, low: float, *, strict: bool = False):
 positive_int = _number(int, 1)
 non_negative_int = _number(int, 0)
 non_negative_float = _number(float, 0.0)
+positive_float = _number(float, 0.0, strict=True)
 finite_float = _number(float, -math.inf)
 
 
@@ -156,12 +157,14 @@ def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     from .samplers import DEFAULT_DDIM_STEPS, Precision, SamplerKind, VarianceType
     from .solvers import SolverSpacing
 
-    p.add_argument("--checkpoint", default=None, help="a diffusion checkpoint (.pt)")
+    p.add_argument("--checkpoint", default=None, help="a diffusion or flow-matching checkpoint (.pt)")
     p.add_argument("--n", type=positive_int, default=64, help="number of images")
-    p.add_argument("--sampler", choices=get_args(SamplerKind), default="ddim")
+    p.add_argument("--sampler", choices=get_args(SamplerKind), default=None,
+                   help="default: ddim for an ε-prediction checkpoint, euler for a flow-matching one (which takes "
+                        "euler or heun)")
     p.add_argument("--steps", type=positive_int, default=None,
                    help=f"solver steps (DDPM default: all T; the others: {DEFAULT_DDIM_STEPS}); heun makes 2 network "
-                        "calls per step but the last, and the printout states the NFE")
+                        "calls per step (for an ε-model: but the last), and the printout states the NFE")
     p.add_argument("--spacing", choices=get_args(SolverSpacing), default=None,
                    help="which timesteps the steps visit (default uniform; karras: Karras et al. 2022's σ spacing, "
                         "for euler, heun and dpmpp2m)")
@@ -175,7 +178,10 @@ def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=256, help="images per sampling batch")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA ones")
-    p.add_argument("--no-clip", action="store_true", help="do not clip x̂_0 to [-1, 1]")
+    p.add_argument("--no-clip", action="store_true", help="do not clip x̂_0 to [-1, 1] (the flow samplers never clip)")
+    p.add_argument("--flow-shift", type=positive_float, default=None,
+                   help="flow-matching checkpoints: shift the uniform grid in t, t = s·u/(1 + (s−1)·u) (SD3); s > 1 "
+                        "puts more steps near the noise (default 1)")
     p.add_argument("--precision", choices=get_args(Precision), default="fp32",
                    help="run the network under autocast (bf16 is faster on CPUs with AMX / AVX-512-BF16)")
 

@@ -131,22 +131,47 @@ def _check_fits_in_memory(n: int, config) -> None:
                          f"{total / 2**30:.0f} GiB; sample fewer and run the command several times with other --seed.")
 
 
+def _sampler_for(args, schedule, model_config, objective: str):
+    """The sampler the flags ask for, for the checkpoint's objective (``"eps"`` or ``"flow"``); a flag
+    of the other family is an error that names it.  --sampler defaults to ddim (ε) or euler (flow)."""
+    from .flow import FLOW_SAMPLERS, make_flow_sampler
+    from .samplers import make_sampler
+
+    flow_shift = getattr(args, "flow_shift", None)
+    if objective == "flow":
+        kind = args.sampler or "euler"
+        wrong = [(kind not in FLOW_SAMPLERS, f"--sampler {kind}"), (args.eta != 0.0, f"--eta {args.eta:g}"),
+                 (args.variance_type is not None, f"--variance-type {args.variance_type}"),
+                 (args.spacing is not None, f"--spacing {args.spacing}")]
+        said = ", ".join(flag for bad, flag in wrong if bad)
+        if said:
+            raise ValueError(f"{said}: {args.checkpoint} is a flow-matching model (objective 'flow'), sampled with "
+                             f"--sampler {' or '.join(FLOW_SAMPLERS)} on a uniform grid in t (--flow-shift moves it); "
+                             "ddpm, ddim, dpmpp2m, --eta, --variance-type and --spacing are for ε-prediction models.")
+        return make_flow_sampler(kind, steps=args.steps, shift=1.0 if flow_shift is None else flow_shift)
+    if flow_shift is not None:
+        raise ValueError(f"--flow-shift {flow_shift:g} is for flow-matching checkpoints (objective 'flow'); "
+                         f"{args.checkpoint} is an ε-prediction model: its timesteps are chosen with --spacing.")
+    kind = args.sampler or "ddim"
+    if args.spacing == "karras" and kind in ("ddpm", "ddim"):
+        raise ValueError(f"--spacing karras is for the ODE solvers (euler, heun, dpmpp2m), not --sampler {kind}.")
+    return make_sampler(schedule, kind, steps=args.steps, eta=args.eta, variance_type=args.variance_type,
+                        clip_x0=not args.no_clip, learned_variance=model_config.learn_sigma, spacing=args.spacing)
+
+
 def generate(args):
     """Sample ``args.n`` images in batches: returns (images [N,C,H,W] in [-1,1], labels or None, checkpoint)."""
     import torch
     from tqdm.auto import tqdm
 
-    from .checkpoint import load_diffusion_model
+    from .checkpoint import checkpoint_objective, load_diffusion_model
     from .devices import pick_device
-    from .samplers import make_sampler, sample
+    from .samplers import sample
 
     device = pick_device(args.device)
     model, schedule, ckpt = load_diffusion_model(args.checkpoint, device=device, use_ema=not args.no_ema)
     _check_fits_in_memory(args.n, model.config)
-    if args.spacing == "karras" and args.sampler in ("ddpm", "ddim"):
-        raise ValueError(f"--spacing karras is for the ODE solvers (euler, heun, dpmpp2m), not --sampler {args.sampler}.")
-    sampler = make_sampler(schedule, args.sampler, steps=args.steps, eta=args.eta, variance_type=args.variance_type,
-                           clip_x0=not args.no_clip, learned_variance=model.config.learn_sigma, spacing=args.spacing)
+    sampler = _sampler_for(args, schedule, model.config, checkpoint_objective(ckpt))
     print(f"{sampler!r}: {sampler.nfe} network evaluations (NFE) per image"
           + (" (each guided evaluation runs the conditional and unconditional batch)" if args.guidance_scale != 1.0 else ""))
     labels = _labels_for(args.labels, args.n, model.config.num_classes)

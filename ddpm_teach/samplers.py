@@ -3,7 +3,8 @@
 The split follows diffusers: a *sampler* owns the maths of one reverse step, :func:`sample`
 owns the loop, and the model knows nothing about schedules.  Every sampler has
 
-    sampler.timesteps                      # long tensor, descending, 0-based (see schedules.py)
+    sampler.timesteps                      # long tensor, descending, 0-based (see schedules.py);
+                                           # flow.py's samplers: float flow times t ∈ [0, 1]
     sampler.step(model_output, t, x_t, generator=None) -> SamplerOutput(prev_sample, pred_x0)
 
 ``model_output`` is what the UNet returned at (x_t, t): ε̂ [B, C, H, W], or [B, 2C, H, W]
@@ -137,6 +138,11 @@ class _Sampler:
 
     def __len__(self) -> int:
         return len(self.timesteps)
+
+    def model_time(self, t: int | float, batch: int, device: torch.device | str) -> torch.Tensor:
+        """The network's time input at ``t``, an entry of ``timesteps``: the integer timestep as a long
+        tensor [batch].  (The flow samplers of flow.py override it: their t is a float in [0, 1].)"""
+        return torch.full((batch,), int(t), dtype=torch.long, device=device)
 
     def begin(self) -> None:
         """Start a new trajectory: ``sample()`` calls it before its loop.  DDPM and DDIM keep no
@@ -435,7 +441,7 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
         xs, pred_x0s = [x.cpu()], []
         # Alg. 2 line 2: for t = T, ..., 1 (here the sampler's 0-based timesteps, descending)
         for t in tqdm(sampler.timesteps.tolist(), desc=type(sampler).__name__, disable=not progress, leave=False):
-            t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=device)
+            t_batch = sampler.model_time(t, x.shape[0], device)               # [n]: t (flow samplers: t·999)
             model_output = _model_output(model, x, t_batch, labels, guidance_scale, autocast_dtype)  # ε_θ(x_t, t)
             out = sampler.step(model_output, t, x, generator=generator)      # Alg. 2 lines 3-4 (DDIM: eq. 12)
             x = out.prev_sample
