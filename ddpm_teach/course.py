@@ -108,6 +108,12 @@ class SectionTimer:
         self._hook_ipython()
         if self._ipython is None and self.current is not None and self._mark is not None:
             self._add(self.clock() - self._mark)
+        elif self._ipython is not None and self._cell_start is not None:
+            # mid-cell (or a script run by `ipython file.py`, which fires no cell events): the time
+            # so far belongs to the section that is ending
+            now = self.clock()
+            self._add(now - self._cell_start)
+            self._cell_start = now
         self.current = name
         self.seconds.setdefault(name, 0.0)
         self._mark = self.clock()

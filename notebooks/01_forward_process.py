@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/01_forward_process.ipynb)
 #
+# [Contents](../README.md#the-course) · [Glossary](glossary.md) · [02 · Noise schedules →](02_noise_schedules.ipynb)
+#
 # A diffusion model learns to undo a noising process that *we* choose. This notebook is about
 # that noising process, the **forward process** of DDPM (Ho et al. 2020, [arXiv:2006.11239](https://arxiv.org/abs/2006.11239)).
 # It has no neural network and nothing to train: it is a fixed recipe for turning an image into noise,
@@ -32,11 +34,13 @@
 # 5. convert between $x_0$ and the noise $\varepsilon$ (eq. 4 inverted, as in eq. 15), and say why errors in $\varepsilon$ hurt most at large $t$;
 # 6. translate between the paper's 1-based $t$ and the package's 0-based index without off-by-one mistakes.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle).
-# - **CPU:** full size 18 s wall clock (23 s of CPU time), most of it the 100 000 draws of the numerical
-#   proofs in sections 5 and 6; CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`) 9 s.
-# - **GPU:** not needed, and not measured: everything here is small tensor arithmetic on the CPU, and a laptop is plenty.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 31 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 18 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 29-31 s (two runs)
+# - Most of it is the random draws of the numerical proofs in sections 5 and 6.
+# - Slower on a CPU with fewer cores, or on a busy machine. The last cell prints this run's time per section.
+#   GPU: not measured (no GPU was lent for this course's work), and not needed: all of it is small tensor arithmetic.
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 9 s.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -57,12 +61,13 @@ if "google.colab" in sys.modules:
 # sections 5 and 6 make. Every printed number that nbval checks is the same at both sizes.
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports")        # times each section of this notebook; the last cell prints the times
 import math
 
 import matplotlib.pyplot as plt
 import torch
 
-import ddpm_teach.course
 from ddpm_teach.course import by_size, timed
 from ddpm_teach.data import load_dataset
 from ddpm_teach.exercises import nb01
@@ -99,6 +104,7 @@ _ = torch.manual_seed(0)                      # every random draw below also has
 # LaTeX uses the paper's numbering.
 
 # %%
+ddpm_teach.course.section("1. Schedule and time")
 schedule = NoiseSchedule.from_name("linear", T=1000)
 print(schedule)
 print(f"T = {schedule.T}; valid indices t = 0 .. {schedule.T - 1}")
@@ -116,6 +122,7 @@ for t in (0, 1, 499, 998, 999):
 # variance 1, comparable to the signal.
 
 # %%
+ddpm_teach.course.section("2. Real images")
 data = load_dataset("fashion_mnist")                 # offline (Debian) or a local copy; else a clear error
 print(data)
 # one image of each class: the first image with that label, so the choice is the same everywhere
@@ -143,6 +150,9 @@ plt.show()
 # Here is eq. 2 written from scratch for one index, checked against the package's `q_step`:
 
 # %%
+ddpm_teach.course.section("3. One step (eq. 2)")
+
+
 def q_step_teaching(betas, x_prev, t, noise):
     """Eq. 2 for one 0-based index t (an int): x_t = √(1 − β_t) x_{t−1} + √β_t ε."""
     beta = betas[t].item()                          # betas[t] is the paper's β_{t+1}
@@ -241,6 +251,9 @@ plt.show()
 # First the formula from scratch, checked against the package's `alphas_cumprod` and `q_sample`:
 
 # %%
+ddpm_teach.course.section("4. Closed form (eq. 4)")
+
+
 def q_sample_teaching(betas, x0, t, noise):
     """Eq. 4 for one 0-based index t (an int): x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε."""
     alpha_bar = torch.cumprod(1.0 - betas, dim=0)[t].item()    # ᾱ_t = Π_{s≤t} (1 − β_s)
@@ -313,33 +326,25 @@ plt.show()
 # What is $\bar\alpha_t$ at the **paper's** $t = 500$ for this linear schedule ($T = 1000$)? Give a
 # number (4 significant digits are enough) and check it with `nb01.check_alpha_bar_t500(answer)`.
 # Mind the index convention.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 1: uncomment, fill in and run.
 # answer = ...
 # nb01.check_alpha_bar_t500(answer)
 
-# %%
-# Exercise 1: one possible answer (try your own first!)
-answer = schedule.alphas_cumprod[500 - 1].item()     # the paper's t = 500 is index 499
-nb01.check_alpha_bar_t500(answer)
-
 # %% [markdown]
 # ### Exercise 2
 # At what **0-based index** $t$ does the signal scale $\sqrt{\bar\alpha_t}$ first drop below $0.5$?
 # Check it with `nb01.check_first_t_below_half(answer)`.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 2: uncomment, fill in and run.
 # answer = ...
 # nb01.check_first_t_below_half(answer)
-
-# %%
-# Exercise 2: one possible answer (try your own first!)
-below_half = schedule.sqrt_alphas_cumprod < 0.5     # (T,) bool, False ... False True ... True
-answer = int(below_half.nonzero()[0])
-print("first index:", answer, "= the paper's t =", answer + 1)
-nb01.check_first_t_below_half(answer)
 
 # %% [markdown]
 # ## 5. A numerical proof: iterating eq. 2 gives eq. 4, in distribution
@@ -357,6 +362,7 @@ nb01.check_first_t_below_half(answer)
 # Kolmogorov–Smirnov test then compares the two whole distributions with each other.
 
 # %%
+ddpm_teach.course.section("5. Numerical proof")
 targets = torch.tensor([-1.0, -0.3, 0.3, 1.0])                        # black, two greys, white
 image = x0[0].flatten()                                                # (784,) the T-shirt
 pixel_index = torch.stack([(image - v).abs().argmin() for v in targets])
@@ -483,6 +489,9 @@ plt.show()
 # a swap would otherwise go unnoticed.
 
 # %%
+ddpm_teach.course.section("6. Posterior")
+
+
 def posterior_teaching(betas, x0, x_t, t):
     """Eqs. 6-7 by Bayes' rule: the product of two Gaussians in x_{t−1}. 0-based index t ≥ 1."""
     alpha_bar = torch.cumprod(1.0 - betas, dim=0)
@@ -597,30 +606,22 @@ plt.show()
 # Write `my_predict_x0(schedule, x_t, t, eps)` that returns $x_0$ from $x_t$ and $\varepsilon$. Here `x_t` is
 # `[B, C, H, W]` and `t` is a long tensor `[B]` of 0-based indices, one per image, so the coefficient needs
 # the shape `[B, 1, 1, 1]` to broadcast. Check it with `nb01.check_predict_x0_from_eps(my_predict_x0)`.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
+ddpm_teach.course.section("7. x_0 and noise")
 # Your answer to exercise 3: uncomment, complete and run.
 # def my_predict_x0(schedule, x_t, t, eps):
 #     ...
 #
 # nb01.check_predict_x0_from_eps(my_predict_x0)
 
-# %%
-# Exercise 3: one possible answer (try your own first!)
-def my_predict_x0(schedule, x_t, t, eps):
-    alpha_bar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)          # ᾱ_t: (B,) -> (B, 1, 1, 1), float64
-    # coefficients in float64, cast last: in float32, 1 − ᾱ_t loses most of its digits when ᾱ_t ≈ 1
-    signal, noise_scale = alpha_bar.sqrt().to(x_t), (1 - alpha_bar).sqrt().to(x_t)
-    return (x_t - noise_scale * eps) / signal
-
-
-nb01.check_predict_x0_from_eps(my_predict_x0)
-
 # %% [markdown]
-# Your function is a teaching version of the package's `predict_x0_from_eps`; the other direction,
-# `predict_eps_from_x0`, is one line too. Both checked against the package, then a round trip on real images
-# at every index. We work in float64 here: near the last index eq. 15 multiplies by about 157, so in float32
-# two correct ways of writing it already differ in the fifth digit.
+# Your function is a teaching version of the package's `predict_x0_from_eps` (the check compares the two).
+# The other direction, `predict_eps_from_x0`, is one line too: below, a teaching version checked against the
+# package, then a round trip on real images at every index. We work in float64 here: near the last index
+# eq. 15 multiplies by about 157, so in float32 two correct ways of writing it already differ in the fifth digit.
 
 # %%
 def eps_from_x0_teaching(schedule, x_t, t, x0):
@@ -633,9 +634,8 @@ gen = torch.Generator().manual_seed(9)
 t_batch = torch.tensor([0, 3, 49, 99, 299, 499, 699, 899, 998, 999])      # (10,): one index per image
 eps = torch.randn(x0_64.shape, generator=gen, dtype=torch.float64)
 x_t = q_sample(schedule, x0_64, t_batch, eps)                               # (10, 1, 28, 28) float64
-torch.testing.assert_close(my_predict_x0(schedule, x_t, t_batch, eps), predict_x0_from_eps(schedule, x_t, t_batch, eps))
 torch.testing.assert_close(eps_from_x0_teaching(schedule, x_t, t_batch, x0_64), predict_eps_from_x0(schedule, x_t, t_batch, x0_64))
-print("teaching versions match predict_x0_from_eps and predict_eps_from_x0")
+print("eps_from_x0_teaching matches predict_eps_from_x0")
 
 all_t = torch.arange(schedule.T)                                           # (1000,)
 x0_all = x0_64[torch.arange(schedule.T) % 10]                              # (1000, 1, 28, 28): our images, repeated
@@ -696,3 +696,46 @@ plt.show()
 #
 # **Next:** notebook 02 compares noise schedules (linear, cosine, quadratic, sigmoid) and asks what
 # happens to $x_T$ when you change $T$.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises, one hidden cell each: double-click a cell (or click its title) to
+# show the code. Try your own answer first.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+answer = schedule.alphas_cumprod[500 - 1].item()     # the paper's t = 500 is index 499
+nb01.check_alpha_bar_t500(answer)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+below_half = schedule.sqrt_alphas_cumprod < 0.5     # (T,) bool, False ... False True ... True
+answer = int(below_half.nonzero()[0])
+print("first index:", answer, "= the paper's t =", answer + 1)
+nb01.check_first_t_below_half(answer)
+
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 3 (double-click to show the code)
+def my_predict_x0(schedule, x_t, t, eps):
+    alpha_bar = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)          # ᾱ_t: (B,) -> (B, 1, 1, 1), float64
+    # coefficients in float64, cast last: in float32, 1 − ᾱ_t loses most of its digits when ᾱ_t ≈ 1
+    signal, noise_scale = alpha_bar.sqrt().to(x_t), (1 - alpha_bar).sqrt().to(x_t)
+    return (x_t - noise_scale * eps) / signal
+
+
+nb01.check_predict_x0_from_eps(my_predict_x0)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took here, on this machine; compare it
+# with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# [Contents](../README.md#the-course) · [Glossary](glossary.md) · [02 · Noise schedules →](02_noise_schedules.ipynb)

@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/02_noise_schedules.ipynb)
 #
+# ← [01 · The forward process and its closed form](01_forward_process.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [03 · The UNet →](03_unet.ipynb)
+#
 # Notebook 01 built the forward process from a sequence $\beta_1, \dots, \beta_T$ and took it as
 # given. This notebook is about that sequence, the **noise schedule**: how fast the forward
 # process destroys an image, step by step. It is a design choice, not something the model learns,
@@ -37,12 +39,13 @@
 #    for every $T$, and the reverse process divides by zero;
 # 5. explore all of this with an interactive widget, after the static figures.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle): 9 s wall clock at full size (9 s of CPU time), most of it
-# starting the kernel, importing and drawing figures; 10 s under `pytest --nbval` at CI size
-# (`DDPM_TEACH_SIZE=ci`), which does the same work because nothing here depends on the size. Each
-# redraw of the explorer takes about 0.2 s. **GPU:** not needed and not used. Every computation is a few
-# thousand numbers on the CPU, so a GPU runtime in Colab runs it in about the same time.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 18 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 9 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 17-18 s (two runs)
+# - Most of it is starting the kernel, importing and drawing figures.
+# - Slower on a CPU with fewer cores, or on a busy machine. The last cell prints this run's time per section.
+#   GPU: not measured (no GPU was lent for this course's work), and not needed: a schedule is a few thousand numbers.
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 10 s; nothing here depends on the size.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -63,12 +66,13 @@ if "google.colab" in sys.modules:
 # thousand numbers, so every cell does the same work, and prints the same numbers, at both sizes.
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports")        # times each section of this notebook; the last cell prints the times
 import math
 
 import matplotlib.pyplot as plt
 import torch
 
-import ddpm_teach.course
 import ddpm_teach.exercises.nb02
 from ddpm_teach.course import timed
 from ddpm_teach.data import load_dataset
@@ -128,6 +132,9 @@ SIZE = ddpm_teach.course.notebook_size()   # "full" or "ci"; nothing below depen
 # package's `make_betas("cosine", T)`, which the rest of the notebook uses.
 
 # %%
+ddpm_teach.course.section("1. What a schedule fixes")
+
+
 def cosine_betas_by_hand(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     """Improved DDPM eq. 17 in plain Python floats: ᾱ(t) = f(t)/f(0), β_t = min(1 − ᾱ(t)/ᾱ(t−1), max_beta)."""
     def f(t):
@@ -172,6 +179,7 @@ for kind, schedule in schedules.items():
 # schedule. The $\beta$ and SNR panels have log axes; log-SNR is already a logarithm.
 
 # %%
+ddpm_teach.course.section("2. The curves")
 fig, axes = plt.subplots(2, 2, figsize=(10, 7))
 plot_schedules(schedules, quantities=("betas", "alphas_cumprod", "snr", "log_snr"), ax=axes)
 fig.suptitle(f"Four noise schedules, T = {T}", y=1.02)
@@ -182,7 +190,7 @@ plt.show()
 #
 # * **$\bar\alpha_t$ (top right).** The linear schedule destroys the image fastest: $\bar\alpha$ is
 #   below 0.01 from about $t = 670$ on, so a third of its steps (the table above) turn almost-noise
-#   into noise. Improved DDPM (§3.2, their Fig. 3) found that a linear-schedule model hardly gets
+#   into noise. Improved DDPM (§3.2, their Fig. 4) found that a linear-schedule model hardly gets
 #   worse when the first 20% of its reverse steps (the noisiest) are skipped: they were not doing
 #   much.
 #   The cosine schedule falls almost linearly in the middle and flattens at both ends, so its
@@ -203,6 +211,7 @@ plt.show()
 # only $\sqrt{\bar\alpha_t}$ and $\sqrt{1-\bar\alpha_t}$ change from panel to panel.
 
 # %%
+ddpm_teach.course.section("3. Four schedules, one image")
 with timed("loading the Fashion-MNIST test set"):
     data = load_dataset("fashion_mnist", train=False)
 print(data)
@@ -262,6 +271,7 @@ for kind, schedule in schedules.items():
 # reported in bits per dimension (with `ddpm_teach.losses.normal_kl`).
 
 # %%
+ddpm_teach.course.section("4. Shrinking T")
 x_test = data.batch(torch.arange(len(data)))[0].double()   # (10000, 1, 28, 28) in [-1, 1]
 
 
@@ -363,6 +373,7 @@ plt.show()
 # as `max_beta`; `max_beta=1.0` switches it off.
 
 # %%
+ddpm_teach.course.section("5. The cosine cap")
 print("cosine schedule: the last five betas (indices T−5 … T−1) and the median beta")
 for T in (50, 100, 1000, 4000):
     raw = make_betas("cosine", T, max_beta=1.0)        # no cap
@@ -448,6 +459,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section("6. The schedule explorer")
 explorer = ScheduleExplorer(image=x0)
 explorer
 
@@ -472,22 +484,13 @@ for kind, T, beta_start, beta_end, t in [("linear", 1000, 1e-4, 0.02, 999), ("li
 # `ddpm_teach.exercises.nb02.check_smallest_T(your_answer)`. Hint: the estimate
 # $e^{-0.01005\,T}$ from section 4 gets you close, but not exactly there.
 #
-# Try them first in the next cell; one possible answer follows it.
+# Try them in the next cell; worked solutions are in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
+ddpm_teach.course.section("7. Exercises")
 # Your answers: uncomment, fill in and run.
 # ddpm_teach.exercises.nb02.check_alpha_bar_T(...)
 # ddpm_teach.exercises.nb02.check_smallest_T(...)
-
-# %%
-# One possible answer (exercise 1): the last entry of ᾱ, index T − 1.
-answer_1 = NoiseSchedule.from_name("linear", 100).alphas_cumprod[-1].item()
-ddpm_teach.exercises.nb02.check_alpha_bar_T(answer_1)
-
-# %%
-# One possible answer (exercise 2): build the schedule for each T and stop at the first SNR(T) < 1e-4.
-answer_2 = next(T for T in range(1, 5000) if NoiseSchedule.from_name("linear", T).snr[-1] < 1e-4)
-ddpm_teach.exercises.nb02.check_smallest_T(answer_2)
 
 # %% [markdown]
 # ## Summary
@@ -518,3 +521,34 @@ ddpm_teach.exercises.nb02.check_smallest_T(answer_2)
 # ([arXiv:2301.10972](https://arxiv.org/abs/2301.10972)), compares schedules at higher resolutions.
 #
 # **Next:** notebook 03 builds the UNet that learns to predict $\varepsilon$ from $x_t$ and $t$.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises, one hidden cell each: double-click a cell (or click its title) to
+# show the code. Try your own answer first.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# the last entry of ᾱ, index T − 1
+answer_1 = NoiseSchedule.from_name("linear", 100).alphas_cumprod[-1].item()
+ddpm_teach.exercises.nb02.check_alpha_bar_T(answer_1)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# build the schedule for each T and stop at the first SNR(T) < 1e-4
+answer_2 = next(T for T in range(1, 5000) if NoiseSchedule.from_name("linear", T).snr[-1] < 1e-4)
+ddpm_teach.exercises.nb02.check_smallest_T(answer_2)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took here, on this machine; compare it
+# with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [01 · The forward process and its closed form](01_forward_process.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [03 · The UNet →](03_unet.ipynb)

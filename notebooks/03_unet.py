@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/03_unet.ipynb)
 #
+# ← [02 · Noise schedules](02_noise_schedules.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [04 · Training →](04_training.ipynb)
+#
 # Notebooks 01 and 02 built the forward process $q(x_t \mid x_0)$ and its noise schedules. Everything
 # a diffusion model *learns* sits in one network, $\varepsilon_\theta(x_t, t)$, which looks at a noisy
 # image and the timestep and predicts the noise that was added. This notebook takes that network,
@@ -36,13 +38,13 @@
 # 7. read off how class conditioning (with a *null* label) and a learned variance change the model,
 #    and why the model knows nothing about noise schedules.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 12 s wall clock at full size (17 s of CPU time), 10 s at CI size (`pytest --nbval`),
-#   kernel start included. The timing cells of §9 take about a third of it.
-# - GPU: not needed, and not measured for this notebook (none was at hand when it was written): every
-#   cell builds or runs an untrained model on a few images. On a GPU machine the timing cells still run
-#   on the CPU, as written.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 23 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 12 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 20-23 s (two runs)
+# - Slower on a CPU with fewer cores, or on a busy machine. The last cell prints this run's time per section.
+#   GPU: not measured (no GPU was lent for this course's work), and not needed: every cell builds or runs an
+#   untrained model on a few images, and the timing cells run on the CPU even on a GPU machine.
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 10 s.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) only changes how many times
 # the timing cells repeat a forward pass. Every shape and parameter count below is the same at both
@@ -60,6 +62,8 @@ if "google.colab" in sys.modules:
     os.chdir("/content/ddpm-teach/notebooks")
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports")        # times each section of this notebook; the last cell prints the times
 import math
 import time
 from dataclasses import fields
@@ -67,13 +71,12 @@ from dataclasses import fields
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from matplotlib.patches import FancyBboxPatch
 from torch import nn
 
 import ddpm_teach
-import ddpm_teach.course
 import ddpm_teach.exercises.nb03
 from ddpm_teach.course import by_size, timed
+from ddpm_teach.plotting import draw_unet
 from ddpm_teach.unet import AttentionBlock, ResBlock, UNet, UNetConfig, timestep_embedding, trace_shapes
 
 SIZE = ddpm_teach.course.notebook_size()
@@ -113,6 +116,7 @@ for name, cfg in [("DEFAULT", DEFAULT), ("SMALL", SMALL)]:
 # The contract: `model(x_t, t)` returns $\hat\varepsilon$ with the shape of `x_t`.
 
 # %%
+ddpm_teach.course.section("1. Why a UNet")
 model = UNet(SMALL).eval()
 x_t = torch.randn(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))  # [B, C, H, W]
 t = torch.tensor([0, 10, 500, 999])                                         # one 0-based timestep per image
@@ -150,7 +154,8 @@ print("shape:", tuple(out.shape), "| std of ε̂ per image:", [round(v, 3) for v
 # %% [markdown]
 # ## 2. The picture: contracting path, bottleneck, expanding path, skips
 #
-# The diagram below is drawn from the model itself (the small configuration). Read it as a U:
+# The diagram below is drawn from the model itself (the small configuration) by
+# `ddpm_teach.plotting.draw_unet`, which reads every box off the model's modules. Read it as a U:
 #
 # - **contracting path** (left, top to bottom): `conv_in` lifts the 1 input channel to
 #   `base_channels`; each level has `num_res_blocks` ResBlocks at width `base_channels × mult`; a
@@ -167,124 +172,15 @@ print("shape:", tuple(out.shape), "| std of ε̂ per image:", [round(v, 3) for v
 # Orange blocks are followed by self-attention; the green labels on the right mark the upsampling.
 
 # %%
-KIND_COLOURS = {"conv": "#d9d9d9", "res": "#9ecae1", "attn": "#fdae6b", "down": "#a1d99b", "mid": "#bcbddc"}
-
-
-def unet_layout(model: UNet):
-    """The boxes of the diagram: the contracting path (one per skip), the bottleneck, and the expanding
-    path (one per ResBlock), each with its level, label and kind, read off the model's modules."""
-    cfg = model.config
-    res = cfg.resolutions
-    down = [dict(label=f"conv_in  {cfg.in_channels}→{cfg.base_channels}", level=0, kind="conv")]
-    for level, (lvl, downsample) in enumerate(zip(model.down_levels, model.downsamples)):
-        for block, attn in zip(lvl.blocks, lvl.attns):
-            kind = "attn" if isinstance(attn, AttentionBlock) else "res"
-            down.append(dict(label=f"ResBlock  {block.conv1.in_channels}→{block.conv1.out_channels}", level=level, kind=kind))
-        if not isinstance(downsample, nn.Identity):
-            ch = downsample.conv.out_channels
-            down.append(dict(label=f"downsample  {ch}→{ch}", level=level + 1, kind="down"))
-    skip_rows = list(range(len(down)))          # a stack: the expanding path pops from the end
-    up = []
-    for k, (lvl, upsample) in enumerate(zip(model.up_levels, model.upsamples)):
-        level = len(cfg.channel_mults) - 1 - k
-        for block, attn in zip(lvl.blocks, lvl.attns):
-            kind = "attn" if isinstance(attn, AttentionBlock) else "res"
-            out_ch, in_ch = block.conv1.out_channels, block.conv1.in_channels
-            row = skip_rows.pop()
-            skip_ch = in_ch - (up[-1]["out"] if up else model.mid_block2.conv1.out_channels)
-            up.append(dict(label=f"ResBlock  {in_ch - skip_ch}+{skip_ch}→{out_ch}", level=level, kind=kind,
-                           row=row, out=out_ch, upsample_after=not isinstance(upsample, nn.Identity)
-                           and block is lvl.blocks[-1]))
-    for d in down:
-        d["res"] = res[d["level"]]
-    for u in up:
-        u["res"] = res[u["level"]]
-    return down, up
-
-
-def draw_unet(model: UNet, title: str):
-    down, up = unet_layout(model)
-    n_rows, n_levels = len(down), len(model.config.channel_mults)
-    box_w, box_h, indent, gap = 3.0, 0.62, 0.9, 1.6
-    right_x0 = box_w + (n_levels - 1) * indent + gap + (n_levels - 1) * indent  # left edge of the right column at level 0
-    width = right_x0 + box_w
-    fig, ax = plt.subplots(figsize=(11, 0.62 * (n_rows + 4)))
-
-    def box(x, y, text, kind, w=box_w):
-        ax.add_patch(FancyBboxPatch((x, y - box_h / 2), w, box_h, boxstyle="round,pad=0.02,rounding_size=0.12",
-                                    facecolor=KIND_COLOURS[kind], edgecolor="black", linewidth=0.8))
-        ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=8.5)
-
-    def arrow(xy_from, xy_to, **kw):
-        style = dict(arrowstyle="-|>", color="black", linewidth=1.0, shrinkA=0, shrinkB=0)
-        style.update(kw)
-        ax.annotate("", xy=xy_to, xytext=xy_from, arrowprops=style)
-
-    # contracting path: row r holds skip r; y = -r
-    pos_down = []
-    for r, d in enumerate(down):
-        x = d["level"] * indent
-        box(x, -r, f"{d['label']}\n{d['res']}×{d['res']}", d["kind"])
-        pos_down.append(x)
-        if r:
-            arrow((pos_down[r - 1] + box_w / 2, -(r - 1) - box_h / 2), (x + box_w / 2, -r + box_h / 2))
-    # input
-    ax.text(box_w / 2, 1.1, f"x_t  [B, {model.config.in_channels}, {down[0]['res']}, {down[0]['res']}]",
-            ha="center", va="center", fontsize=9, fontweight="bold")
-    arrow((box_w / 2, 0.9), (box_w / 2, box_h / 2))
-
-    # bottleneck
-    mid_y = -n_rows - 0.3
-    ch = model.mid_block1.conv1.out_channels
-    mid_res = model.config.resolutions[-1]
-    mid_w = 2 * box_w
-    mid_x = width / 2 - mid_w / 2
-    box(mid_x, mid_y, f"bottleneck: ResBlock → attention → ResBlock  {ch}→{ch}\n{mid_res}×{mid_res}", "mid", w=mid_w)
-    arrow((pos_down[-1] + box_w / 2, -(n_rows - 1) - box_h / 2), (mid_x + box_w * 0.4, mid_y + box_h / 2))
-
-    # expanding path, each block on the row of the skip it consumes
-    prev = (mid_x + mid_w - box_w * 0.4, mid_y + box_h / 2)
-    prev_upsample = False
-    for u in up:
-        x = right_x0 - u["level"] * indent
-        y = -u["row"]
-        box(x, y, f"{u['label']}\n{u['res']}×{u['res']}", u["kind"])
-        arrow(prev, (x + box_w / 2, y - box_h / 2))
-        if prev_upsample:
-            ax.text((prev[0] + x + box_w / 2) / 2 + 0.2, (prev[1] + y - box_h / 2) / 2, "upsample ×2",
-                    fontsize=8.5, color="#31a354", ha="left", va="center", fontweight="bold")
-        # the skip: from the contracting path's box on the same row
-        arrow((pos_down[u["row"]] + box_w, y), (x, y), linestyle="--", color="#777777", linewidth=0.9)
-        prev = (x + box_w / 2, y + box_h / 2)
-        prev_upsample = u["upsample_after"]
-    # output head
-    head_x = right_x0
-    box(head_x, 1.1, f"GroupNorm·SiLU·conv_out  {model.config.base_channels}→{model.config.out_channels}", "conv")
-    arrow(prev, (head_x + box_w / 2, 1.1 - box_h / 2))
-    ax.text(head_x + box_w / 2, 2.0, f"ε̂  [B, {model.config.out_channels}, {down[0]['res']}, {down[0]['res']}]",
-            ha="center", va="center", fontsize=9, fontweight="bold")
-    arrow((head_x + box_w / 2, 1.1 + box_h / 2), (head_x + box_w / 2, 1.8))
-
-    ax.text(width / 2, -0.45, "skip connections (concatenated)", ha="center", fontsize=8, color="#777777")
-    legend = {"conv": "convolution", "res": "ResBlock", "attn": "ResBlock + self-attention",
-              "down": "downsample (stride-2 conv)", "mid": "bottleneck"}
-    ax.legend([plt.Rectangle((0, 0), 1, 1, facecolor=KIND_COLOURS[k], edgecolor="black") for k in legend],
-              legend.values(), loc="lower left", fontsize=8, frameon=False)
-    ax.set_xlim(-0.3, width + 0.3)
-    ax.set_ylim(mid_y - 0.8, 2.4)
-    ax.axis("off")
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-draw_unet(UNet(SMALL), "The small UNet (base_channels=32, num_res_blocks=1, channel_mults=(1, 2, 2), attention at 7×7)")
+ddpm_teach.course.section("2. The picture")
+draw_unet(UNet(SMALL))
 plt.show()
 
 # %% [markdown]
 # Labels read `in→out` channels, and on the right `h + skip → out`: the block's input is the running
 # feature map concatenated with the skip. The default configuration has the same shape with two
-# ResBlocks per level on the way down and three on the way up.
+# ResBlocks per level on the way down and three on the way up: `draw_unet(DEFAULT)` draws it, and
+# `draw_unet` takes any `UNetConfig` or `UNet`.
 
 # %% [markdown]
 # ## 3. The sinusoidal time embedding
@@ -306,6 +202,9 @@ plt.show()
 # A teaching version, checked against the package:
 
 # %%
+ddpm_teach.course.section("3. Time embedding")
+
+
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
     """t [B] (any real timesteps) → [B, dim] = [cos(t·ω_i), sin(t·ω_i)], ω_i = max_period^(−i/half)."""
     half = dim // 2
@@ -373,6 +272,7 @@ print("timesteps", tuple(t.shape), "→ sinusoid", (len(t), SMALL.base_channels)
 # `skip` is the identity, or a 1×1 convolution when the channel count changes.
 
 # %%
+ddpm_teach.course.section("4. ResBlocks and GroupNorm")
 block = ResBlock(in_ch=32, out_ch=64, emb_dim=128, dropout=0.1, groups=8)
 print(block)
 x = torch.randn(2, 32, 14, 14, generator=torch.Generator().manual_seed(1))
@@ -423,6 +323,9 @@ for norm in [nn.BatchNorm2d(32), nn.GroupNorm(8, 32)]:
 # zero-initialised 1×1 projection. A teaching version, checked against the block:
 
 # %%
+ddpm_teach.course.section("5. Self-attention")
+
+
 def attention_by_hand(attn: AttentionBlock, x: torch.Tensor) -> torch.Tensor:
     B, C, H, W = x.shape
     nh, dk = attn.num_heads, C // attn.num_heads
@@ -485,6 +388,9 @@ for res in (28, 14, 7):
 # concatenated with a skip (`h+skip`).
 
 # %%
+ddpm_teach.course.section("6. Shape trace")
+
+
 def trace_table(model: UNet, batch: int = 2) -> list[dict]:
     x = torch.zeros(batch, model.config.in_channels, model.config.image_size, model.config.image_size)
     rows, prev_ch = [], model.config.in_channels
@@ -561,6 +467,7 @@ except ValueError as err:
 # about **quadratically** with `base_channels`. By code it is one line, `model.num_parameters()`.
 
 # %%
+ddpm_teach.course.section("7. Parameter count")
 PARTS = {
     "time embedding (time_mlp)": ("time_mlp",),
     "class embedding (label_emb)": ("label_emb",),
@@ -632,6 +539,7 @@ plt.show()
 # guidance (Ho & Salimans 2022) mixes. Calling a conditional model without labels means the null label.
 
 # %%
+ddpm_teach.course.section("8. Conditioning and variance")
 cond = wake_up(UNet(SMALL, num_classes=10)).eval()
 labels = torch.tensor([0, 3, 9, 10])                        # 10 is the null label
 with torch.no_grad():
@@ -687,6 +595,7 @@ with torch.no_grad():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section("9. Forward-pass time")
 x_batch = torch.randn(TIMING_BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(6))
 t_batch = torch.randint(0, 1000, (TIMING_BATCH,), generator=torch.Generator().manual_seed(7))
 
@@ -708,76 +617,63 @@ with timed("this cell"):
     default_model = UNet(DEFAULT).eval()
     with torch.no_grad():
         default_forward_s = seconds_per_call(lambda: default_model(x_batch, t_batch), repeats=1)
+params_ratio = default_model.num_parameters() / small_model.num_parameters()
 print(f"small UNet,   batch {TIMING_BATCH}: forward {forward_s:.2f} s, forward + backward {train_step_s:.2f} s "
-      f"(mean of {TIMING_REPEATS})")
-print(f"default UNet, batch {TIMING_BATCH}: forward {default_forward_s:.2f} s")
+      f"(mean of {TIMING_REPEATS}); forward + backward = {train_step_s / forward_s:.1f} × forward")
+print(f"default UNet, batch {TIMING_BATCH}: forward {default_forward_s:.2f} s = {default_forward_s / forward_s:.1f} × "
+      f"the small one's, with {params_ratio:.1f} × its parameters")
+print(f"1,000 training steps of the small UNet at this speed: about {1000 * train_step_s / 60:.0f} min "
+      "of forward + backward passes")
 print(f"on {ddpm_teach.course.machine()}, torch {torch.__version__}")
 
 # %% [markdown]
-# Measured while writing this notebook, on this repo's CI machine (2 cores, one thread, busy with other
-# jobs, so the numbers moved by up to 2× between runs): 0.4 to 1 s per forward pass of the small UNet
-# at batch 64, 1.6 to 2.8 s forward + backward, and 2 to 3.6 s per forward pass of the default
-# UNet (6 times the parameters). A laptop with several threads is faster. That is why notebook 04 trains the small model for its short CPU run, and the default one
-# on a GPU.
+# The printout is this machine's and moves from run to run (more so on a busy machine), so nbval does not
+# check it. Read it line by line. The first line: a forward + backward pass, most of a training step,
+# costs a few forward passes (the ratio at its end), because the backward pass computes gradients for
+# both the activations and the weights. The second line: the default UNet against the small one, in time
+# and in parameters. The third line: what that means for a training run of only 1,000 steps. That is why
+# notebook 04 trains the small model for its short CPU run, and leaves the default one to a GPU.
 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise is checked with one call, which prints `Correct!` or a hint. The cells marked
-# **one possible answer** hold a reference answer; try your own first.
+# Each exercise is checked with one call, which prints `Correct!` or a hint.
 #
 # **Exercise 1 (shapes).** A UNet built with `UNetConfig(image_size=32, in_channels=3, base_channels=64,
-# channel_mults=(1, 2, 2))` is given a batch of 8 images. What is the shape `(B, C, H, W)` of the output
-# of the **second** downsample, `downsamples.1`? Work it out on paper, then check it.
+# channel_mults=(1, 2, 3))` is given a batch of 8 images. What is the shape `(B, C, H, W)` of the output
+# of the **second** downsample, `downsamples.1`? Work it out on paper, then check it. (Mind which level's
+# width it carries: the three levels have three different widths.)
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 1: uncomment, fill in and run.
 # answer_shape = (..., ..., ..., ...)
 # ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
 
-# %%
-# one possible answer
-answer_shape = (8, 64 * 2, 32 // 2 // 2, 32 // 2 // 2)   # batch kept; level 1's width base·mult[1]; two halvings
-ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
-
 # %% [markdown]
 # **Exercise 2 (parameters by formula).** How many parameters does
 # `ResBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, groups=8)` have? Count them from the
 # formulas of §7 and the block's structure in §4, then (optionally) confirm with code.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 2: uncomment, fill in and run.
 # answer_resblock = ...
 # ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
 
-# %%
-# one possible answer
-in_ch, out_ch, emb_dim = 64, 128, 256
-answer_resblock = (
-    2 * in_ch                           # norm1: GroupNorm scale + shift per channel
-    + 9 * in_ch * out_ch + out_ch       # conv1: 3×3
-    + emb_dim * out_ch + out_ch         # emb_proj: Linear
-    + 2 * out_ch                        # norm2
-    + 9 * out_ch * out_ch + out_ch      # conv2: 3×3
-    + in_ch * out_ch + out_ch           # skip: 1×1 conv, because in_ch ≠ out_ch
-)
-print("by code:", sum(p.numel() for p in ResBlock(in_ch, out_ch, emb_dim, dropout=0.1, groups=8).parameters()))
-ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
-
 # %% [markdown]
 # **Exercise 3 (scaling).** The default UNet (`base_channels=64`) has 6,469,889 parameters. Estimate,
 # *without building it*, how many parameters the default UNet with `base_channels=96` has. Any answer
 # within 1% of the exact count is accepted.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 3: uncomment, fill in and run.
 # answer_base96 = ...
 # ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
-
-# %%
-# one possible answer
-answer_base96 = round(6_469_889 * (96 / 64) ** 2)   # conv weights grow with C_in·C_out: quadratic in base_channels
-ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
 
 # %% [markdown]
 # ## Summary
@@ -801,3 +697,46 @@ ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
 #   $\beta_t$, the schedule belongs to the training loop and the samplers.
 #
 # **Next:** notebook 04 trains this network with Algorithm 1.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises, one hidden cell each: double-click a cell (or click its title) to
+# show the code. Try your own answer first.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+answer_shape = (8, 64 * 2, 32 // 2 // 2, 32 // 2 // 2)   # batch kept; level 1's width base·mult[1]; two halvings
+ddpm_teach.exercises.nb03.check_shape_after_second_downsample(answer_shape)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+in_ch, out_ch, emb_dim = 64, 128, 256
+answer_resblock = (
+    2 * in_ch                           # norm1: GroupNorm scale + shift per channel
+    + 9 * in_ch * out_ch + out_ch       # conv1: 3×3
+    + emb_dim * out_ch + out_ch         # emb_proj: Linear
+    + 2 * out_ch                        # norm2
+    + 9 * out_ch * out_ch + out_ch      # conv2: 3×3
+    + in_ch * out_ch + out_ch           # skip: 1×1 conv, because in_ch ≠ out_ch
+)
+print("by code:", sum(p.numel() for p in ResBlock(in_ch, out_ch, emb_dim, dropout=0.1, groups=8).parameters()))
+ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 3 (double-click to show the code)
+answer_base96 = round(6_469_889 * (96 / 64) ** 2)   # conv weights grow with C_in·C_out: quadratic in base_channels
+ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took here, on this machine; compare it
+# with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [02 · Noise schedules](02_noise_schedules.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [04 · Training →](04_training.ipynb)

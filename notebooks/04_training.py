@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/04_training.ipynb)
 #
+# ← [03 · The UNet](03_unet.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [05 · DDPM sampling →](05_ddpm_sampling.ipynb)
+#
 # Notebooks 01 to 03 built the forward process $q(x_t \mid x_0)$, its schedules, and the network
 # $\varepsilon_\theta(x_t, t)$. This notebook trains that network. The algorithm itself (DDPM
 # Algorithm 1) fits in six short lines. Most of this notebook is about what a real training run adds:
@@ -44,14 +46,13 @@
 # 8. tell a bug from under-training: with the loss-versus-$t$ curve, samples over training, and the
 #    classifier-FID with its real-versus-real floor; and train the real model from the command line.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 78 s wall clock at full size (128 s of user CPU time over the 2 threads), of which the short
-#   training run of §10 took 42 s; 14 s at CI size (`pytest --nbval`), kernel start included.
-# - On a busy machine, set `OMP_NUM_THREADS=1` before starting Jupyter: with two threads competing with
-#   other jobs, the same notebook once took 34 min instead of 6, the threads mostly waiting for each other.
-# - GPU: not measured (no GPU was at hand when this was written). On a GPU, training and sampling
-#   run much faster. The short run of §10 is fixed in steps, not in time, so a GPU gets through it in seconds.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 105 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 78 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 105-120 s (two runs)
+# - Most of it is the short training run of §10.
+# - Slower on a CPU with fewer cores or no native bf16, or on a busy machine. The last cell prints this
+#   run's time per section. GPU: not measured (no GPU was lent for this course's work).
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 14 s.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest). It sets how many steps the
 # short training run and the resume demonstration take, how many images and timesteps the loss-versus-$t$
@@ -72,6 +73,8 @@ if "google.colab" in sys.modules:
     os.chdir("/content/ddpm-teach/notebooks")
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports")        # times each section of this notebook; the last cell prints the times
 import copy
 import inspect
 import math
@@ -82,9 +85,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.ticker import NullFormatter
 
 import ddpm_teach
-import ddpm_teach.course
 import ddpm_teach.exercises.nb04
 from ddpm_teach.checkpoint import load_checkpoint, load_diffusion_model
 from ddpm_teach.course import by_size, checkpoint_path, timed
@@ -124,6 +127,7 @@ WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb04_"))  # checkpoints writ
 # samples, and its configuration for the short run of §10.
 
 # %%
+ddpm_teach.course.section("0. Data and shipped model")
 data = load_dataset("fashion_mnist")
 print(data)
 shipped, schedule, ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_ddpm.pt"))
@@ -176,6 +180,7 @@ print(f"the shipped checkpoint was saved at step {ckpt['step']}, with {len(ckpt[
 # for a fresh copy of the small UNet:
 
 # %%
+ddpm_teach.course.section("1. Algorithm 1")
 student = UNet(shipped_config)                 # a fresh, untrained copy of the shipped architecture
 fresh_weights = copy.deepcopy(student.state_dict())   # kept, to repeat this step with the package below
 optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
@@ -272,6 +277,9 @@ with torch.no_grad():
 # with every $t$ equal.
 
 # %%
+ddpm_teach.course.section("2. Loss against t")
+
+
 @torch.no_grad()
 def mse_per_t(model, t_values, x0, noise, t_for_model=lambda t: t):
     """ε-MSE of ``model`` at each timestep in ``t_values``, per image: [len(t_values), N].
@@ -339,16 +347,46 @@ print(f"mean over the curve's timesteps: {shipped_mse_t.mean().item():.4f}")
 # - **The training loss is noisy.** Each batch draws its own $t$'s, and a batch with a few small-$t$
 #   images scores much higher than one without. That is why loss curves are shown smoothed (§10).
 # - **$L_\text{simple}$ weights all $t$ equally.** In the variational bound (eq. 5) the same squared
-#   error is weighted by $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}$ (eq. 12), which is much
-#   larger at small $t$ than at large $t$ (with $\sigma_t^2 = \beta_t$ it is
-#   $\frac{\beta_t}{2\alpha_t(1-\bar\alpha_t)}$: about 0.27 at the paper's $t = 2$, about 0.01 from
-#   $t \approx 100$ on). DDPM §3.4 drops that weight, which down-weights the small-$t$ terms so that the
-#   network can focus on the larger $t$, where denoising is more difficult; it gave the best samples.
-#   "Difficult" there means something else than the MSE of the curve above. The image predicted from
-#   $\hat\varepsilon$, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$,
-#   carries the ε-error multiplied by $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: about 0.01 at $t = 0$, where
-#   a large ε-error hardly changes the image, but far above 1 at large $t$, where a tiny ε-error is a
-#   large error in the image. Notebook 08 brings part of the bound back, to learn the variance.
+#   error is weighted by $\frac{\beta_t^2}{2\sigma_t^2\alpha_t(1-\bar\alpha_t)}$ (eq. 12); with
+#   $\sigma_t^2 = \beta_t$ that is $\frac{\beta_t}{2\alpha_t(1-\bar\alpha_t)}$. The next cell computes it at
+#   every $t$ of the shipped model's schedule. (At the paper's $t = 1$ the bound has the decoder term
+#   $L_0$ instead, so the table and the curve start at $t = 2$.)
+
+# %%
+# eq. 12's weight of ‖ε − ε_θ‖² with σ_t² = β_t, at every 0-based index t: β_t / (2 α_t (1 − ᾱ_t))
+eq12_weight = (schedule.betas / (2 * schedule.alphas * (1 - schedule.alphas_cumprod))).numpy()   # (T,)
+t_min = 1 + int(eq12_weight[1:].argmin())                 # from index 1 (the paper's t = 2) on
+print(" index t | paper t | eq. 12 weight")
+for t_value, note in ((1, ""), (99, ""), (t_min, "  <- the minimum"), (T - 1, "  (the last step)")):
+    print(f"{t_value:8d} | {t_value + 1:7d} | {eq12_weight[t_value]:.4f}{note}")
+
+fig, ax = plt.subplots(figsize=(6.5, 3.3))
+ax.plot(np.arange(2, T + 1), eq12_weight[1:], label=r"$\beta_t / (2\alpha_t(1-\bar\alpha_t))$ (eq. 12, $\sigma_t^2 = \beta_t$)")
+ax.plot(t_min + 1, eq12_weight[t_min], "o", color="C3", label=f"minimum, at the paper's t = {t_min + 1}")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("t + 1 (the paper's t; log scale)")
+ax.set_ylabel("weight of the ε-MSE in the bound")
+ax.set_title("The weight that L_simple drops")
+ax.grid(True, which="both", alpha=0.3)
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the printout from the top. The weight is largest at the first steps and has fallen by more than an
+# order of magnitude by the paper's $t = 100$. It keeps falling, more slowly, to the minimum of the third
+# line, and then climbs back: by the last step it is about where it was at $t = 100$. There
+# $1-\bar\alpha_t$ is close to 1 and $\beta_t$ is at its largest, so the weight is about $\beta_t/2$.
+# So apart from the first hundred or so steps, the bound weights all $t$ within a factor of about two of
+# each other (the curve). DDPM §3.4 drops the weight, setting it to 1 for every $t$. Compared with the
+# bound, that down-weights the small-$t$ terms so that the network can focus on the larger $t$, where
+# denoising is more difficult; it gave the best samples.
+# "Difficult" there means something else than the MSE of the curve above. The image predicted from
+# $\hat\varepsilon$, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$,
+# carries the ε-error multiplied by $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: about 0.01 at $t = 0$, where
+# a large ε-error hardly changes the image, but far above 1 at large $t$, where a tiny ε-error is a
+# large error in the image. Notebook 08 brings part of the bound back, to learn the variance.
 #
 # The same curve is the first tool for telling a bug from under-training (§11).
 
@@ -379,6 +417,7 @@ print(f"mean over the curve's timesteps: {shipped_mse_t.mean().item():.4f}")
 # layer:
 
 # %%
+ddpm_teach.course.section("3. EMA")
 layer = torch.nn.Linear(3, 2)
 ema = make_ema(layer, decay=0.999)
 by_hand = None
@@ -403,16 +442,27 @@ for decay in (0.995, 0.999, 0.9999):
     print(f"d = {decay}:", "  ".join(f"n={n}: {ema_decay_at(n, decay):.4f}" for n in n_updates),
           f"| full decay from n = {math.ceil((10 * decay - 1) / (1 - decay))}")
 
+# %% [markdown]
+# In a plot of $d_n$ itself, 0.995, 0.999 and 0.9999 all look like 1. The left panel therefore draws
+# $1 - d_n$ on a log axis, turned upside down and labelled with $d_n$: every extra 9 is one step up. Each
+# curve follows the warm-up (dotted) and leaves it where it reaches its $d$. The right panel reads the same
+# curves as the averaging window $1/(1-d_n)$, in steps.
+
 # %%
 n_axis = np.unique(np.geomspace(1, 200_000, 400).astype(int))
 fig, (ax_d, ax_w) = plt.subplots(1, 2, figsize=(11, 3.6))
 for decay in (0.995, 0.999, 0.9999):
     d_n = np.array([ema_decay_at(int(n), decay) for n in n_axis])
-    ax_d.plot(n_axis, d_n, label=f"d = {decay}")
+    ax_d.plot(n_axis, 1 - d_n, label=f"d = {decay}")
     ax_w.plot(n_axis, 1 / (1 - d_n), label=f"d = {decay}")
-ax_d.plot(n_axis, (1 + n_axis) / (10 + n_axis), "k:", linewidth=1, label="(1 + n)/(10 + n)")
-ax_d.set_ylim(0.0, 1.02)
-ax_d.set_ylabel("decay $d_n$")
+ax_d.plot(n_axis, 1 - (1 + n_axis) / (10 + n_axis), "k:", linewidth=1, label="warm-up (1 + n)/(10 + n)")
+ax_d.set_yscale("log")
+ax_d.invert_yaxis()                                   # up = closer to 1
+one_minus_d = [0.5, 0.1, 0.01, 0.001, 0.0001]
+ax_d.set_yticks(one_minus_d)
+ax_d.set_yticklabels([f"{1 - v:g}" for v in one_minus_d])   # label the axis with d_n itself
+ax_d.yaxis.set_minor_formatter(NullFormatter())
+ax_d.set_ylabel("decay $d_n$ (axis: $1 - d_n$, log scale)")
 ax_d.set_title("EMA decay with warm-up")
 ax_w.set_yscale("log")
 ax_w.set_ylabel("averaging window 1/(1 − $d_n$), steps")
@@ -507,6 +557,7 @@ plt.show()
 # float32, so only the forward and backward passes are approximate. Two 16-bit formats:
 
 # %%
+ddpm_teach.course.section("4. Mixed precision")
 for dtype in (torch.float32, torch.bfloat16, torch.float16):
     info = torch.finfo(dtype)
     print(f"{str(dtype):15s} bits: {info.bits}  relative precision (eps): {info.eps:.1e}  "
@@ -587,6 +638,7 @@ print(f"loss: float32 {loss_fp32.item():.5f}, bf16 autocast {loss_bf16.item():.5
 # $\varepsilon$:
 
 # %%
+ddpm_teach.course.section("5. Gradient accumulation")
 net = copy.deepcopy(shipped).train()           # a trained model, so that every weight gets a gradient
 B_micro = 8
 acc_gen = torch.Generator().manual_seed(5)
@@ -644,6 +696,7 @@ print(f"largest difference {worst:.2e}, for gradients up to {max(g.abs().max().i
 # run's time budget.
 
 # %%
+ddpm_teach.course.section("6. Learning rate")
 probe = torch.nn.Parameter(torch.zeros(1))
 probe_opt = torch.optim.SGD([probe], lr=shipped_train.lr)
 scheduler = torch.optim.lr_scheduler.LambdaLR(probe_opt, lambda s: lr_at(s, shipped_train))
@@ -691,6 +744,7 @@ plt.show()
 # `train_step` calls (after `scaler.unscale_`, so that it sees the true gradients):
 
 # %%
+ddpm_teach.course.section("7. Gradient clipping")
 grads = [g.clone() for g in grads_big]
 total_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))   # ‖g‖₂ over all
 clip = 0.25 * total_norm.item()                  # c: a threshold this gradient exceeds
@@ -744,6 +798,7 @@ print(f"‖g‖₂ of the trained model on the batch of §5: {norm_before.item()
 # steps, saved, rebuilt from the file by `Trainer.resume`, and trained for $k$ more.
 
 # %%
+ddpm_teach.course.section("8. Checkpoints and resume")
 TINY = UNetConfig(base_channels=16, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,), norm_groups=8)
 tiny_data = data.subset(range(256))
 print(tiny_data)
@@ -804,6 +859,7 @@ print("resumed:      ", [round(v, 5) for v in resumed.loss_history])
 # We simulate a blow-up by poisoning one weight of the resumed tiny model with a NaN:
 
 # %%
+ddpm_teach.course.section("9. NonFiniteLossError")
 with torch.no_grad():
     resumed.model.conv_out.weight[0, 0, 0, 0] = float("nan")
 try:
@@ -822,6 +878,7 @@ print("the checkpoint on disk is still finite:", all(torch.isfinite(v).all().ite
 # images from the EMA weights at three points during the run, with the same starting noise each time.
 
 # %%
+ddpm_teach.course.section("10. Short run and shipped model")
 short_config = TrainConfig(steps=SHORT_RUN_STEPS, batch_size=32, lr=shipped_train.lr,
                            warmup_steps=max(1, SHORT_RUN_STEPS // 8), ema_decay=shipped_train.ema_decay,
                            grad_clip=shipped_train.grad_clip, seed=0, checkpoint_every=0, log_every=10,
@@ -924,6 +981,7 @@ print(f"the shipped model had {ckpt['step'] / len(short.loss_history):.0f} times
 # index of this one):
 
 # %%
+ddpm_teach.course.section("11. Bug or under-training")
 with timed("two more loss-versus-t curves"):
     short_mse_t = mse_per_t(short.ema.module, t_grid, x0_eval, noise_eval)
     bug_mse_t = mse_per_t(shipped, t_grid, x0_eval, noise_eval, t_for_model=lambda t: t.float() / T)
@@ -1068,14 +1126,15 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise is checked with one call, which prints `Correct!` or a hint. The cells marked
-# **one possible answer** hold a reference answer; try your own first.
+# Each exercise is checked with one call, which prints `Correct!` or a hint.
 #
 # **Exercise 1 (the loss of Algorithm 1).** Write `algorithm1_loss(model, schedule, x0, t, noise)`: it
 # returns $L_\text{simple}$ (eq. 14) for one batch, as a scalar tensor that `backward()` can use. Use only
 # `schedule.alphas_cumprod` (float64, shape $[T]$), torch, and the model; not `diffusion_loss` or
 # `q_sample`. The check runs it on a small model with random weights and compares it with
 # `diffusion_loss`.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 1: uncomment, complete and run.
@@ -1084,52 +1143,31 @@ else:
 #
 # ddpm_teach.exercises.nb04.check_algorithm1_loss(algorithm1_loss)
 
-# %%
-# one possible answer
-def algorithm1_loss(model, schedule, x0, t, noise):
-    alpha_bar = schedule.alphas_cumprod[t].float().view(-1, 1, 1, 1)      # ᾱ_t, (B, 1, 1, 1)
-    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise          # eq. 4
-    return ((noise - model(x_t, t)) ** 2).mean()                          # eq. 14
-
-
-ddpm_teach.exercises.nb04.check_algorithm1_loss(algorithm1_loss)
-
 # %% [markdown]
 # **Exercise 2 (the learning-rate multiplier).** A run is configured with
 # `TrainConfig(steps=1000, warmup_steps=100, min_lr_ratio=0.1, lr=2e-4)`. What is the learning-rate
 # *multiplier* `lr_at(step, config)` at steps 0, 400 and 1000? (Steps are 0-based, so the run's last step is 999; the formula still gives a
 # value at 1000.) Work it out from the formula of §6, then check it (without calling `lr_at`, which would
 # give it away).
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 2: uncomment, fill in and run.
 # m0, m400, m1000 = ..., ..., ...
 # ddpm_teach.exercises.nb04.check_lr_multipliers([m0, m400, m1000])
 
-# %%
-# one possible answer
-W, S, r = 100, 1000, 0.1
-m0 = (0 + 1) / W                                                 # inside the warm-up
-p = (400 - W) / (S - W)                                          # 1/3 of the way through the cosine
-m400 = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * p))
-m1000 = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(1.0, (1000 - W) / (S - W))))   # the floor
-ddpm_teach.exercises.nb04.check_lr_multipliers([m0, m400, m1000])
-
 # %% [markdown]
 # **Exercise 3 (the EMA).** With `ema_decay=0.999` and the warm-up of §3: (a) what decay $d_n$ does the
 # update after $n = 49$ earlier updates use? (b) Late in a long run, over about how many recent steps does
 # the EMA average (the window $1/(1-d)$)?
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
 
 # %%
 # Your answer to exercise 3: uncomment, fill in and run.
 # d_49, window_late = ..., ...
 # ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
-
-# %%
-# one possible answer
-d_49 = min(0.999, (1 + 49) / (10 + 49))
-window_late = 1 / (1 - 0.999)
-ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 
 # %% [markdown]
 # ## Summary
@@ -1163,3 +1201,48 @@ ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 #   bf16 autocast and `torch.compile`; §0 and §10 print its steps).
 #
 # **Next:** notebook 05 samples from the trained model with Algorithm 2.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises, one hidden cell each: double-click a cell (or click its title) to
+# show the code. Try your own answer first.
+
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+def algorithm1_loss(model, schedule, x0, t, noise):
+    alpha_bar = schedule.alphas_cumprod[t].float().view(-1, 1, 1, 1)      # ᾱ_t, (B, 1, 1, 1)
+    x_t = alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise          # eq. 4
+    return ((noise - model(x_t, t)) ** 2).mean()                          # eq. 14
+
+
+ddpm_teach.exercises.nb04.check_algorithm1_loss(algorithm1_loss)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+W, S, r = 100, 1000, 0.1
+m0 = (0 + 1) / W                                                 # inside the warm-up
+p = (400 - W) / (S - W)                                          # 1/3 of the way through the cosine
+m400 = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * p))
+m1000 = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(1.0, (1000 - W) / (S - W))))   # the floor
+ddpm_teach.exercises.nb04.check_lr_multipliers([m0, m400, m1000])
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 3 (double-click to show the code)
+d_49 = min(0.999, (1 + 49) / (10 + 49))
+window_late = 1 / (1 - 0.999)
+ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took here, on this machine; compare it
+# with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [03 · The UNet](03_unet.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [05 · DDPM sampling →](05_ddpm_sampling.ipynb)

@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/09_fast_samplers.ipynb)
 #
+# ← [08 · Learned variance](08_learned_variance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [11 · Flow matching →](11_flow_matching.ipynb)
+#
 # Notebook 06 made sampling deterministic and shortened it from 1000 model calls to 10-100 with
 # DDIM, and its measured table showed the price: at few steps the images get worse. This notebook
 # looks at deterministic DDIM from another side. It is **Euler's method**, the simplest ODE solver
@@ -52,14 +54,13 @@
 # 7. read a **measured** table of classifier-FID against NFE for DDIM, Euler, Heun and
 #    DPM-Solver++(2M) on the shipped model, with $N$ and the real-vs-real floor, and pick a sampler.
 #
-# **Runtime** (measured 2026-12-02: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle):
-# - CPU: 72 s wall clock at full size, kernel start included; under a minute at CI size (`pytest --nbval`).
-#   A CPU without AVX-512 or with fewer cores is slower; the timing lines in §7 print your machine's.
-# - The FID table of §8 is **not** computed live: it is read from `benchmarks/results/quality_n1000.json`,
-#   which the benchmark command of §8 writes (about 40 min on the same CPU).
-# - **GPU:** not measured (no GPU was lent for this work); every
-# model call here is one batch of at most 64 images of 28 × 28, which a GPU should run much faster
-# (not measured).
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX: not measured (this notebook was written on the AMD machine only).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 72-78 s (two runs).
+# - Slower with fewer cores, without AVX-512, or on a busy machine. The last cell prints this run's time
+#   per section. GPU: not measured (no GPU was lent for this course's work).
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 100 s on the AMD with a training job beside it, under a minute idle.
+# - §8's FID table is read from `benchmarks/results/quality_n1000.json`, not computed here (its benchmark takes about 40 min on the AMD).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) changes only how many
 # images §7 draws, which NFE it tries and how long its reference solve is. The maths cells (the
@@ -82,6 +83,9 @@ if "google.colab" in sys.modules:
 # ## Imports, the size knob and the shipped model
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports and the shipped model")      # the last cell prints the time per section
+
 import json
 import math
 import re
@@ -90,7 +94,6 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import torch
 
-import ddpm_teach.course
 import ddpm_teach.exercises.nb09
 from ddpm_teach.checkpoint import load_diffusion_model
 from ddpm_teach.course import by_size, checkpoint_path, timed
@@ -181,6 +184,7 @@ x0_real, _ = test_data.batch(list(range(N_SHOW)))       # (N_SHOW, 1, 28, 28) in
 # $x_t/\sqrt{\bar\alpha_t} = x_0 + \sigma_t\varepsilon$ for an $x_t$ made by `q_sample` (eq. 4 of DDPM).
 
 # %%
+ddpm_teach.course.section("1. The probability-flow ODE")
 sigmas = ((1 - schedule.alphas_cumprod) / schedule.alphas_cumprod).sqrt()     # σ_t, float64 [T]
 for t in (0, 100, 250, 500, 750, 999):
     print(f"t = {t:>3}: ᾱ_t = {float(schedule.alphas_cumprod[t]):.6f}   σ_t = {float(sigmas[t]):9.4f}   "
@@ -239,6 +243,7 @@ plt.show()
 # $[-1, 1]$ and take the slope through the clipped value).
 
 # %%
+ddpm_teach.course.section("2. Euler is DDIM")
 ddim_10 = DDIMSampler(schedule, steps=10, eta=0.0)
 euler_10 = EulerSampler(schedule, steps=10)                 # spacing="uniform", as DDIM's default
 assert torch.equal(ddim_10.timesteps, euler_10.timesteps)
@@ -291,6 +296,7 @@ print(f"EulerSampler equals DDIMSampler(η = 0) at every one of the {len(ddim_10
 # ($\mu = 0.3$, $s_{\text{data}} = 0.5$, one pixel $\tilde x = 2$), and fits the slope on a log-log scale.
 
 # %%
+ddpm_teach.course.section("3. Order on Gaussian data")
 MU, S_DATA = 0.3, 0.5                                        # Gaussian data N(μ, s_data²) in every pixel
 
 
@@ -462,6 +468,7 @@ plt.show()
 # sampler keeps its trial step between the two calls. `sampler.nfe` is the length of that list.
 
 # %%
+ddpm_teach.course.section("4. Heun")
 heun_5 = HeunSampler(schedule, steps=5, spacing="karras")
 print(heun_5)
 print("the 5 steps start at t =", heun_5.step_timesteps.tolist(), "and end at σ = 0")
@@ -563,6 +570,7 @@ print(f"largest pixel difference, first 4 images: by hand vs package < 1e-3 "
 # The coefficients for a 10-step DPM-Solver++(2M) on Karras spacing (§6), from the schedule alone:
 
 # %%
+ddpm_teach.course.section("5. DPM-Solver++")
 dpm_10 = DPMSolverPP2MSampler(schedule, steps=10, spacing="karras")
 lambdas = -dpm_10.sigmas[:-1].log()                                        # λ_i = −log σ_i, [10]
 print(f"{'i':>2}{'t_i':>5}{'σ_i':>10}{'h_i':>8}{'r_i':>7}{'σ_i+1/σ_i':>11}{'weight of D_i':>15}{'of D_i−1':>10}")
@@ -631,6 +639,9 @@ print(f"step 2 (t = {t_1} → {t_2}): DPM-Solver++(2M) equals a DDIM step with x
 # version, checked against the package:
 
 # %%
+ddpm_teach.course.section("6. Karras σ spacing")
+
+
 def karras_sigmas(sigma_min: float, sigma_max: float, n: int, rho: float = 7.0) -> torch.Tensor:
     """EDM eq. 5: n noise levels from σ_max down to σ_min, uniform in σ^(1/ρ). Returns float64 [n]."""
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)                   # i/(N − 1)
@@ -694,6 +705,9 @@ plt.show()
 # **solver error** on the real model. It is not the quality of the images: that is §8's FID.
 
 # %%
+ddpm_teach.course.section("7. Side by side at 10 NFE")
+
+
 def make_solver(name: str, nfe: int, schedule):
     """``name`` at (about) ``nfe`` network evaluations, as benchmarks/quality_tables.py builds it: DDIM on
     uniform timesteps, the ODE solvers on Karras spacing; Heun gets the largest 2·steps − 1 ≤ nfe."""
@@ -879,6 +893,7 @@ for i, (t_i, t_next) in enumerate(zip(heun_steps[:-1], heun_steps[1:])):
 # print and plot whatever it holds.
 
 # %%
+ddpm_teach.course.section("8. FID against NFE")
 # NBVAL_IGNORE_OUTPUT
 # (reads benchmarks/results/quality_n1000.json, which the benchmark rewrites)
 RESULTS_PATH = ddpm_teach.course.repo_root() / "benchmarks" / "results" / "quality_n1000.json"
@@ -1036,38 +1051,17 @@ else:
 # `DDIMSampler(schedule, steps=10, eta=0, clip_x0=False).step` on three jumps, so it passes exactly
 # when your step is a DDIM step.
 #
-# Try them first in the next cell; one possible answer follows it.
+# Try them in the next cell; a worked solution to each is in **Solutions** at the end of the notebook
+# (hidden; click to show).
 
 # %%
+ddpm_teach.course.section("10. Exercises")
 # Your answers: uncomment, fill in and run.
 # ddpm_teach.exercises.nb09.check_budget_steps((..., ...))
 #
 # def my_step(schedule, x_t, eps, t, t_next):
 #     ...
 # ddpm_teach.exercises.nb09.check_first_order_step(my_step)
-
-# %%
-# One possible answer (exercise 1): DPM-Solver++(2M) makes 1 call per step; Heun 2 per step but 1 on the
-# last step (to σ = 0), so n steps cost 2n − 1 ≤ 30 calls: n = 15 (29 calls; 16 steps would need 31).
-answer_1 = (30, 15)
-assert DPMSolverPP2MSampler(schedule, steps=30).nfe == 30 and HeunSampler(schedule, steps=15).nfe == 29
-ddpm_teach.exercises.nb09.check_budget_steps(answer_1)
-
-
-# %%
-# One possible answer (exercise 2): the exponential integrator with D held constant (§5).
-def dpm_solver_1_step(schedule, x_t, eps, t, t_next):
-    """One first-order DPM-Solver++ step from t to t_next (t > t_next ≥ 0): x_t [B, C, H, W] → x_{t_next}."""
-    alpha_bar, alpha_bar_next = float(schedule.alphas_cumprod[t]), float(schedule.alphas_cumprod[t_next])
-    sigma, sigma_next = math.sqrt((1 - alpha_bar) / alpha_bar), math.sqrt((1 - alpha_bar_next) / alpha_bar_next)
-    x_tilde = x_t * math.sqrt(1 + sigma**2)                       # x̃_t = x_t/√ᾱ_t
-    denoised = x_tilde - sigma * eps                              # D = x̂_0 (unclipped)
-    h = math.log(sigma) - math.log(sigma_next)                    # λ_next − λ_t, λ = −log σ
-    x_tilde_next = (sigma_next / sigma) * x_tilde - math.expm1(-h) * denoised
-    return x_tilde_next / math.sqrt(1 + sigma_next**2)            # back to x_{t_next}
-
-
-ddpm_teach.exercises.nb09.check_first_order_step(dpm_solver_1_step)
 
 # %% [markdown]
 # ## Summary
@@ -1099,3 +1093,47 @@ ddpm_teach.exercises.nb09.check_first_order_step(dpm_solver_1_step)
 # variants); Zhang & Chen 2023, *DEIS*; Zhao et al. 2023, *UniPC*. Flow matching (Lipman et al.
 # 2023) meets the same kind of ODE in straight-line coordinates.
 
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises of §10. The code is hidden: try the exercises first, then
+# double-click a cell (Colab) or click its collapsed input (JupyterLab) to show it. Each ends with the
+# same check you ran, so each prints `Correct!`.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# DPM-Solver++(2M) makes 1 call per step; Heun 2 per step but 1 on the
+# last step (to σ = 0), so n steps cost 2n − 1 ≤ 30 calls: n = 15 (29 calls; 16 steps would need 31).
+answer_1 = (30, 15)
+assert DPMSolverPP2MSampler(schedule, steps=30).nfe == 30 and HeunSampler(schedule, steps=15).nfe == 29
+ddpm_teach.exercises.nb09.check_budget_steps(answer_1)
+
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# The exponential integrator with D held constant (§5).
+def dpm_solver_1_step(schedule, x_t, eps, t, t_next):
+    """One first-order DPM-Solver++ step from t to t_next (t > t_next ≥ 0): x_t [B, C, H, W] → x_{t_next}."""
+    alpha_bar, alpha_bar_next = float(schedule.alphas_cumprod[t]), float(schedule.alphas_cumprod[t_next])
+    sigma, sigma_next = math.sqrt((1 - alpha_bar) / alpha_bar), math.sqrt((1 - alpha_bar_next) / alpha_bar_next)
+    x_tilde = x_t * math.sqrt(1 + sigma**2)                       # x̃_t = x_t/√ᾱ_t
+    denoised = x_tilde - sigma * eps                              # D = x̂_0 (unclipped)
+    h = math.log(sigma) - math.log(sigma_next)                    # λ_next − λ_t, λ = −log σ
+    x_tilde_next = (sigma_next / sigma) * x_tilde - math.expm1(-h) * denoised
+    return x_tilde_next / math.sqrt(1 + sigma_next**2)            # back to x_{t_next}
+
+
+ddpm_teach.exercises.nb09.check_first_order_step(dpm_solver_1_step)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took to run here, on this machine and
+# at this size; compare it with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [08 · Learned variance](08_learned_variance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [11 · Flow matching →](11_flow_matching.ipynb)

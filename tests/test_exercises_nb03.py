@@ -21,6 +21,17 @@ def test_shape_answer_matches_the_trace():
     assert shapes["downsamples.1"] == (8, 128, 8, 8)
 
 
+def test_shape_exercise_tells_the_levels_apart():
+    """Reading the width off the wrong level must give a wrong answer: with mults like (1, 2, 2),
+    base·mult[2] happened to equal base·mult[1], and the wrong reasoning passed."""
+    ex = nb03.SHAPE_EXERCISE
+    widths = [ex["base_channels"] * m for m in ex["channel_mults"]]
+    right = widths[1]
+    # level 0's width, level 2's width, "a downsample doubles the channels", the input's channels
+    wrong = [widths[0], widths[2], 2 * right, ex["in_channels"]]
+    assert len({right, *wrong}) == 1 + len(wrong)
+
+
 @pytest.mark.parametrize("answer", [(8, 128, 8, 8), [8, 128, 8, 8], torch.Size([8, 128, 8, 8]),
                                     torch.tensor([8, 128, 8, 8])])
 def test_shape_right_answers(capsys, answer):
@@ -29,6 +40,7 @@ def test_shape_right_answers(capsys, answer):
 
 @pytest.mark.parametrize("answer,words", [
     ((8, 256, 8, 8), "keeps the channel count"),
+    ((8, 192, 8, 8), "channel_mults[2]"),                     # level 2's width: mult[2] read instead of mult[1]
     ((8, 128, 16, 16), "first"),
     ((8, 128, 7, 7), "28×28"),
     ((8, 3, 8, 8), "in_channels"),

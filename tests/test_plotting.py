@@ -1,4 +1,4 @@
-"""ddpm_teach.plotting: grids, PNGs, trajectories, animations, schedules and loss curves, headless."""
+"""ddpm_teach.plotting: grids, PNGs, trajectories, animations, schedules, loss curves and the UNet diagram, headless."""
 from __future__ import annotations
 
 import matplotlib
@@ -13,10 +13,12 @@ from matplotlib.animation import FuncAnimation  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ddpm_teach.plotting import (animate_trajectory, make_grid, plot_loss_curve, plot_schedules,  # noqa: E402
-                                 plot_trajectory, save_animation, save_image_grid, show_images, smooth_ema,
-                                 to_unit_range)
+from ddpm_teach.plotting import (animate_trajectory, draw_unet, make_grid, plot_loss_curve,  # noqa: E402
+                                 plot_schedules, plot_trajectory, save_animation, save_image_grid, show_images,
+                                 smooth_ema, to_unit_range)
 from ddpm_teach.schedules import NoiseSchedule  # noqa: E402
+from ddpm_teach.training import preset_configs  # noqa: E402
+from ddpm_teach.unet import UNet, UNetConfig  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -176,3 +178,26 @@ def test_plot_loss_curve_raw_and_smoothed_lines():
     fig = plot_loss_curve([1.0, -0.5, 0.2], steps=[10, 20, 30])        # a negative loss: linear axis
     assert fig.axes[0].get_yscale() == "linear"
     assert list(fig.axes[0].get_lines()[0].get_xdata()) == [10, 20, 30]
+
+
+@pytest.mark.parametrize("config", [UNetConfig(), preset_configs("cpu-fast")[1]], ids=["default", "cpu-fast"])
+def test_draw_unet_draws_one_box_per_block(config):
+    model = UNet(config)
+    fig = draw_unet(config)
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts]
+    # one box per ResBlock of both paths, plus conv_in, the downsamples, the bottleneck and the head
+    res_blocks = sum(len(level.blocks) for level in [*model.down_levels, *model.up_levels])
+    downsamples = len(config.channel_mults) - 1
+    assert len(ax.patches) == res_blocks + downsamples + 3
+    assert sum(t.startswith("ResBlock") for t in texts) == res_blocks
+    assert sum(t.startswith("downsample") for t in texts) == downsamples
+    assert f"x_t  [B, {config.in_channels}, {config.image_size}, {config.image_size}]" in texts
+    assert f"base_channels={config.base_channels}" in ax.get_title()
+    assert draw_unet(model, title="mine").axes[0].get_title() == "mine"   # a built model works too
+
+
+def test_draw_unet_rejects_other_things():
+    with pytest.raises(TypeError, match="UNet or a UNetConfig"):
+        draw_unet({"base_channels": 32})

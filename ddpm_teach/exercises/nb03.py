@@ -18,8 +18,9 @@ __all__ = [
     "check_parameter_count_base96",
 ]
 
-# Exercise 1: UNetConfig(image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2)), batch 8
-SHAPE_EXERCISE = dict(batch=8, image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2))
+# Exercise 1: UNetConfig(image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 3)), batch 8.
+# The mults differ at every level, so reading the width off the wrong level gives a wrong answer.
+SHAPE_EXERCISE = dict(batch=8, image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 3))
 # Exercise 2: ResBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, groups=8)
 RESBLOCK_EXERCISE = dict(in_ch=64, out_ch=128, emb_dim=256)
 
@@ -34,7 +35,7 @@ def _expected_shape() -> tuple[int, int, int, int]:
 
 def check_shape_after_second_downsample(answer: Sequence[int]) -> bool:
     """Exercise 1: the shape (B, C, H, W) after the second downsample, for a batch of 8 32×32 RGB
-    images through ``UNetConfig(image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2))``."""
+    images through ``UNetConfig(image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 3))``."""
     try:
         shape = tuple(int(v) for v in answer)
     except (TypeError, ValueError):
@@ -60,6 +61,12 @@ def check_shape_after_second_downsample(answer: Sequence[int]) -> bool:
     if shape[1] == ex["in_channels"]:
         return report(False, "in_channels only sets conv_in's input; inside the network the width is "
                              "base_channels × mult of the level.")
+    mults = ex["channel_mults"]
+    if shape[1] == ex["base_channels"] * mults[2]:
+        return report(False, f"{shape[1]} = base_channels × channel_mults[2] is the width of level 2, which the "
+                             "tensor has not reached yet. Levels count from 0: the first downsample follows "
+                             "level 0, the second follows level 1, and a downsample keeps the channel count of "
+                             "the level before it.")
     if shape[1] == C * 2:
         return report(False, "a downsample keeps the channel count; the channels change in the first "
                              "ResBlock of each level, to base_channels × mult. Which level's ResBlocks "
