@@ -1,4 +1,4 @@
-"""Pictures: image grids, denoising trajectories, animations, schedules, loss curves (all notebooks).
+"""Pictures: image grids, denoising trajectories, animations, schedules, loss curves, the UNet (all notebooks).
 
 Images are float tensors [B, C, H, W] in [-1, 1] (the model's range) or uint8 [B, C, H, W] in
 0..255 (the dataset's); both are shown as [0, 1].  Grayscale (C=1) is drawn with a gray colour
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # for the annotations only
     from matplotlib.figure import Figure
 
     from .schedules import NoiseSchedule
+    from .unet import UNet, UNetConfig
 
 __all__ = [
     "to_unit_range",
@@ -35,6 +36,7 @@ __all__ = [
     "plot_schedules",
     "smooth_ema",
     "plot_loss_curve",
+    "draw_unet",
 ]
 
 # axis labels for the schedule quantities that notebook 02 plots
@@ -393,5 +395,163 @@ def plot_loss_curve(losses: Sequence[float], steps: Sequence[int] | None = None,
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_ddim_terms(*, x_t: torch.Tensor, pred_x0: torch.Tensor, x0_term: torch.Tensor, direction: torch.Tensor,
+                    noise_term: torch.Tensor, x_prev: torch.Tensor, t: int, t_prev: int, eta: float) -> "Figure":
+    """One DDIM step term by term (DDIM eq. 12, notebook 06 §2): a column per term, a row per image,
+
+        x_prev = √ᾱ_prev·x̂_0 + √(1 − ᾱ_prev − σ²)·ε̂ + σ·z,
+
+    with x_t and x̂_0 (eq. 9) in front of the three terms.  Every tensor is [B, C, H, W] in the model's
+    range; values outside [−1, 1] are shown clipped.  The arguments are keyword-only, so that two
+    same-shape terms cannot be swapped silently.  The figure uses constrained layout, which keeps
+    the suptitle clear of the column titles (checked in tests/test_figure_layout.py)."""
+    import matplotlib.pyplot as plt
+
+    panels = [(f"x_t (t = {t})", x_t), ("x̂_0 (eq. 9)", pred_x0), ("√ᾱ_prev·x̂_0", x0_term),
+              ("√(1−ᾱ_prev−σ²)·ε̂", direction), ("σ·z", noise_term), (f"x_prev (t = {t_prev})", x_prev)]
+    shapes = {tuple(_as_batch(images).shape) for _, images in panels}
+    if len(shapes) != 1:
+        raise ValueError(f"the terms of eq. 12 must all have one shape [B, C, H, W]; got {sorted(shapes)}.")
+    rows = _as_batch(x_t).shape[0]
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels), 1.3 * rows + 0.8), layout="constrained")
+    for ax, (title, images) in zip(axes, panels):
+        show_images(images, nrow=1, ax=ax)                     # one column: image i of the batch in row i
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"DDIM eq. 12, term by term (η = {eta:g}): x_prev = √ᾱ_prev·x̂_0 + direction + noise", fontsize=10)
+    return fig
+
+
+__all__ += ["plot_ddim_terms"]
+
+
+# box colours of the UNet diagram, by kind of block
+_UNET_COLOURS = {"conv": "#d9d9d9", "res": "#9ecae1", "attn": "#fdae6b", "down": "#a1d99b", "mid": "#bcbddc"}
+_UNET_LEGEND = {"conv": "convolution", "res": "ResBlock", "attn": "ResBlock + self-attention",
+                "down": "downsample (stride-2 conv)", "mid": "bottleneck"}
+
+
+def _unet_layout(model: "UNet") -> tuple[list[dict], list[dict]]:
+    """The boxes of :func:`draw_unet`, read off the model's modules: the contracting path (one box
+    per skip it stores) and the expanding path (one box per ResBlock, on the row of the skip it
+    concatenates).  Each box has a label, a level, a kind (a key of ``_UNET_COLOURS``) and the
+    feature-map side ``res``."""
+    from torch import nn
+
+    from .unet import AttentionBlock
+
+    cfg = model.config
+    down = [dict(label=f"conv_in  {cfg.in_channels}→{cfg.base_channels}", level=0, kind="conv")]
+    for level, (blocks, downsample) in enumerate(zip(model.down_levels, model.downsamples)):
+        for block, attn in zip(blocks.blocks, blocks.attns):
+            kind = "attn" if isinstance(attn, AttentionBlock) else "res"
+            down.append(dict(label=f"ResBlock  {block.conv1.in_channels}→{block.conv1.out_channels}",
+                             level=level, kind=kind))
+        if not isinstance(downsample, nn.Identity):
+            ch = downsample.conv.out_channels
+            down.append(dict(label=f"downsample  {ch}→{ch}", level=level + 1, kind="down"))
+    skip_rows = list(range(len(down)))          # a stack: the expanding path pops from the end
+    up: list[dict] = []
+    for k, (blocks, upsample) in enumerate(zip(model.up_levels, model.upsamples)):
+        level = len(cfg.channel_mults) - 1 - k
+        for block, attn in zip(blocks.blocks, blocks.attns):
+            in_ch, out_ch = block.conv1.in_channels, block.conv1.out_channels
+            skip_ch = in_ch - (up[-1]["out"] if up else model.mid_block2.conv1.out_channels)
+            up.append(dict(label=f"ResBlock  {in_ch - skip_ch}+{skip_ch}→{out_ch}", level=level,
+                           kind="attn" if isinstance(attn, AttentionBlock) else "res", row=skip_rows.pop(),
+                           out=out_ch, upsample_after=not isinstance(upsample, nn.Identity)
+                           and block is blocks.blocks[-1]))
+    for box in down + up:
+        box["res"] = cfg.resolutions[box["level"]]
+    return down, up
+
+
+def draw_unet(model: "UNet | UNetConfig", title: str | None = None) -> "Figure":
+    """Draw a UNet as a U (notebook 03, §2): the contracting path down the left, the bottleneck at
+    the bottom, the expanding path up the right, and the skip connections (dashed) across.
+
+    model: a :class:`~ddpm_teach.unet.UNet`, or a :class:`~ddpm_teach.unet.UNetConfig` (the model
+           is then built, untrained, to read its modules).  Every box is read off the modules:
+           ``in→out`` channels on the left, ``h + skip → out`` on the right, and the side of the
+           feature map; orange boxes are followed by self-attention.
+    title: the figure's title; by default the configuration's sizes.
+    Returns the figure (``plt.show()`` displays it in a notebook)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    from .unet import UNet, UNetConfig
+
+    if isinstance(model, UNetConfig):
+        model = UNet(model)
+    if not isinstance(model, UNet):
+        raise TypeError(f"draw_unet takes a UNet or a UNetConfig, got {type(model).__name__}.")
+    cfg = model.config
+    if title is None:
+        attention = ", ".join(f"{r}×{r}" for r in cfg.attention_resolutions) or "the bottleneck only"
+        title = (f"UNet: base_channels={cfg.base_channels}, num_res_blocks={cfg.num_res_blocks}, "
+                 f"channel_mults={cfg.channel_mults}, attention at {attention}")
+    down, up = _unet_layout(model)
+    n_rows, n_levels = len(down), len(cfg.channel_mults)
+    box_w, box_h, indent, gap = 3.0, 0.62, 0.9, 1.6
+    right_x0 = box_w + 2 * (n_levels - 1) * indent + gap      # left edge of the right column at level 0
+    width = right_x0 + box_w
+    fig, ax = plt.subplots(figsize=(11, 0.62 * (n_rows + 4)))
+
+    def box(x, y, text, kind, w=box_w):
+        ax.add_patch(FancyBboxPatch((x, y - box_h / 2), w, box_h, boxstyle="round,pad=0.02,rounding_size=0.12",
+                                    facecolor=_UNET_COLOURS[kind], edgecolor="black", linewidth=0.8))
+        ax.text(x + w / 2, y, text, ha="center", va="center", fontsize=8.5)
+
+    def arrow(xy_from, xy_to, **style):
+        ax.annotate("", xy=xy_to, xytext=xy_from, arrowprops={
+            **dict(arrowstyle="-|>", color="black", linewidth=1.0, shrinkA=0, shrinkB=0), **style})
+
+    # the contracting path: row r holds skip r, at y = -r; then the input above it
+    left_x = [d["level"] * indent for d in down]
+    for r, d in enumerate(down):
+        box(left_x[r], -r, f"{d['label']}\n{d['res']}×{d['res']}", d["kind"])
+        if r:
+            arrow((left_x[r - 1] + box_w / 2, -(r - 1) - box_h / 2), (left_x[r] + box_w / 2, -r + box_h / 2))
+    side = down[0]["res"]
+    ax.text(box_w / 2, 1.1, f"x_t  [B, {cfg.in_channels}, {side}, {side}]", ha="center", va="center",
+            fontsize=9, fontweight="bold")
+    arrow((box_w / 2, 0.9), (box_w / 2, box_h / 2))
+
+    # the bottleneck
+    mid_y, mid_w = -n_rows - 0.3, 2 * box_w
+    mid_x, ch, mid_res = width / 2 - mid_w / 2, model.mid_block1.conv1.out_channels, cfg.resolutions[-1]
+    box(mid_x, mid_y, f"bottleneck: ResBlock → attention → ResBlock  {ch}→{ch}\n{mid_res}×{mid_res}", "mid",
+        w=mid_w)
+    arrow((left_x[-1] + box_w / 2, -(n_rows - 1) - box_h / 2), (mid_x + box_w * 0.4, mid_y + box_h / 2))
+
+    # the expanding path, each block on the row of the skip it consumes
+    prev, prev_upsample = (mid_x + mid_w - box_w * 0.4, mid_y + box_h / 2), False
+    for u in up:
+        x, y = right_x0 - u["level"] * indent, -u["row"]
+        box(x, y, f"{u['label']}\n{u['res']}×{u['res']}", u["kind"])
+        arrow(prev, (x + box_w / 2, y - box_h / 2))
+        if prev_upsample:
+            ax.text((prev[0] + x + box_w / 2) / 2 + 0.2, (prev[1] + y - box_h / 2) / 2, "upsample ×2",
+                    fontsize=8.5, color="#31a354", ha="left", va="center", fontweight="bold")
+        arrow((left_x[u["row"]] + box_w, y), (x, y), linestyle="--", color="#777777", linewidth=0.9)   # the skip
+        prev, prev_upsample = (x + box_w / 2, y + box_h / 2), u["upsample_after"]
+
+    # the output head
+    box(right_x0, 1.1, f"GroupNorm·SiLU·conv_out  {cfg.base_channels}→{cfg.out_channels}", "conv")
+    arrow(prev, (right_x0 + box_w / 2, 1.1 - box_h / 2))
+    ax.text(right_x0 + box_w / 2, 2.0, f"ε̂  [B, {cfg.out_channels}, {side}, {side}]", ha="center", va="center",
+            fontsize=9, fontweight="bold")
+    arrow((right_x0 + box_w / 2, 1.1 + box_h / 2), (right_x0 + box_w / 2, 1.8))
+
+    ax.text(width / 2, -0.45, "skip connections (concatenated)", ha="center", fontsize=8, color="#777777")
+    ax.legend([plt.Rectangle((0, 0), 1, 1, facecolor=_UNET_COLOURS[k], edgecolor="black") for k in _UNET_LEGEND],
+              list(_UNET_LEGEND.values()), loc="lower left", fontsize=8, frameon=False)
+    ax.set_xlim(-0.3, width + 0.3)
+    ax.set_ylim(mid_y - 0.8, 2.4)
+    ax.axis("off")
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/05_ddpm_sampling.ipynb)
 #
+# ← [04 · Training](04_training.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [06 · DDIM sampling →](06_ddim_sampling.ipynb)
+#
 # Notebook 04 trained $\varepsilon_\theta(x_t, t)$, a network that looks at a noisy image and predicts
 # the noise in it. This notebook turns that network into a **generator**: start from pure noise
 # $x_T \sim \mathcal N(0, I)$ and walk the reverse chain $x_T \to x_{T-1} \to \dots \to x_0$, one
@@ -38,16 +40,13 @@
 # 6. score samples with the course's classifier-FID, always next to $N$ and the real-vs-real floor,
 #    and read the class histogram of unconditional samples.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 144 s wall clock at full size (`DDPM_TEACH_SIZE=full`, the default; 196 s of user CPU time over
-#   the 2 threads). Most of it goes into the 2 × 256 samples of §4 (50 steps each, 47 s and 48 s for the
-#   two variances) and the 1000-step trajectory of §2 (30 s); loading the evaluator (§6) takes about 7 s.
-#   At CI size (`DDPM_TEACH_SIZE=ci`: 32 samples of 10 steps, a 20-step trajectory) `pytest --nbval` takes
-#   16 s. The timing lines under the sampling cells say how long they took on your machine.
-# - GPU: not measured (no GPU was at hand when this notebook was written). Every model call here is a
-#   batch of at most 256 images of 28 × 28, which a GPU runs in milliseconds, so expect the kernel
-#   start and the evaluator's data loading to dominate there.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 202 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 144 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 202-232 s (two runs)
+# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
+#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 16 s on the Xeon (2026-11-22).
+# - Most of it goes into the 2 × 256 samples of §4 and the 1000-step trajectory of §2.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` changes how many samples are drawn and scored, and over how many
 # steps. The maths cells (the step checks, the variances, respacing, the exercises) print the same
@@ -69,6 +68,9 @@ if "google.colab" in sys.modules:
 # ## Imports and the size knob
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports and the size knob")      # the last cell prints the time per section
+
 import math
 
 import matplotlib.pyplot as plt
@@ -76,11 +78,10 @@ import numpy as np
 import torch
 from IPython.display import HTML
 
-import ddpm_teach.course
 import ddpm_teach.exercises.nb05
 from ddpm_teach.checkpoint import load_diffusion_model
 from ddpm_teach.course import by_size, timed
-from ddpm_teach.data import to_model_range
+from ddpm_teach.data import load_dataset, to_model_range
 from ddpm_teach.evaluation import Evaluator
 from ddpm_teach.plotting import animate_trajectory, plot_trajectory, show_images
 from ddpm_teach.samplers import DDPMSampler, Trajectory, sample
@@ -123,6 +124,7 @@ print(f"size={SIZE}: N_SCORE={N_SCORE}, SCORE_STEPS={SCORE_STEPS}, TRAJECTORY_ST
 # under-training, not a bug in the sampler: the sampler is checked against the formulas in §1 and against independent implementations in `tests/`.
 
 # %%
+ddpm_teach.course.section("0. The shipped model")
 model, schedule, ckpt = load_diffusion_model(ddpm_teach.course.checkpoint_path("fashion_mnist_ddpm.pt"))
 config = ckpt["train_config"]
 print(model.config)
@@ -175,6 +177,7 @@ print(f"checkpoint saved at step {ckpt['step']}; last training losses (ε-MSE): 
 # $1/\sqrt{\bar\alpha_t} \approx 157$, the two forms round differently in float32.
 
 # %%
+ddpm_teach.course.section("1. Algorithm 2, one step at a time")
 def ddpm_step_by_hand(schedule, eps, t: int, x_t, z, variance: str = "fixed_small", clip_x0: bool = False):
     """One step of DDPM Algorithm 2 at 0-based index t (the paper's t + 1).
 
@@ -267,6 +270,7 @@ print(f"the sampler's timesteps: {len(sampler)} of them, {sampler.timesteps[:3].
 # We run Algorithm 2 exactly as written, over all $T = 1000$ steps (20 at CI size), for a few images.
 
 # %%
+ddpm_teach.course.section("2. The loop and a trajectory")
 with timed("DDPM trajectory"):
     images, trajectory = sample(model, DDPMSampler(schedule, steps=TRAJECTORY_STEPS), N_TRAJECTORY,
                                 generator=generator(0), progress=False, return_trajectory=True)
@@ -335,6 +339,7 @@ HTML(anim.to_jshtml())
 # holds the respaced schedule. By hand, for $S = 10$:
 
 # %%
+ddpm_teach.course.section("3. Respacing")
 sampler_10 = DDPMSampler(schedule, steps=10)
 tau = sampler_10.timesteps.flip(0)                                     # ascending: τ_1 .. τ_S
 alpha_bar_tau = schedule.alphas_cumprod[tau]
@@ -370,6 +375,7 @@ print(f"original β at the same τ: {float(schedule.betas[tau[1]]):.4f} ... {flo
 # respaced sampler, where one step jumps far.
 
 # %%
+ddpm_teach.course.section("4. The variance")
 T = schedule.T
 t_all = torch.arange(T)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -433,10 +439,12 @@ for variance in ("fixed_small", "fixed_large"):
                                    N_SCORE, generator=generator(0), progress=False)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 6.6))
+test_data = load_dataset("fashion_mnist", train=False)             # the 10,000 test images (uint8)
+real_images, _ = test_data.batch(torch.randperm(len(test_data), generator=generator(2))[:32])   # (32, 1, 28, 28) in [-1, 1]
+fig, axes = plt.subplots(1, 3, figsize=(12.5, 8.4), layout="constrained")
 for ax, (variance, label) in zip(axes, [("fixed_small", "σ² = β̃ (fixed_small)"), ("fixed_large", "σ² = β (fixed_large)")]):
-    show_images(samples[variance][:32], nrow=8, ax=ax, title=f"{label}, {SCORE_STEPS} respaced steps, seed 0")
-fig.tight_layout()
+    show_images(samples[variance][:32], nrow=4, ax=ax, title=f"{label}\n{SCORE_STEPS} respaced steps, seed 0")
+show_images(real_images, nrow=4, ax=axes[2], title="real Fashion-MNIST\n32 random test images")
 plt.show()
 
 # %% [markdown]
@@ -444,6 +452,12 @@ plt.show()
 # is finished, not what it depends on at the start. Look at the backgrounds and edges: with
 # $\sigma^2 = \beta$ more of the extra noise survives as grain and speckle at few steps. The scores
 # in §6 put a number on it.
+#
+# The right panel is the yardstick: real test images, drawn at random, at the same size. Real
+# garments have flat black backgrounds, clean outlines and, on many, fine detail (a collar, a
+# print, the sole of a shoe). Go through the samples with that in mind: which could pass for a
+# test image, and which are blotchy, half-formed or grainy? That gap is what the scores of §6
+# measure, and §0 says why this model leaves one.
 #
 # ## 5. Clipping $\hat x_0$
 #
@@ -458,6 +472,7 @@ plt.show()
 # The same seed, with and without clipping:
 
 # %%
+ddpm_teach.course.section("5. Clipping x̂_0")
 with timed("clipped and unclipped samples"):
     clipped, clipped_trajectory = sample(model, DDPMSampler(schedule, steps=SCORE_STEPS, clip_x0=True), N_CLIP,
                                          generator=generator(1), progress=False, return_trajectory=True)
@@ -465,25 +480,25 @@ with timed("clipped and unclipped samples"):
                                              generator=generator(1), progress=False, return_trajectory=True)
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.3]})
-show_images(clipped, nrow=4, ax=axes[0], title="clip_x0=True")
-show_images(unclipped, nrow=4, ax=axes[1], title="clip_x0=False\n(shown clipped to [−1, 1])")
-show_images(unclipped.clamp(-1, 1) - clipped, nrow=4, ax=axes[2], title="difference\n(grey = equal)")
-axes = list(axes[:2]) + [axes[3]]                           # the line plot goes in the last panel
+fig, (ax_clipped, ax_unclipped, ax_difference, ax_chain) = plt.subplots(
+    1, 4, figsize=(16, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.3]})
+show_images(clipped, nrow=4, ax=ax_clipped, title="clip_x0=True")
+show_images(unclipped, nrow=4, ax=ax_unclipped, title="clip_x0=False\n(shown clipped to [−1, 1])")
+show_images(unclipped.clamp(-1, 1) - clipped, nrow=4, ax=ax_difference, title="difference\n(grey = equal)")
 steps_t = unclipped_trajectory.timesteps.numpy()
 outside = (unclipped_trajectory.pred_x0.abs() > 1).float().mean(dim=(1, 2, 3, 4))   # share per step, [S]
 largest = unclipped_trajectory.pred_x0.abs().amax(dim=(1, 2, 3, 4))                   # max |x̂_0| per step, [S]
-axes[2].plot(steps_t, outside.numpy(), "o-", markersize=3, label="share of x̂_0 pixels outside [−1, 1]")
-axes[2].set_xlabel("t")
-axes[2].set_ylabel("share of pixels")
-axes[2].set_ylim(0, 1)
-axes[2].invert_xaxis()
-twin = axes[2].twinx()
+ax_chain.plot(steps_t, outside.numpy(), "o-", markersize=3, label="share of x̂_0 pixels outside [−1, 1]")
+ax_chain.set_xlabel("t")
+ax_chain.set_ylabel("share of pixels")
+ax_chain.set_ylim(0, 1)
+ax_chain.invert_xaxis()
+twin = ax_chain.twinx()
 twin.plot(steps_t, largest.numpy(), "s--", color="C3", markersize=3, label="largest |x̂_0|")
 twin.set_yscale("log")
 twin.set_ylabel("largest |x̂_0|", color="C3")
-axes[2].set_title("unclipped x̂_0 along the chain (time runs left to right)", fontsize=9)
-axes[2].legend(loc="upper center", fontsize=8)
+ax_chain.set_title("unclipped x̂_0 along the chain (time runs left to right)", fontsize=9)
+ax_chain.legend(loc="upper center", fontsize=8)
 twin.legend(loc="center right", fontsize=8)
 fig.tight_layout()
 plt.show()
@@ -551,6 +566,7 @@ print(f"images in which some pixel differs by more than 0.5: {int((largest_chang
 # other data and $N = 50{,}000$).
 
 # %%
+ddpm_teach.course.section("6. Scoring samples")
 # NBVAL_IGNORE_OUTPUT
 with timed("loading the evaluator (classifier, Fashion-MNIST test and train sets, test features)"):
     evaluator = Evaluator.load()
@@ -654,31 +670,15 @@ for variance, label in (("fixed_small", "σ² = β̃  (fixed_small)"), ("fixed_l
 # `"fixed_large"` or `"fixed_small"`? Is it the larger at every $t$? Check:
 # `ddpm_teach.exercises.nb05.check_larger_variance(answer)`.
 #
-# Try them first in the next cell; one possible answer follows it.
+# Try them in the next cell; a worked solution to each is in **Solutions** at the end of the notebook
+# (hidden; click to show).
 
 # %%
+ddpm_teach.course.section("7. Exercises")
 # Your answers: uncomment, fill in and run.
 # ddpm_teach.exercises.nb05.check_eps_coefficient(...)
 # ddpm_teach.exercises.nb05.check_respaced_first_beta(...)
 # ddpm_teach.exercises.nb05.check_larger_variance(...)
-
-# %%
-# One possible answer (exercise 1): the factor of ε_θ in eq. 11 is β_t / (√α_t · √(1 − ᾱ_t)).
-t = 500
-answer_1 = float(schedule.betas[t] / (schedule.alphas[t].sqrt() * (1 - schedule.alphas_cumprod[t]).sqrt()))
-ddpm_teach.exercises.nb05.check_eps_coefficient(answer_1)
-
-# %%
-# One possible answer (exercise 2): 1 − ᾱ_999 / ᾱ_946, or read it from the respaced schedule.
-answer_2 = float(1 - schedule.alphas_cumprod[999] / schedule.alphas_cumprod[946])
-assert math.isclose(answer_2, float(DDPMSampler(schedule, steps=20).respaced.betas[-1]))
-ddpm_teach.exercises.nb05.check_respaced_first_beta(answer_2)
-
-# %%
-# One possible answer (exercise 3): compare the two at index 0, and everywhere.
-print("β_1 =", float(schedule.betas[0]), " β̃_1 =", float(schedule.posterior_variance[0]),
-      " β̃ < β at every t:", bool((schedule.posterior_variance < schedule.betas).all()))
-ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
 
 # %% [markdown]
 # ## Summary
@@ -705,3 +705,44 @@ ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
 #
 # **Next:** notebook 06 (DDIM) replaces the Markov chain with a non-Markovian one that uses the same
 # trained model, is deterministic at $\eta = 0$, and needs far fewer steps.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises of §7. The code is hidden: try the exercises first, then
+# double-click a cell (Colab) or click its collapsed input (JupyterLab) to show it. Each ends with the
+# same check you ran, so each prints `Correct!`.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# The factor of ε_θ in eq. 11 is β_t / (√α_t · √(1 − ᾱ_t)).
+t = 500
+answer_1 = float(schedule.betas[t] / (schedule.alphas[t].sqrt() * (1 - schedule.alphas_cumprod[t]).sqrt()))
+ddpm_teach.exercises.nb05.check_eps_coefficient(answer_1)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# 1 − ᾱ_999 / ᾱ_946, or read it from the respaced schedule.
+answer_2 = float(1 - schedule.alphas_cumprod[999] / schedule.alphas_cumprod[946])
+assert math.isclose(answer_2, float(DDPMSampler(schedule, steps=20).respaced.betas[-1]))
+ddpm_teach.exercises.nb05.check_respaced_first_beta(answer_2)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 3 (double-click to show the code)
+# Compare the two at index 0, and everywhere.
+print("β_1 =", float(schedule.betas[0]), " β̃_1 =", float(schedule.posterior_variance[0]),
+      " β̃ < β at every t:", bool((schedule.posterior_variance < schedule.betas).all()))
+ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took to run here, on this machine and
+# at this size; compare it with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [04 · Training](04_training.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [06 · DDIM sampling →](06_ddim_sampling.ipynb)

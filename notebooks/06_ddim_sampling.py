@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/06_ddim_sampling.ipynb)
 #
+# ← [05 · DDPM sampling](05_ddpm_sampling.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [07 · Classifier-free guidance →](07_guidance.ipynb)
+#
 # Notebook 05 sampled with DDPM's Algorithm 2, which undoes the forward Markov chain one small
 # step at a time (1000 model calls per image), and respaced it to fewer steps. DDIM (Song, Meng &
 # Ermon 2021, *Denoising Diffusion Implicit Models*, [arXiv:2010.02502](https://arxiv.org/abs/2010.02502))
@@ -39,14 +41,13 @@
 #    spherical interpolation between two $x_T$ morphs one image into another;
 # 6. read a **measured** table of classifier-FID against the number of steps and $\eta$.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle): 164 s (2.7 min) wall clock at full size (301 s of user CPU
-# time over the 2 threads). Most of it is the quality table of section 7: 12 sampling runs of 100
-# images, 540 model calls per image in all, 130 s of sampling (the times printed under its cell),
-# after 7 s to load the evaluator; the determinism figure of section 5 takes 11 s, the
-# interpolation of section 6 takes 5 s. 21 s under `pytest --nbval` at CI size
-# (`DDPM_TEACH_SIZE=ci`: 16 images per cell, 5 and 10 steps). **GPU:** not measured (no GPU was available for this work); `sample` and
-# the evaluator run on whatever device the model is on.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 241 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 164 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 241-268 s (two runs)
+# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
+#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 21 s on the Xeon (2026-11-22).
+# - Most of it is the quality table of section 7: 12 sampling runs of `N_FID` images.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -68,6 +69,9 @@ if "google.colab" in sys.modules:
 # shipped unconditional Fashion-MNIST checkpoint at both sizes, so the pictures look the same.
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports and the shipped model")      # the last cell prints the time per section
+
 import math
 import time
 
@@ -75,7 +79,6 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import torch
 
-import ddpm_teach.course
 import ddpm_teach.exercises.nb06
 from ddpm_teach.checkpoint import load_diffusion_model
 from ddpm_teach.course import by_size, checkpoint_path, timed
@@ -83,7 +86,7 @@ from ddpm_teach.data import load_dataset
 from ddpm_teach.devices import pick_device
 from ddpm_teach.evaluation import Evaluator
 from ddpm_teach.forward import q_sample
-from ddpm_teach.plotting import show_images
+from ddpm_teach.plotting import plot_ddim_terms, show_images
 from ddpm_teach.samplers import DDIMSampler, DDPMSampler, sample
 
 torch.manual_seed(0)                        # every random draw below also has its own torch.Generator
@@ -155,6 +158,7 @@ x0_real, _ = test_data.batch(list(range(N_SHOW)))       # (N_SHOW, 1, 28, 28) in
 # Mean and variance of $x_s$ stay on target every time; only its correlation with $x_t$ changes.
 
 # %%
+ddpm_teach.course.section("1. A family of forward processes")
 M = 400_000                                   # draws of one pixel
 x0_pixel = 0.7
 t, s = 600, 300
@@ -200,6 +204,7 @@ for name, sigma in [("0 (DDIM, η = 0)", 0.0), (f"{sigma_ddpm:.4f} (DDPM-like, �
 # `t_prev` (the next entry of the sampler's sub-sequence, section 4), and the noise $z$ explicitly.
 
 # %%
+ddpm_teach.course.section("2. The DDIM update")
 def ddim_step_by_hand(eps: torch.Tensor, t: int, t_prev: int, x_t: torch.Tensor, eta: float,
                       z: torch.Tensor, clip: bool = True) -> dict[str, torch.Tensor]:
     """One DDIM step (eq. 12) with σ_t(η) of eq. 16. eps, x_t, z: [B, C, H, W]. Returns the three
@@ -259,21 +264,16 @@ print("last step: matches, and returns x̂_0 without noise")
 
 # %% [markdown]
 # From here on the notebook uses the package. The three terms of eq. 12 as pictures, for the step
-# $666 \to 555$ with $\eta = 1$ (terms outside $[-1, 1]$ are shown clipped). In most rows the
+# $666 \to 555$ with $\eta = 1$ (terms outside $[-1, 1]$ are shown clipped; `ddpm_teach.plotting.plot_ddim_terms`
+# draws them). In most rows the
 # predicted $x_0$ is already a blurry garment (shoes, a T-shirt, trousers); in the last two it is
 # still a faint, shapeless blob. The direction term carries the part of the current noise that
 # the step keeps, and the noise term is fresh.
 
 # %%
 terms = ddim_step_by_hand(eps_model, t, t_prev, x_t, 1.0, z=torch.randn(x_t.shape, generator=generator(3)))
-panels = [("x_t (t = 666)", x_t), ("x̂_0 (eq. 9)", terms["pred_x0"]), ("√ᾱ_prev·x̂_0", terms["x0 term"]),
-          ("√(1−ᾱ_prev−σ²)·ε̂", terms["direction"]), ("σ·z", terms["noise term"]), ("x_prev (t = 555)", terms["x_prev"])]
-fig, axes = plt.subplots(1, len(panels), figsize=(1.6 * len(panels), 1.3 * N_SHOW + 0.6))
-for ax, (title, images) in zip(axes, panels):
-    show_images(images, nrow=1, ax=ax)
-    ax.set_title(title, fontsize=9)
-fig.suptitle("DDIM eq. 12, term by term (η = 1): x_prev = √ᾱ_prev·x̂_0 + direction + noise", fontsize=10)
-fig.tight_layout()
+plot_ddim_terms(x_t=x_t, pred_x0=terms["pred_x0"], x0_term=terms["x0 term"], direction=terms["direction"],
+                noise_term=terms["noise term"], x_prev=terms["x_prev"], t=t, t_prev=t_prev, eta=1.0)
 plt.show()
 
 # %% [markdown]
@@ -299,6 +299,7 @@ plt.show()
 # are schedule maths, the same on every machine).
 
 # %%
+ddpm_teach.course.section("3. η")
 print(f"{'step':>12}{'σ(η=1)':>9}{'√β̃_t':>8}{'√(1−ᾱ_prev)':>13}   (10 uniform steps, linear schedule)")
 timesteps = sampler_10.timesteps.tolist()
 for t_now, t_next in zip(timesteps, timesteps[1:] + [-1]):
@@ -418,6 +419,7 @@ print(f"and DDIM(η=1, steps=50) equals the respaced DDPM(steps=50) at t = {t_no
 # For `steps=10` (the sampler visits them left to right):
 
 # %%
+ddpm_teach.course.section("4. Sub-sequences τ")
 print(f"{'spacing':<10} timesteps (descending)                          first √ᾱ   last")
 for spacing in ("uniform", "leading", "trailing", "quadratic"):
     ts = DDIMSampler(schedule, steps=10, spacing=spacing).timesteps
@@ -463,6 +465,7 @@ plt.show()
 # $\eta > 0$:
 
 # %%
+ddpm_teach.course.section("5. Determinism")
 x_T = torch.randn(N_SHOW, 1, 28, 28, generator=generator(10))        # one fixed x_T for this section
 for eta in (0.0, 0.5):
     sampler = DDIMSampler(schedule, steps=10, eta=eta)
@@ -540,6 +543,7 @@ plt.show()
 # checked.
 
 # %%
+ddpm_teach.course.section("6. Latent interpolation")
 def slerp(z0: torch.Tensor, z1: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between two noises z0, z1 [C, H, W]; alphas [K] in [0, 1]. Returns [K, C, H, W]."""
     cos_theta = (z0 * z1).sum() / (z0.norm() * z1.norm())
@@ -613,6 +617,7 @@ plt.show()
 # features once (the slowest part of this notebook at CI size).
 
 # %%
+ddpm_teach.course.section("7. Quality against steps")
 # NBVAL_IGNORE_OUTPUT
 with timed("loading the evaluator (classifier + test-set features)"):
     evaluator = Evaluator.load(device=DEVICE)
@@ -666,15 +671,21 @@ axes[0].legend(fontsize=8)
 
 corner_cells = [(TABLE_STEPS[0], TABLE_ETAS[0]), (TABLE_STEPS[0], TABLE_ETAS[-1]),
                 (TABLE_STEPS[-1], TABLE_ETAS[0]), (TABLE_STEPS[-1], TABLE_ETAS[-1])]
-show_images(torch.cat([results[cell]["images"] for cell in corner_cells]), nrow=N_SHOW, ax=axes[1])
-axes[1].set_yticks([(28 + 2) * (i + 0.5) + 1 for i in range(4)],
-                   [f"{steps} steps, η = {eta}" for steps, eta in corner_cells], fontsize=8)
+real_images, _ = test_data.batch(torch.randperm(len(test_data), generator=generator(16))[:N_SHOW])   # (N_SHOW, 1, 28, 28)
+show_images(torch.cat([results[cell]["images"] for cell in corner_cells] + [real_images]), nrow=N_SHOW, ax=axes[1])
+axes[1].set_yticks([(28 + 2) * (i + 0.5) + 1 for i in range(len(corner_cells) + 1)],
+                   [f"{steps} steps, η = {eta}" for steps, eta in corner_cells] + ["real test images"], fontsize=8)
 axes[1].tick_params(length=0)
-axes[1].set_title("samples from the same x_T")
+axes[1].set_title("samples from the same x_T, and real images")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# The bottom row of the right panel is not generated: it holds real test images, drawn at random,
+# the yardstick for the four rows of samples above it. Real garments have flat black backgrounds
+# and clean outlines; look at how far each row of samples is from that, and whether more steps
+# or a different η close the gap.
+#
 # How to read the table (the numbers above are measured on this run; they change with the
 # checkpoint and with N). The stored full-size run is quoted below. First, how large is the noise?
 # This notebook reports it through the floor: 100 real images already score 2.60, so 100 samples
@@ -744,26 +755,14 @@ plt.show()
 # them, does `DDIMSampler(schedule, steps=5, spacing="uniform")` use for $T = 1000$? Check a list
 # with `ddpm_teach.exercises.nb06.check_timesteps(your_answer)`. (Careful with rounding.)
 #
-# Try them first in the next cell; one possible answer follows it.
+# Try them in the next cell; a worked solution to each is in **Solutions** at the end of the notebook
+# (hidden; click to show).
 
 # %%
+ddpm_teach.course.section("8. Exercises")
 # Your answers: uncomment, fill in and run.
 # ddpm_teach.exercises.nb06.check_sigma(...)
 # ddpm_teach.exercises.nb06.check_timesteps([...])
-
-# %%
-# One possible answer (exercise 1): find the next timestep of τ, then eq. 16.
-exercise_sampler = DDIMSampler(schedule, steps=20, eta=0.5)
-t_now = 421
-t_next = exercise_sampler.prev_timestep(t_now)
-alpha_bar, alpha_bar_prev = schedule.alphas_cumprod[t_now].item(), schedule.alphas_cumprod[t_next].item()
-answer_1 = 0.5 * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * math.sqrt(1 - alpha_bar / alpha_bar_prev)
-ddpm_teach.exercises.nb06.check_sigma(answer_1)
-
-# %%
-# One possible answer (exercise 2): linspace(0, T − 1, 5) = 0, 249.75, 499.5, 749.25, 999, rounded, descending.
-answer_2 = [round(i * 999 / 4) for i in range(5)][::-1]      # Python's round: 499.5 → 500 (ties to even)
-ddpm_teach.exercises.nb06.check_timesteps(answer_2)
 
 # %% [markdown]
 # ## Summary
@@ -798,3 +797,39 @@ ddpm_teach.exercises.nb06.check_timesteps(answer_2)
 # steps, for good samples in 10 to 20 calls.
 #
 # **Next:** notebook 07 adds a class label and classifier-free guidance.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises of section 8. The code is hidden: try the exercises first, then
+# double-click a cell (Colab) or click its collapsed input (JupyterLab) to show it. Each ends with the
+# same check you ran, so each prints `Correct!`.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# Find the next timestep of τ, then eq. 16.
+exercise_sampler = DDIMSampler(schedule, steps=20, eta=0.5)
+t_now = 421
+t_next = exercise_sampler.prev_timestep(t_now)
+alpha_bar, alpha_bar_prev = schedule.alphas_cumprod[t_now].item(), schedule.alphas_cumprod[t_next].item()
+answer_1 = 0.5 * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar)) * math.sqrt(1 - alpha_bar / alpha_bar_prev)
+ddpm_teach.exercises.nb06.check_sigma(answer_1)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# linspace(0, T − 1, 5) = 0, 249.75, 499.5, 749.25, 999, rounded, descending.
+answer_2 = [round(i * 999 / 4) for i in range(5)][::-1]      # Python's round: 499.5 → 500 (ties to even)
+ddpm_teach.exercises.nb06.check_timesteps(answer_2)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took to run here, on this machine and
+# at this size; compare it with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [05 · DDPM sampling](05_ddpm_sampling.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [07 · Classifier-free guidance →](07_guidance.ipynb)

@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/07_guidance.ipynb)
 #
+# ← [06 · DDIM sampling](06_ddim_sampling.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [08 · Learned variance →](08_learned_variance.ipynb)
+#
 # Notebooks 05 and 06 sampled from an *unconditional* model: you get a Fashion-MNIST item, but you
 # cannot say which. This notebook asks for a class ("a sneaker, please"), and then asks *harder*.
 # **Classifier-free guidance** (Ho & Salimans 2022, *Classifier-Free Diffusion Guidance*,
@@ -38,15 +40,13 @@
 #    classifier-FID (quality and diversity) and conditional accuracy (does the sample show its class?);
 # 5. explore guidance interactively, class by class.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 3.4 min wall clock at full size (204 s; 4.2 min of CPU time over the 2 threads), 20 s under
-#   `pytest --nbval` at CI size. Most of it is sampling for the measured sweep of §5 (165 s, 2.8 min;
-#   a guided step costs two UNet evaluations per image). The sweep grid of §4 takes 13 s, loading the
-#   evaluation classifier's reference features (`Evaluator.load()`, 10,000 test images) about 7 s,
-#   and the four static explorer grids of §6 2.5 s.
-# - GPU: not measured (no GPU was available for this work). Every cell runs on the CPU as written; it has
-#   not been run on a GPU.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 308 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 204 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 308-326 s (two runs)
+# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
+#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 20 s on the Xeon (2026-11-22).
+# - Most of it is sampling for the measured sweep of §5 (a guided step costs two UNet evaluations per image).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets how many images are
 # sampled and with how many DDIM steps (section "Imports and the size knob"). The maths cells print
@@ -74,13 +74,15 @@ if "google.colab" in sys.modules:
 # high-contrast pattern (§6).
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports and the size knob")      # the last cell prints the time per section
+
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import ddpm_teach.course
 import ddpm_teach.exercises.nb07
 from ddpm_teach.checkpoint import load_diffusion_model
 from ddpm_teach.course import by_size, checkpoint_path, timed
@@ -117,6 +119,7 @@ print(f"size: {SIZE}; sweep grid: DDIM-{GRID_STEPS}; measurements: N={MEASURE_N}
 # config and loads its EMA weights.
 
 # %%
+ddpm_teach.course.section("1. Class conditioning")
 model, schedule, ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_cfg.pt"))
 classes = ckpt["dataset"]["classes"]
 config = model.config
@@ -215,6 +218,7 @@ plt.show()
 # `train_step` in `ddpm_teach/training.py` (its `drop_labels`); here is the same step on one batch of labels:
 
 # %%
+ddpm_teach.course.section("2. Label dropout")
 p_uncond = ckpt["train_config"]["label_dropout"]
 null_label = config.num_classes
 generator = torch.Generator().manual_seed(0)
@@ -271,6 +275,7 @@ print(f"dropped over a million draws: {many.double().mean():.4f}")
 # one batch of $2B$:
 
 # %%
+ddpm_teach.course.section("3. The guided prediction")
 def guided_eps_by_hand(model, x_t, t, labels, s):
     """ε̃ = ε_u + s (ε_c − ε_u)  (Ho & Salimans eq. 6 with s = w + 1), two separate forward passes."""
     eps_c = model(x_t, t, labels)                                  # ε_θ(x_t, t, c)
@@ -381,6 +386,7 @@ plt.show()
 # unconditional model: the label is ignored and the column shows whatever that noise becomes.
 
 # %%
+ddpm_teach.course.section("4. A guidance-scale sweep")
 # NBVAL_IGNORE_OUTPUT
 grid_x_T = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(4))     # one x_T per column
 grid_labels = torch.arange(10)                                                          # column k asks for class k
@@ -450,6 +456,7 @@ plt.show()
 # also taken class by class (`Evaluator.accuracy` on each class's samples).
 
 # %%
+ddpm_teach.course.section("5. Quality versus accuracy")
 # NBVAL_IGNORE_OUTPUT
 with timed("Evaluator.load() (the classifier, and the features of the 10,000 test images)"):
     evaluator = Evaluator.load()
@@ -609,6 +616,7 @@ plt.show()
 # `plot_guidance_state` (in `ddpm_teach.widgets`).
 
 # %%
+ddpm_teach.course.section("6. The guidance explorer")
 # NBVAL_IGNORE_OUTPUT
 shirt = classes.index("Shirt")
 explorer_x_T = torch.randn(EXPLORER_N, 1, 28, 28, generator=torch.Generator().manual_seed(0))
@@ -677,29 +685,16 @@ explorer
 # `guided_model_output`? Check with
 # `ddpm_teach.exercises.nb07.check_model_evaluations(count)`.
 #
-# Try them first in the next cell; one possible answer for each follows it.
+# Try them in the next cell; a worked solution to each is in **Solutions** at the end of the notebook
+# (hidden; click to show).
 
 # %%
+ddpm_teach.course.section("7. Exercises")
 # Your answers: uncomment, fill in and run.
 # ddpm_teach.exercises.nb07.check_scale_from_w(...)
 # eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps()
 # ddpm_teach.exercises.nb07.check_guided_eps(...)
 # ddpm_teach.exercises.nb07.check_model_evaluations(...)
-
-# %%
-# One possible answer (exercise 1): s·ε_c − (s − 1)·ε_u = (1 + w)·ε_c − w·ε_u, so s = w + 1.
-w_paper = 2.0
-ddpm_teach.exercises.nb07.check_scale_from_w(w_paper + 1)
-
-# %%
-# One possible answer (exercise 2): start from ε_u and go s times the difference towards ε_c.
-eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps()
-ddpm_teach.exercises.nb07.check_guided_eps(eps_u + 3.0 * (eps_c - eps_u))
-
-# %%
-# One possible answer (exercise 3): s = 0 and s = 1 need one pass per step, s = 2 and s = 3 two.
-passes = {0.0: 1, 1.0: 1, 2.0: 2, 3.0: 2}
-ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in passes.values()))
 
 # %% [markdown]
 # ## Summary
@@ -733,3 +728,41 @@ ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in pass
 #
 # **Next:** notebook 08 lets the model learn its own reverse variance (Improved DDPM), which helps
 # most when sampling in few steps.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises of §7. The code is hidden: try the exercises first, then
+# double-click a cell (Colab) or click its collapsed input (JupyterLab) to show it. Each ends with the
+# same check you ran, so each prints `Correct!`.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# s·ε_c − (s − 1)·ε_u = (1 + w)·ε_c − w·ε_u, so s = w + 1.
+w_paper = 2.0
+ddpm_teach.exercises.nb07.check_scale_from_w(w_paper + 1)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# Start from ε_u and go s times the difference towards ε_c.
+eps_u, eps_c = ddpm_teach.exercises.nb07.exercise_eps()
+ddpm_teach.exercises.nb07.check_guided_eps(eps_u + 3.0 * (eps_c - eps_u))
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 3 (double-click to show the code)
+# s = 0 and s = 1 need one pass per step, s = 2 and s = 3 two.
+passes = {0.0: 1, 1.0: 1, 2.0: 2, 3.0: 2}
+ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in passes.values()))
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took to run here, on this machine and
+# at this size; compare it with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [06 · DDIM sampling](06_ddim_sampling.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [08 · Learned variance →](08_learned_variance.ipynb)

@@ -19,6 +19,8 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/08_learned_variance.ipynb)
 #
+# ← [07 · Classifier-free guidance](07_guidance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [09 · Fast samplers →](09_fast_samplers.ipynb)
+#
 # In notebook 05 every reverse step $p_\theta(x_{t-1} \mid x_t) = \mathcal N(\mu_\theta(x_t, t), \sigma_t^2 I)$
 # had a **fixed** variance: $\sigma_t^2 = \tilde\beta_t$ or $\sigma_t^2 = \beta_t$. DDPM (Ho et al. 2020,
 # [arXiv:2006.11239](https://arxiv.org/abs/2006.11239), §3.2) found the two choices gave similar samples
@@ -41,14 +43,13 @@
 #    helps there;
 # 6. measure it: learned against fixed variances at 25, 50 and 100 DDPM steps, with classifier-FID.
 #
-# **Runtime** (measured 2026-11-22: the whole notebook in a fresh kernel (`jupyter nbconvert --execute`) on this repo's CI machine, a 2-core Xeon, 2 torch threads, otherwise idle):
-# - CPU: 3.3 min wall clock at full size (200 s; 5.8 min of CPU time over the 2 threads), of which 3.0 min
-#   (182 s) is the sampling and scoring of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images:
-#   67,200 image-forwards of the UNet); loading the evaluator takes about 7 s and the probe of section 6
-#   about 4 s. At CI size: 21 s under `pytest --nbval` (about 7 s of it loading the evaluator).
-# - GPU: not measured (no GPU was available for this work). Almost all of the time is UNet forward passes
-#   on small batches, which a GPU (a Colab T4, say) runs many times faster.
-# - **Re-measured 2026-12-02** on this repo's current CI machine, a 2-core AMD EPYC (AVX-512-BF16, no AMX; `lscpu`), otherwise idle: 265 s wall clock at full size (`jupyter nbconvert --execute`, kernel start included). This CPU is slower than the Xeon above, and the timing lines in the cells print this run's figures.
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX (2026-11-22): 200 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 265-316 s (two runs)
+# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
+#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
+# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 21 s on the Xeon (2026-11-22).
+# - Most of it is the sampling and scoring of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets the number of images per
 # measured cell, the step counts measured and the number of test images used to probe the model. The
@@ -70,12 +71,14 @@ if "google.colab" in sys.modules:
 # ## Imports and the size knob
 
 # %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports and the size knob")      # the last cell prints the time per section
+
 import math
 
 import matplotlib.pyplot as plt
 import torch
 
-import ddpm_teach.course
 import ddpm_teach.exercises.nb08
 from ddpm_teach.checkpoint import load_diffusion_model
 from ddpm_teach.course import by_size, checkpoint_path, timed
@@ -116,6 +119,7 @@ N_PROBE = by_size(full=64, ci=16)          # test images used to probe the learn
 # clips $\log\tilde\beta$ to its value at index 1, as improved-diffusion does.)
 
 # %%
+ddpm_teach.course.section("1. β_t against β̃_t")
 T = 1000
 schedule = NoiseSchedule.from_name("linear", T)          # the shipped models' schedule (checked below)
 log_gap = schedule.betas.log() - schedule.posterior_log_variance_clipped   # log β_t − log β̃_t, [T]
@@ -163,6 +167,7 @@ plt.show()
 # that made it).
 
 # %%
+ddpm_teach.course.section("2. 2C output channels")
 model, lv_schedule, lv_ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_learned_var.pt"))
 torch.testing.assert_close(lv_schedule.betas, schedule.betas)      # the same linear T = 1000 schedule
 config, train_config = model.config, lv_ckpt["train_config"]
@@ -198,6 +203,7 @@ print(f"x_t {tuple(x_t.shape)} → model output {tuple(model_output.shape)} → 
 # A teaching version, checked against the package:
 
 # %%
+ddpm_teach.course.section("3. Eq. 15")
 def learned_log_variance_by_hand(schedule: NoiseSchedule, v_raw: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Improved DDPM eq. 15: log σ² = v log β_t + (1 − v) log β̃_t with v = (v_raw + 1)/2.  v_raw [B, C, H, W], t [B]."""
     v = (v_raw + 1) / 2                                                        # the paper's v
@@ -229,17 +235,12 @@ print(f"β_1 = {schedule.betas[1]:.4e}, β̃_1 = {schedule.posterior_variance[1]
 # paper's $t = 2$) when the paper's interpolation weight is $v = 0.3$? Three significant digits are enough.
 # Check it with `ddpm_teach.exercises.nb08.check_learned_variance(your_answer)`.
 #
-# Try it first in the next cell; one possible answer follows it.
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click
+# to show).
 
 # %%
 # Your answer: uncomment, fill in and run.
 # ddpm_teach.exercises.nb08.check_learned_variance(...)
-
-# %%
-# One possible answer: eq. 15 with v = 0.3 (the paper's v, so no (out + 1)/2 here).
-v = 0.3
-answer_1 = math.exp(v * schedule.betas[1].log().item() + (1 - v) * schedule.posterior_variance[1].log().item())
-ddpm_teach.exercises.nb08.check_learned_variance(answer_1)
 
 # %% [markdown]
 # ## 4. The variational bound: what the variance is trained on
@@ -265,6 +266,7 @@ ddpm_teach.exercises.nb08.check_learned_variance(answer_1)
 # `torch.distributions.kl_divergence`:
 
 # %%
+ddpm_teach.course.section("4. The variational bound")
 def normal_kl_by_hand(mean1, logvar1, mean2, logvar2):
     """KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) per element, in nats."""
     return 0.5 * (-1.0 + logvar2 - logvar1 + (logvar1 - logvar2).exp() + (mean1 - mean2) ** 2 / logvar2.exp())
@@ -389,6 +391,7 @@ for t_value in (0, 1, 2, 5, 10, 50, 100, 500, 999):
 # output channels each part of the loss sends gradient to.
 
 # %%
+ddpm_teach.course.section("5. The hybrid loss")
 x0_four, _ = data.batch([4, 5, 6, 7])
 t_four = torch.tensor([0, 3, 40, 700])
 noise_four = torch.randn(x0_four.shape, generator=torch.Generator().manual_seed(4))
@@ -435,6 +438,7 @@ print("without the detach:   L_vlb would push the ε channels too:       ", bool
 # The numbers depend on the trained weights, so this cell's printout is not checked by nbval.
 
 # %%
+ddpm_teach.course.section("6. The learned v over t")
 # NBVAL_IGNORE_OUTPUT
 probe_ts = [0, 1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200, 300, 400, 500, 600, 700, 800, 900, 999]
 x0_probe, _ = data.batch(torch.randperm(len(data), generator=torch.Generator().manual_seed(5))[:N_PROBE].tolist())
@@ -484,6 +488,10 @@ print(f"from t = 200 on: learned v {min(probe['v_mean'][i] for i in late):.2f} t
 print(f"largest L_t (learned) from t = 50 on: {max(probe['L_learned'][i] for t_value, i in at.items() if t_value >= 50):.4f} bits/dim")
 print("β_t's excess over the learned L_t: " + ", ".join(
     f"{probe['L_large'][at[t_value]] / probe['L_learned'][at[t_value]] - 1:+.1%} at t = {t_value}" for t_value in (12, 300, 400, 999)))
+last = at[probe_ts[-1]]                                                    # the right panel's last points
+print(f"at t = {probe_ts[-1]}: L_t(β̃_t) / L_t(learned) = {probe['L_small'][last] / probe['L_learned'][last]:.3f}, "
+      f"L_t(β_t) / L_t(learned) = {probe['L_large'][last] / probe['L_learned'][last]:.3f}; "
+      f"the learned L_t there is {probe['L_learned'][last]:.1e} bits/dim")
 
 # %%
 x_axis = [t_value + 1 for t_value in probe_ts]                    # the paper's t, for a log axis
@@ -527,11 +535,15 @@ plt.show()
 #   oracle's). It costs next to nothing: $L_t$ is tiny from about $t = 50$ on (the printout gives the
 #   largest), the learned and the $\tilde\beta_t$ columns agree to several decimals, and $\beta_t$'s excess
 #   over the learned term shrinks as $t$ grows (printed at a few $t$; the last, $t = 999$, is a ratio of
-#   terms too small to matter, and may even come out negative, as the oracle allows). The oracle climbs over the last few hundred steps and passes 1 only at the very end (the last rows
-#   of the printout), leaving the plot. A tiny error in
-#   $\hat\varepsilon$ becomes a large error in $\hat x_0$ (it is divided by $\sqrt{\bar\alpha_t} \approx 0$),
-#   and $v^* > 1$ says the best variance lies above even $\beta_t$; with $\beta_t \approx \tilde\beta_t$
-#   that has no effect on the loss.
+#   terms too small to matter, and may even come out negative, as the oracle allows). The oracle climbs
+#   over the last few hundred steps and passes 1 only at the very end (the last rows of the printout),
+#   leaving the plot. A tiny error in $\hat\varepsilon$ becomes a large error in $\hat x_0$ (it is divided
+#   by $\sqrt{\bar\alpha_t} \approx 0$), and $v^* > 1$ says the best variance lies above even $\beta_t$. So at
+#   $t = 999$ the smallest choice, $\tilde\beta_t$, is the furthest off, and the right panel's last points
+#   split (the printout's last line gives both ratios): in the stored run $\tilde\beta_t$'s term is 1.066
+#   times the learned one, 6.6% above it, while $\beta_t$'s is 0.983 times, 1.7% below. The learned term
+#   there is tiny (printed on the same line), and with $\beta_t \approx \tilde\beta_t$ neither gap has any
+#   effect on the loss.
 # * **Outside the range.** The paper saw its networks keep $v$ within $[0, 1]$ without a clamp. Check
 #   ours in the printout's `v_raw` line: the share of raw values outside $[-1, 1]$ and their range (where
 #   $v_\text{raw}$ leaves $[-1, 1]$, $v = (v_\text{raw} + 1)/2$ leaves $[0, 1]$, and those pixels get a
@@ -555,6 +567,7 @@ plt.show()
 # against the sampler:
 
 # %%
+ddpm_teach.course.section("7. Respacing")
 def respace_by_hand(schedule: NoiseSchedule, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """τ (ascending), β'_i and β̃'_i of the process respaced to ``steps`` evenly spaced timesteps."""
     tau = torch.linspace(0, schedule.T - 1, steps, dtype=torch.float64).round().long()     # τ_0 = 0, ..., τ_{K−1} = T − 1
@@ -611,16 +624,13 @@ plt.show()
 # $\beta'_i / \tilde\beta'_i$ at the respaced step $i = 1$ (the step from $\tau_1$ down to $\tau_0 = 0$)?
 # Compare it with $\beta_t/\tilde\beta_t$ of the full process at $t = \tau_1$. Check it with
 # `ddpm_teach.exercises.nb08.check_respaced_ratio(your_answer)`.
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click
+# to show).
 
 # %%
 # Your answer: uncomment, fill in and run.
 # ddpm_teach.exercises.nb08.check_respaced_ratio(...)
-
-# %%
-# One possible answer: β'_1/β̃'_1 = (1 − ᾱ_{τ_1}) / (1 − ᾱ_{τ_0}), from the sampler's respaced process.
-respaced = DDPMSampler(schedule, steps=25).respaced
-answer_2 = (respaced.betas[1] / respaced.posterior_variance[1]).item()
-ddpm_teach.exercises.nb08.check_respaced_ratio(answer_2)
 
 # %% [markdown]
 # ## 8. Measured: learned against fixed variance at 25, 50 and 100 steps
@@ -644,6 +654,7 @@ ddpm_teach.exercises.nb08.check_respaced_ratio(answer_2)
 # resampled with replacement (a bootstrap).
 
 # %%
+ddpm_teach.course.section("8. Learned against fixed variance")
 # NBVAL_IGNORE_OUTPUT
 ddpm_model, ddpm_schedule, ddpm_ckpt = load_diffusion_model(checkpoint_path("fashion_mnist_ddpm.pt"))
 torch.testing.assert_close(ddpm_schedule.betas, schedule.betas)
@@ -806,3 +817,37 @@ plt.show()
 # (`gaussian_diffusion.py`: `p_mean_variance`, `_vb_terms_bpd`, `respace.py`). Bao et al. 2022,
 # *Analytic-DPM* ([arXiv:2201.06503](https://arxiv.org/abs/2201.06503)), derive the optimal reverse
 # variance in closed form from the score, with no extra training.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises of sections 3 and 7. The code is hidden: try the exercises first, then
+# double-click a cell (Colab) or click its collapsed input (JupyterLab) to show it. Each ends with the
+# same check you ran, so each prints `Correct!`.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# Eq. 15 with v = 0.3 (the paper's v, so no (out + 1)/2 here).
+v = 0.3
+answer_1 = math.exp(v * schedule.betas[1].log().item() + (1 - v) * schedule.posterior_variance[1].log().item())
+ddpm_teach.exercises.nb08.check_learned_variance(answer_1)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# β'_1/β̃'_1 = (1 − ᾱ_{τ_1}) / (1 − ᾱ_{τ_0}), from the sampler's respaced process.
+respaced = DDPMSampler(schedule, steps=25).respaced
+answer_2 = (respaced.betas[1] / respaced.posterior_variance[1]).item()
+ddpm_teach.exercises.nb08.check_respaced_ratio(answer_2)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took to run here, on this machine and
+# at this size; compare it with the runtime note at the top.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [07 · Classifier-free guidance](07_guidance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [09 · Fast samplers →](09_fast_samplers.ipynb)

@@ -42,6 +42,7 @@ def test_eps_coefficient_right_answers(capsys, answer):
     (eps_coef_numpy(499), "index 499"),
     (eps_coef_numpy(501), "index 501"),
     (-eps_coef_numpy(500), "wrong sign"),
+    (1 / eps_coef_numpy(500), "upside down"),                   # the factor inverted: (√α_t·√(1−ᾱ_t))/β_t
     (0.5, "read eq. 11"),
 ])
 def test_eps_coefficient_slips(capsys, wrong, words):
@@ -68,6 +69,8 @@ def test_respaced_first_beta_right_answer(capsys):
     (BETAS[999], "original β"),
     (BETAS[946:1000].sum(), "alphas multiply"),
     (ALPHA_BAR[999] / ALPHA_BAR[946], "β' = 1 − α'"),
+    (ALPHA_BAR[946] / ALPHA_BAR[999], "upside down"),          # the ratio inverted (> 1)
+    (1 - ALPHA_BAR[946] / ALPHA_BAR[999], "came out negative"),  # β' with the ratio inverted
     (1 - ALPHA_BAR[999], "all the way"),
     (1 - ALPHA_BAR[999] / ALPHA_BAR[888], "steps=10"),    # §3's S = 10 value, not this sampler's
     (0.5, "sampler.timesteps"),

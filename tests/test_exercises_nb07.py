@@ -136,6 +136,7 @@ def test_count_matches_the_calls_guided_model_output_makes(tiny_unet):
 @pytest.mark.parametrize("wrong, words", [
     (20000, "shortcut"),
     (10000, "two predictions"),
+    (100 * 25 * (2 + 1 + 2 + 2), "counted one of s = 0 and s = 1 as two passes"),   # s = 0 (or s = 1) as two passes
     (400, "multiply by the number of steps"),
     (100, "count per image"),
     (12345, "add the scales up"),

@@ -65,6 +65,8 @@ def check_eps_coefficient(answer) -> bool:
         (beta / (math.sqrt(alpha) * (1 - alpha_bar)), "you divided by 1 − ᾱ_t; eq. 11 has its square root, √(1 − ᾱ_t)."),
         (math.sqrt(1 - alpha_bar) / math.sqrt(alpha_bar), "that is the factor of ε in x̂_0 (eq. 15), not in μ_θ (eq. 11)."),
         (1 / math.sqrt(alpha), "that is 1/√α_t, the factor of x_t. The question asks for the factor of ε_θ."),
+        (1 / right, "your ratio is upside down: that is (√α_t·√(1−ᾱ_t))/β_t. In eq. 11, β_t is on top and both "
+                    "square roots are underneath, so the factor is small (each step removes only a little noise)."),
     ]
     for index, slip in ((t - 1, "t = 499"), (t + 1, "t = 501")):
         wrong.append((eps_coefficient(index, schedule),
@@ -106,6 +108,11 @@ def check_respaced_first_beta(answer) -> bool:
         (float(schedule.betas[tau[1]:tau[0] + 1].sum()), "that is the sum of the original betas over the jump. The "
                                                          f"alphas multiply: 1 − β' = Π(1 − β_t) = ᾱ_{tau[0]}/ᾱ_{tau[1]}."),
         (float(ab[tau[0]] / ab[tau[1]]), f"that is α' = ᾱ_{tau[0]}/ᾱ_{tau[1]}, the signal kept over the jump; β' = 1 − α'."),
+        (float(ab[tau[1]] / ab[tau[0]]), f"your ratio is upside down: ᾱ_{tau[1]}/ᾱ_{tau[0]} is larger than 1, since ᾱ "
+                                         f"falls as t grows. The signal kept over the jump is α' = ᾱ_{tau[0]}/ᾱ_{tau[1]} "
+                                         "(the later, smaller ᾱ on top), and β' = 1 − α'."),
+        (1.0 - float(ab[tau[1]] / ab[tau[0]]), f"your ratio is upside down, so β' came out negative; a β' lies between 0 "
+                                               f"and 1. Put the later, smaller ᾱ on top: β' = 1 − ᾱ_{tau[0]}/ᾱ_{tau[1]}."),
         (1.0 - float(ab[tau[0]]), f"that is 1 − ᾱ_{tau[0]}: the jump from data all the way to t = {tau[0]}. "
                                   f"Divide by ᾱ_{tau[1]}."),
     ]

@@ -118,6 +118,9 @@ def check_model_evaluations(answer) -> bool:
                                       "s = 0 only ε_u, one pass each. Only the other scales need both."),
         (n * steps * len(scales), "a guided step (s ≠ 0, 1) needs two predictions, ε_c and ε_u: two UNet "
                                   "evaluations per image and step (done as one batch of 2n)."),
+        (right + n * steps, "you counted one of s = 0 and s = 1 as two passes. At s = 0, ε̃ = ε_u + 0·(ε_c − ε_u) "
+                            "= ε_u, so guided_model_output runs only the unconditional pass; at s = 1, ε̃ = ε_c, only "
+                            "the conditional one. One pass each; every other scale needs both."),
         (n * len(scales), "every one of the DDIM steps calls the UNet: multiply by the number of steps."),
         (steps * len(scales), "count per image: the batch has n images, and each step evaluates all of them."),
     ]
