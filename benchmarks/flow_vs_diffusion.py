@@ -13,6 +13,9 @@ the flow model's x_1 and the ε-model's x_T are the same tensors.  Rows:
 * ``flow Heun NFE=k``:   FlowHeunSampler(steps=k/2), 2 calls per step: the even NFE only;
 * ``ε DDIM NFE=k``:      DDIMSampler(steps=k), η=0, uniform timesteps, x̂_0 clipped (the course's default);
 * ``ε DPM++2M NFE=k``:   DPMSolverPP2MSampler(steps=k), Karras σ spacing (as quality_tables.py's solver table);
+* with --logit-normal-checkpoint, ``flow Euler (logit-normal t) NFE=k`` and ``flow Heun (logit-normal t) NFE=k``:
+  the same two samplers on a flow model trained with logit-normal t (SD3 §3.1) and otherwise the same
+  recipe, and its straightness: the uniform-against-logit-normal comparison of issue 14;
 * straightness S (flow.path_straightness, mean over images and pixels) on the first --straightness-n
   noises: the flow model's Euler-64 path, and the ε-model's DDIM-64 path (η=0, no clipping: the ODE
   itself) in flow coordinates, c·x_t at t = √(1−ᾱ)·c (flow.trajectory_to_flow).
@@ -45,12 +48,15 @@ CK = ROOT / "checkpoints"
 NFES = (1, 2, 4, 8, 16, 32, 64)
 QUICK_NFES = (1, 4, 16)
 FAMILIES = ("flow Euler", "flow Heun", "ε DDIM", "ε DPM++2M")
+LOGIT_NORMAL = " (logit-normal t)"
+LN_FAMILIES = tuple(f + LOGIT_NORMAL for f in FAMILIES[:2])
 STRAIGHTNESS_STEPS = 64
 
 
 def sampler_for(family: str, nfe: int, schedule):
     """The family's sampler at exactly ``nfe`` network evaluations, or None where it cannot hit it
     (Heun: 2 calls per step, so only even NFE)."""
+    family = family.removesuffix(LOGIT_NORMAL)
     if family == "flow Euler":
         return FlowEulerSampler(steps=nfe)
     if family == "flow Heun":
@@ -77,6 +83,14 @@ def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
     eps_model, schedule = load_model(Path(args.eps_checkpoint), "eps", device, "--eps-checkpoint")
     if flow_model.config.image_size != eps_model.config.image_size or flow_model.config.in_channels != eps_model.config.in_channels:
         raise SystemExit("the flow and ε models must make images of one shape, to start from the same noise")
+    ln_model = None
+    if args.logit_normal_checkpoint:
+        ln_model, _ = load_model(Path(args.logit_normal_checkpoint), "flow", device, "--logit-normal-checkpoint")
+        t_sampling = torch.load(args.logit_normal_checkpoint, map_location="cpu", weights_only=True)["train_config"].get(
+            "t_sampling")
+        if t_sampling != "logit_normal":
+            raise SystemExit(f"--logit-normal-checkpoint {args.logit_normal_checkpoint} was trained with t_sampling="
+                             f"{t_sampling!r}: give one trained with --t-sampling logit_normal")
     earlier = {row_key(r): r for r in done or []}
     rows: list[dict] = []
     evaluator = None
@@ -94,8 +108,10 @@ def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
         if on_row is not None:
             on_row(rows + list(earlier.values()))
 
-    for family in FAMILIES:
-        model = flow_model if family.startswith("flow") else eps_model
+    families = [f for f in FAMILIES if f in args.families] + ([f for f in LN_FAMILIES if f.removesuffix(LOGIT_NORMAL)
+                                                                 in args.families] if ln_model is not None else [])
+    for family in families:
+        model = ln_model if family in LN_FAMILIES else flow_model if family.startswith("flow") else eps_model
         for nfe in args.nfes:
             sampler = sampler_for(family, nfe, schedule)
             if sampler is None:
@@ -120,14 +136,19 @@ def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
     shape = (n_s, eps_model.config.in_channels, eps_model.config.image_size, eps_model.config.image_size)
     x_T = randn(shape, generator=torch.Generator().manual_seed(args.seed), device=device)
     ddim = DDIMSampler(schedule, steps=STRAIGHTNESS_STEPS, clip_x0=False)
-    for setting, measure in (
+    measures = [
             (f"flow Euler-{STRAIGHTNESS_STEPS}",
              lambda: straightness(flow_model, FlowEulerSampler(steps=STRAIGHTNESS_STEPS), x_T=x_T, device=device,
                                   precision=args.precision)),
             (f"ε DDIM-{STRAIGHTNESS_STEPS} η=0 no clip, flow coordinates",
              lambda: path_straightness(*trajectory_to_flow(schedule, sample(
                  eps_model, ddim, x_T=x_T, device=device, progress=False, return_trajectory=True,
-                 precision=args.precision)[1])))):
+                 precision=args.precision)[1])))]
+    if ln_model is not None:
+        measures.append((f"flow Euler-{STRAIGHTNESS_STEPS}{LOGIT_NORMAL}",
+                         lambda: straightness(ln_model, FlowEulerSampler(steps=STRAIGHTNESS_STEPS), x_T=x_T, device=device,
+                                              precision=args.precision)))
+    for setting, measure in measures if args.straightness_n > 0 else []:
         if keep("straightness", setting, n_s):
             continue
         start = time.perf_counter()
@@ -146,19 +167,25 @@ def summary_lines(rows: list[dict], n: int) -> list[str]:
     """The two ratios the issue asks for, at this run's N."""
     fid_rows = [r for r in rows if r["table"] == "fid_vs_nfe" and r["n"] == n]
 
-    def best(prefix: str, max_nfe: float = float("inf")):
-        chosen = [r for r in fid_rows if r["setting"].startswith(prefix) and r["nfe"] <= max_nfe]
+    def best(families: tuple[str, ...], max_nfe: float = float("inf")):
+        chosen = [r for r in fid_rows if r.get("family") in families and r["nfe"] <= max_nfe]
         return min(chosen, key=lambda r: r["fid"]) if chosen else None
 
     lines = []
-    flow, eps = best("flow"), best("ε")
+    flow, eps = best(FAMILIES[:2]), best(FAMILIES[2:])
     if flow and eps:
         lines.append(f"flow best FID / eps best FID: {flow['fid'] / eps['fid']:.2f} "
                      f"({flow['setting']} {flow['fid']:.3f}; {eps['setting']} {eps['fid']:.3f})")
-    flow8, ddim8 = best("flow", 8), best("ε DDIM", 8)
+    flow8, ddim8 = best(FAMILIES[:2], 8), best(("ε DDIM",), 8)
     if flow8 and ddim8:
         lines.append(f"at NFE<=8: flow Euler/Heun best vs DDIM best: {flow8['fid']:.3f} ({flow8['setting']}) vs "
                      f"{ddim8['fid']:.3f} ({ddim8['setting']}), ratio {flow8['fid'] / ddim8['fid']:.2f}")
+    for family in LN_FAMILIES:
+        pairs = [(r, u) for r in fid_rows if r.get("family") == family for u in fid_rows
+                 if u.get("family") == family.removesuffix(LOGIT_NORMAL) and u["nfe"] == r["nfe"]]
+        if pairs:
+            lines.append(f"{family} / uniform t, FID ratio at NFE " + ", ".join(
+                f"{r['nfe']}: {r['fid'] / u['fid']:.2f}" for r, u in sorted(pairs, key=lambda p: p[0]["nfe"])))
     return lines
 
 
@@ -172,10 +199,11 @@ def plot(rows: list[dict], n: int, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     fid_rows = [r for r in rows if r["table"] == "fid_vs_nfe" and r["n"] == n]
-    for family in FAMILIES:
+    for index, family in enumerate(FAMILIES + LN_FAMILIES):
         points = sorted((r["nfe"], r["fid"]) for r in fid_rows if r.get("family") == family)
         if points:
-            ax.plot(*zip(*points), marker="o", label=family)
+            ax.plot(*zip(*points), marker="o" if family in FAMILIES else "x", label=family,
+                    color=f"C{index % len(FAMILIES)}", linestyle="-" if family in FAMILIES else ":")
     if fid_rows:
         ax.axhline(fid_rows[0]["fid_floor"], color="grey", linestyle="--", label=f"real vs real (N={n})")
     ax.set_xscale("log", base=2)
@@ -201,8 +229,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="N=64 and NFE 1, 4, 16 (a couple of minutes on 2 cores)")
     parser.add_argument("--flow-checkpoint", default=str(CK / "fashion_mnist_flow.pt"))
     parser.add_argument("--eps-checkpoint", default=str(CK / "fashion_mnist_ddpm.pt"))
+    parser.add_argument("--logit-normal-checkpoint", default=None,
+                        help="a flow model trained with --t-sampling logit_normal (and otherwise the same recipe): "
+                             "adds its Euler and Heun rows and its straightness")
+    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES),
+                        help="which sampler families to measure (default all)")
+    parser.add_argument("--nfes", nargs="+", type=int, default=None,
+                        help="the NFE to measure (default 1 2 4 8 16 32 64; 1 4 16 with --quick)")
     parser.add_argument("--straightness-n", type=int, default=None,
-                        help="images whose paths give S (default 256; 16 with --quick; at most --n)")
+                        help="images whose paths give S (default 256; 16 with --quick; at most --n; 0: none)")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast for the networks")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
@@ -213,13 +248,17 @@ def main(argv=None) -> int:
                         help="keep the rows already in --out (same table, setting, precision, N and seed)")
     args = parser.parse_args(argv)
     args.n = args.n or (64 if args.quick else 1000)
-    args.nfes = QUICK_NFES if args.quick else NFES
-    args.straightness_n = args.straightness_n or (16 if args.quick else 256)
+    args.nfes = tuple(args.nfes) if args.nfes else QUICK_NFES if args.quick else NFES
+    if min(args.nfes) < 1 or args.n < 1:
+        parser.error("--nfes and --n must be positive")
+    if args.straightness_n is None:
+        args.straightness_n = 16 if args.quick else 256
     out = Path(args.out)
     device = pick_device(args.device)
     done, commands = earlier_run(out, args.seed) if args.resume else ([], [])
     header = {"n": args.n, "nfes": list(args.nfes), "precision": args.precision, "seed": args.seed,
               "flow_checkpoint": args.flow_checkpoint, "eps_checkpoint": args.eps_checkpoint,
+              "logit_normal_checkpoint": args.logit_normal_checkpoint,
               "device": describe_device(device), "torch": torch.__version__,
               "command": "python benchmarks/flow_vs_diffusion.py " + " ".join(sys.argv[1:] if argv is None else argv),
               **({"earlier_commands": commands} if done else {})}

@@ -467,3 +467,53 @@ def test_flow_vs_diffusion_quick_runs_with_a_tiny_flow_checkpoint_and_resumes(fl
     again = json.loads(out.read_text())["rows"]
     assert [(r["setting"], r.get("seconds")) for r in again] == [(r["setting"], r.get("seconds")) for r in saved["rows"]]
     assert "kept from the earlier run" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def logit_normal_checkpoint(tmp_path_factory):
+    """The flow_checkpoint recipe with logit-normal t (unconditional), trained two steps on random images."""
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("flow_ln")
+    config = TrainConfig(steps=2, batch_size=8, objective="flow", t_sampling="logit_normal", device="cpu",
+                         out_dir=str(out), checkpoint_every=0, mixed_precision="no")
+    model_config = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_resolutions=(14,),
+                              norm_groups=4, dropout=0.0)
+    trainer = Trainer(config, model_config, random_image_data(n=32, size=28))
+    trainer.train(progress=False)
+    return trainer.checkpoint_path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason="Debian's dataset-fashion-mnist is not installed")
+def test_flow_vs_diffusion_compares_logit_normal_t_at_the_same_nfe(flow_checkpoint, logit_normal_checkpoint, tmp_path,
+                                                                    capsys):
+    from benchmarks import flow_vs_diffusion
+
+    out = tmp_path / "ln.json"
+    argv = ["--n", "6", "--nfes", "1", "2", "--families", "flow Euler", "flow Heun", "--straightness-n", "2",
+            "--flow-checkpoint", str(flow_checkpoint), "--logit-normal-checkpoint", str(logit_normal_checkpoint),
+            "--out", str(out)]
+    assert flow_vs_diffusion.main(argv) == 0
+    printed = capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert [r["setting"] for r in saved["rows"] if r["table"] == "fid_vs_nfe"] == [
+        "flow Euler NFE=1", "flow Euler NFE=2", "flow Heun NFE=2",
+        "flow Euler (logit-normal t) NFE=1", "flow Euler (logit-normal t) NFE=2", "flow Heun (logit-normal t) NFE=2"]
+    assert [r["setting"] for r in saved["rows"] if r["table"] == "straightness"] == [
+        "flow Euler-64", "ε DDIM-64 η=0 no clip, flow coordinates", "flow Euler-64 (logit-normal t)"]
+    fid = {r["setting"]: r["fid"] for r in saved["rows"] if r["table"] == "fid_vs_nfe"}
+    expected = (f"flow Euler (logit-normal t) / uniform t, FID ratio at NFE 1: "
+                f"{fid['flow Euler (logit-normal t) NFE=1'] / fid['flow Euler NFE=1']:.2f}, 2: "
+                f"{fid['flow Euler (logit-normal t) NFE=2'] / fid['flow Euler NFE=2']:.2f}")
+    assert expected in printed, printed
+    # the logit-normal rows do not count as the uniform model's best, and no ε family was asked for
+    assert "flow best FID / eps best FID" not in printed
+    assert saved["logit_normal_checkpoint"] == str(logit_normal_checkpoint)
+
+
+def test_flow_vs_diffusion_refuses_a_uniform_model_as_the_logit_normal_one(flow_checkpoint, tmp_path):
+    from benchmarks import flow_vs_diffusion
+
+    with pytest.raises(SystemExit, match="--t-sampling logit_normal"):
+        flow_vs_diffusion.main(["--n", "2", "--nfes", "1", "--flow-checkpoint", str(flow_checkpoint),
+                                "--logit-normal-checkpoint", str(flow_checkpoint), "--out", str(tmp_path / "x.json")])
