@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -34,13 +34,13 @@
 # 5. convert between $x_0$ and the noise $\varepsilon$ (eq. 4 inverted, as in eq. 15), and say why errors in $\varepsilon$ hurt most at large $t$;
 # 6. translate between the paper's 1-based $t$ and the package's 0-based index without off-by-one mistakes.
 #
-# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 18 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 29-31 s (two runs)
-# - Most of it is the random draws of the numerical proofs in sections 5 and 6.
-# - Slower on a CPU with fewer cores, or on a busy machine. The last cell prints this run's time per section.
-#   GPU: not measured (no GPU was lent for this course's work), and not needed: all of it is small tensor arithmetic.
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 9 s.
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 24-31 s
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 13 s · GPU: not measured
+#
+# Most of it is the random draws of the numerical proofs in section 5. Slower on a CPU with fewer cores or
+# on a busy machine; the last cell prints this run's time per section.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -246,7 +246,9 @@ plt.show()
 # Gaussian $\bar\varepsilon$: two steps have merged into one of the same form. Repeating down to $x_0$ gives eq. 4.
 #
 # Unrolled all the way, $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sum_{s=1}^{t} w_s\,\varepsilon_s$ with weights
-# $w_s = \sqrt{\beta_s\,\bar\alpha_t/\bar\alpha_s}$, and $\sum_s w_s^2 = \sum_s \left(\bar\alpha_t/\bar\alpha_s - \bar\alpha_t/\bar\alpha_{s-1}\right) = 1 - \bar\alpha_t$ (the sum telescopes).
+# $w_s = \sqrt{\beta_s\,\bar\alpha_t/\bar\alpha_s}$. With $\beta_s = 1 - \alpha_s$ (and
+# $\bar\alpha_t\,\alpha_s/\bar\alpha_s = \bar\alpha_t/\bar\alpha_{s-1}$, since $\bar\alpha_s = \bar\alpha_{s-1}\alpha_s$; $\bar\alpha_0 = 1$),
+# $\sum_s w_s^2 = \sum_s \left(\bar\alpha_t/\bar\alpha_s - \bar\alpha_t/\bar\alpha_{s-1}\right) = 1 - \bar\alpha_t$ (the sum telescopes).
 #
 # First the formula from scratch, checked against the package's `alphas_cumprod` and `q_sample`:
 
@@ -452,9 +454,9 @@ for ax, t in zip(axes, HIST_T):
     ax.set_title(f"index t={t} (paper t={t + 1})", fontsize=10)
     ax.set_xlabel("pixel value x_t")
 axes[0].set_ylabel("density")
-axes[0].legend(fontsize=7, loc="upper center")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)   # below: covers no peak
 fig.suptitle("Iterating eq. 2 (filled) vs eq. 4 in one jump (outline); black line: the density of eq. 4")
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.08, 1, 1))              # leave the bottom strip to the legend
 plt.show()
 
 # %% [markdown]
@@ -504,18 +506,18 @@ def posterior_teaching(betas, x0, x_t, t):
     return mean, variance
 
 
-x0_64 = x0.double()                                                        # (10, 1, 28, 28)
+x0_ten = x0.double()                                                       # (10, 1, 28, 28): all ten images, float64
 gen = torch.Generator().manual_seed(7)
 for t in (1, 10, 100, 500, 999):
-    x_t = q_sample(schedule, x0_64, t, torch.randn(x0_64.shape, generator=gen, dtype=torch.float64))
-    mean, variance, _ = q_posterior(schedule, x0=x0_64, x_t=x_t, t=t)      # (10, 1, 28, 28), (10, 1, 1, 1)
-    mean_teaching, variance_teaching = posterior_teaching(schedule.betas, x0_64, x_t, t)
+    x_t = q_sample(schedule, x0_ten, t, torch.randn(x0_ten.shape, generator=gen, dtype=torch.float64))
+    mean, variance, _ = q_posterior(schedule, x0=x0_ten, x_t=x_t, t=t)     # (10, 1, 28, 28), (10, 1, 1, 1)
+    mean_teaching, variance_teaching = posterior_teaching(schedule.betas, x0_ten, x_t, t)
     torch.testing.assert_close(mean, mean_teaching)
     torch.testing.assert_close(variance, torch.full_like(variance, variance_teaching))
 print("posterior_teaching (Bayes' rule) matches q_posterior (eq. 7) at indices 1, 10, 100, 500 and 999")
 
-mean, variance, log_variance = q_posterior(schedule, x0=x0_64, x_t=x_t, t=0)   # index 0 = the paper's t = 1
-print("index 0: mean equals x_0:", torch.allclose(mean, x0_64, rtol=0, atol=1e-9), "| variance:", variance.flatten()[0].item(),
+mean, variance, log_variance = q_posterior(schedule, x0=x0_ten, x_t=x_t, t=0)   # index 0 = the paper's t = 1
+print("index 0: mean equals x_0:", torch.allclose(mean, x0_ten, rtol=0, atol=1e-9), "| variance:", variance.flatten()[0].item(),
       f"| clipped log variance: {log_variance.flatten()[0].item():.4f} (= log of the variance at index 1)")
 
 # %% [markdown]
@@ -632,13 +634,13 @@ def eps_from_x0_teaching(schedule, x_t, t, x0):
 
 gen = torch.Generator().manual_seed(9)
 t_batch = torch.tensor([0, 3, 49, 99, 299, 499, 699, 899, 998, 999])      # (10,): one index per image
-eps = torch.randn(x0_64.shape, generator=gen, dtype=torch.float64)
-x_t = q_sample(schedule, x0_64, t_batch, eps)                               # (10, 1, 28, 28) float64
-torch.testing.assert_close(eps_from_x0_teaching(schedule, x_t, t_batch, x0_64), predict_eps_from_x0(schedule, x_t, t_batch, x0_64))
+eps = torch.randn(x0_ten.shape, generator=gen, dtype=torch.float64)
+x_t = q_sample(schedule, x0_ten, t_batch, eps)                              # (10, 1, 28, 28) float64
+torch.testing.assert_close(eps_from_x0_teaching(schedule, x_t, t_batch, x0_ten), predict_eps_from_x0(schedule, x_t, t_batch, x0_ten))
 print("eps_from_x0_teaching matches predict_eps_from_x0")
 
 all_t = torch.arange(schedule.T)                                           # (1000,)
-x0_all = x0_64[torch.arange(schedule.T) % 10]                              # (1000, 1, 28, 28): our images, repeated
+x0_all = x0_ten[torch.arange(schedule.T) % 10]                             # (1000, 1, 28, 28): our images, repeated
 eps_all = torch.randn(x0_all.shape, generator=gen, dtype=torch.float64)
 x_t_all = q_sample(schedule, x0_all, all_t, eps_all)
 torch.testing.assert_close(predict_x0_from_eps(schedule, x_t_all, all_t, eps_all), x0_all)
@@ -731,7 +733,8 @@ nb01.check_predict_x0_from_eps(my_predict_x0)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took here, on this machine; compare it
-# with the runtime note at the top.
+# with the runtime note at the top. The printed total covers the sections only; the runtime note at the
+# top also counts starting the kernel and importing, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -39,13 +39,13 @@
 #    for every $T$, and the reverse process divides by zero;
 # 5. explore all of this with an interactive widget, after the static figures.
 #
-# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 9 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 17-18 s (two runs)
-# - Most of it is starting the kernel, importing and drawing figures.
-# - Slower on a CPU with fewer cores, or on a busy machine. The last cell prints this run's time per section.
-#   GPU: not measured (no GPU was lent for this course's work), and not needed: a schedule is a few thousand numbers.
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 10 s; nothing here depends on the size.
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 12-18 s
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 10 s · GPU: not measured
+#
+# Most of it is starting the kernel, importing and drawing figures. Slower on a CPU with fewer cores or
+# on a busy machine; the last cell prints this run's time per section.
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -447,7 +447,7 @@ plt.show()
 #
 # Things to try:
 # 1. linear, $T = 1000$: drag $t$. The boot is barely visible at $t \approx 500$, gone by about 600, and the caption's
-#    $\sqrt{\bar\alpha_t}$ is below 0.1 from $t \approx 670$ on.
+#    coefficient of $x_0$ (that is, $\sqrt{\bar\alpha_t}$) is below 0.1 from $t \approx 670$ on.
 # 2. Set $T = 100$, then $t = 99$: $x_T$ still shows the boot, $\sqrt{\bar\alpha_T} = 0.60$ (section 4).
 # 3. Keep $T = 100$ and apply the fix: $\beta_\text{start} = 10^{-3}$, $\beta_\text{end} = 0.2$.
 # 4. Switch to cosine: the $\beta$ sliders grey out (it has no end points), and $\bar\alpha$
@@ -544,7 +544,8 @@ ddpm_teach.exercises.nb02.check_smallest_T(answer_2)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took here, on this machine; compare it
-# with the runtime note at the top.
+# with the runtime note at the top. The printed total covers the sections only; the runtime note at the
+# top also counts starting the kernel and importing, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

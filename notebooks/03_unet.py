@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -38,13 +38,12 @@
 # 7. read off how class conditioning (with a *null* label) and a learned variance change the model,
 #    and why the model knows nothing about noise schedules.
 #
-# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 12 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 20-23 s (two runs)
-# - Slower on a CPU with fewer cores, or on a busy machine. The last cell prints this run's time per section.
-#   GPU: not measured (no GPU was lent for this course's work), and not needed: every cell builds or runs an
-#   untrained model on a few images, and the timing cells run on the CPU even on a GPU machine.
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 10 s.
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 15-23 s
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 14 s · GPU: not measured
+#
+# Slower on a CPU with fewer cores or on a busy machine; the last cell prints this run's time per section.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) only changes how many times
 # the timing cells repeat a forward pass. Every shape and parameter count below is the same at both
@@ -86,7 +85,8 @@ _ = torch.manual_seed(0)  # (manual_seed returns the generator; "_ =" keeps it o
 
 # %% [markdown]
 # Two configurations appear throughout. `UNetConfig()` is the package default for 28×28 Fashion-MNIST;
-# `SMALL` is the course's CPU configuration, the one notebook 04 trains for a few minutes on a laptop.
+# `SMALL` is the course's CPU configuration, the one the shipped model of notebook 04 was trained with, in
+# 15 minutes on a 2-core CPU.
 # A config is a dataclass, and `image_size` is the only place the resolution lives.
 
 # %%
@@ -462,9 +462,10 @@ except ValueError as err:
 # ## 7. Parameter count, and where the parameters live
 #
 # A 3×3 convolution from $C_\text{in}$ to $C_\text{out}$ channels has $9\,C_\text{in}C_\text{out} +
-# C_\text{out}$ parameters, a Linear layer $d_\text{in}d_\text{out} + d_\text{out}$, a GroupNorm $2C$
-# (a scale and a shift per channel). Almost everything is convolution weights, so the count grows
-# about **quadratically** with `base_channels`. By code it is one line, `model.num_parameters()`.
+# C_\text{out}$ parameters, a Linear layer $d_\text{in}d_\text{out} + d_\text{out}$, a 1×1 convolution
+# $C_\text{in}C_\text{out} + C_\text{out}$, a GroupNorm $2C$ (a scale and a shift per channel). Almost
+# everything is convolution weights, so the count grows about **quadratically** with `base_channels`.
+# By code it is one line, `model.num_parameters()`.
 
 # %%
 ddpm_teach.course.section("7. Parameter count")
@@ -509,6 +510,8 @@ for base in (16, 32, 64, 128):
     print(f"{base:>13} {n:>12,} {n / models['default'].num_parameters():>10.3f} {(base / 64) ** 2:>11.3f}")
 
 # %%
+from matplotlib.colors import to_rgb
+
 fig, ax = plt.subplots(figsize=(9, 2.6))
 colours = ["#fdd0a2", "#fd8d3c", "#d9d9d9", "#9ecae1", "#bcbddc", "#3182bd"]
 for row, name in enumerate(models):
@@ -519,7 +522,9 @@ for row, name in enumerate(models):
         share = count / models[name].num_parameters()
         ax.barh(row, share, left=left, color=colour, edgecolor="black", linewidth=0.5, label=part if row == 0 else None)
         if share > 0.05:
-            ax.text(left + share / 2, row, f"{share:.0%}", ha="center", va="center", fontsize=8)
+            luminance = sum(w * c for w, c in zip((0.299, 0.587, 0.114), to_rgb(colour)))
+            ax.text(left + share / 2, row, f"{share:.0%}", ha="center", va="center", fontsize=8,
+                    color="white" if luminance < 0.5 else "black")      # white on dark bars
         left += share
 ax.set_yticks(range(len(models)))
 ax.set_yticklabels([f"{n}\n{m.num_parameters() / 1e6:.2f} M" for n, m in models.items()])
@@ -589,9 +594,9 @@ with torch.no_grad():
 # %% [markdown]
 # ## 9. How long does one forward pass take?
 #
-# The time of one forward pass at batch 64 (the batch size notebook 04 trains with) on the CPU of this
-# machine, and of a forward + backward pass, which is most of a training step. No GPU is needed for this
-# notebook; training (notebook 04) is where a GPU pays off.
+# The time of one forward pass at batch 64 (the batch size the shipped model of notebook 04 was trained
+# with; 04's short demo run uses 32) on the CPU of this machine, and of a forward + backward pass, which is
+# most of a training step. No GPU is needed for this notebook; training (notebook 04) is where a GPU pays off.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -732,7 +737,8 @@ ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took here, on this machine; compare it
-# with the runtime note at the top.
+# with the runtime note at the top. The printed total covers the sections only; the runtime note at the
+# top also counts starting the kernel and importing, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -46,13 +46,13 @@
 # 8. tell a bug from under-training: with the loss-versus-$t$ curve, samples over training, and the
 #    classifier-FID with its real-versus-real floor; and train the real model from the command line.
 #
-# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 78 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 105-120 s (two runs)
-# - Most of it is the short training run of §10.
-# - Slower on a CPU with fewer cores or no native bf16, or on a busy machine. The last cell prints this
-#   run's time per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 14 s.
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 98-120 s
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 20 s · GPU: not measured
+#
+# Most of it is the short training run of §10. Slower on a CPU with fewer cores or no native
+# bf16, or on a busy machine; the last cell prints this run's time per section.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest). It sets how many steps the
 # short training run and the resume demonstration take, how many images and timesteps the loss-versus-$t$
@@ -382,7 +382,7 @@ plt.show()
 # each other (the curve). DDPM §3.4 drops the weight, setting it to 1 for every $t$. Compared with the
 # bound, that down-weights the small-$t$ terms so that the network can focus on the larger $t$, where
 # denoising is more difficult; it gave the best samples.
-# "Difficult" there means something else than the MSE of the curve above. The image predicted from
+# "Difficult" there means something other than the MSE of the curve above. The image predicted from
 # $\hat\varepsilon$, $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$,
 # carries the ε-error multiplied by $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$: about 0.01 at $t = 0$, where
 # a large ε-error hardly changes the image, but far above 1 at large $t$, where a tiny ε-error is a
@@ -517,6 +517,8 @@ print(f"the shipped run: {RUN} steps; d_n reaches {shipped_train.ema_decay} afte
 print(f"without warm-up the weights after step 1 keep 0.9999^{RUN - 1} = {0.9999 ** (RUN - 1):.1%} of the final EMA")
 
 # %%
+no_warmup = "d = 0.9999, no warm-up"                # the curve the arrow points at
+first_weight = composition[no_warmup][0]              # its weight on the weights after step 1
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for label, weights in composition.items():
     ax.plot(np.arange(1, RUN + 1), weights, label=label)
@@ -524,7 +526,7 @@ ax.set_yscale("log")
 ax.set_ylim(1e-8, 1.5)
 ax.set_xlabel("optimizer step u")
 ax.set_ylabel("weight in the final EMA")
-ax.annotate(f"the weights after step 1: {composition['d = 0.9999, no warm-up'][0]:.0%}", xy=(1, 0.86), xytext=(120, 0.1),
+ax.annotate(f"the weights after step 1: {first_weight:.0%}", xy=(1, first_weight), xytext=(120, 0.1),
             fontsize=8, arrowprops=dict(arrowstyle="->", color="gray"))
 ax.set_title(f"What the EMA is made of at the end of a {RUN}-step run")
 ax.grid(True, which="both", alpha=0.3)
@@ -569,7 +571,9 @@ for dtype in (torch.float32, torch.bfloat16, torch.float16):
 #   so it needs no extra machinery. It is the default (`--mixed-precision auto`) on GPUs that support it
 #   (Ampere and newer).
 # - **fp16** has more precision but only 5 exponent bits: nothing above 65,504, and values below about
-#   $6\cdot10^{-8}$ become 0. Gradients are often that small, and they would vanish:
+#   $6\cdot10^{-8}$ become 0. Below the smallest *normal* number (6.1e-05 in the table above), fp16 keeps
+#   going with *subnormal* numbers, which carry fewer significant digits, down to about $6\cdot10^{-8}$.
+#   Gradients are often that small, and they would vanish:
 
 # %%
 small_gradients = torch.tensor([1e-3, 1e-6, 1e-8])
@@ -714,7 +718,7 @@ for step in (0, shipped_train.warmup_steps - 1, shipped_train.warmup_steps, ship
 print(f"the shipped run stopped after {ckpt['step']} of its {shipped_train.steps} configured steps")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.3))
+fig, ax = plt.subplots(figsize=(6.5, 4.0))
 ax.plot(range(shipped_train.steps), lrs, label=f"lr × lr_at (W={shipped_train.warmup_steps}, S={shipped_train.steps}, "
                                              f"r={shipped_train.min_lr_ratio})")
 ax.axvline(shipped_train.warmup_steps, color="gray", linestyle=":", label="end of warm-up")
@@ -724,7 +728,7 @@ ax.set_xlabel("optimizer step")
 ax.set_ylabel("learning rate")
 ax.set_title("The shipped run's configured learning-rate schedule")
 ax.grid(True, alpha=0.3)
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)   # below the axes: covers no line
 fig.tight_layout()
 plt.show()
 
@@ -1061,8 +1065,8 @@ else:
 # Everything above is the runner `ddpm_teach.trainer.Trainer` around the step `ddpm_teach.training.train_step`,
 # and the command line drives the same class, with one flag per field of `TrainConfig` and `UNetConfig`
 # (`python -m ddpm_teach train --help` lists them all). The shipped model was trained with the CPU
-# preset, within its 15-minute budget on the idle 2-core CPU (`checkpoints/README.md` gives the exact
-# history):
+# preset, within its 15-minute budget on the idle 2-core Intel Xeon with AMX (`checkpoints/README.md`
+# gives the exact history):
 #
 # ```bash
 # python -m ddpm_teach train --preset cpu-fast
@@ -1238,7 +1242,8 @@ ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took here, on this machine; compare it
-# with the runtime note at the top.
+# with the runtime note at the top. The printed total covers the sections only; the runtime note at the
+# top also counts starting the kernel and importing, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

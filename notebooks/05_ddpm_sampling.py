@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,10 +42,9 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 144 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 202-232 s (two runs)
-# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
-#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 16 s on the Xeon (2026-11-22).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 151-232 s (three runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 10 s (AMD, 2026-12-07).
+#   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it goes into the 2 × 256 samples of §4 and the 1000-step trajectory of §2.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` changes how many samples are drawn and scored, and over how many
@@ -650,7 +649,7 @@ for variance, label in (("fixed_small", "σ² = β̃  (fixed_small)"), ("fixed_l
 # Expect $\tilde\beta$ to score better at this few steps, for the reason of §4: respaced, $\beta'$ adds
 # more noise per step than is left to remove. DDIM's Table 1 (Song et al. 2021) shows the same on
 # CIFAR-10: with 10 to 50 respaced steps the large variance ($\hat\sigma$ there) scores far worse than
-# the small one ($\eta = 1$). Improved DDPM §3.1 (their Fig. 1) plots $\tilde\beta_t/\beta_t$ over
+# the small one ($\eta = 1$: DDIM's name for DDPM with $\sigma^2 = \tilde\beta$, notebook 06). Improved DDPM §3.1 (their Fig. 1) plots $\tilde\beta_t/\beta_t$ over
 # all $T$ steps: close to 1 except near $t = 0$, as in §4's figure. With all 1000 steps the two
 # are close, as DDPM found; try it by setting `SCORE_STEPS = 1000` (slow on a CPU). Notebook 08
 # *learns* a variance between the two bounds, which is what makes few-step DDPM sampling work well.
@@ -661,7 +660,8 @@ for variance, label in (("fixed_small", "σ² = β̃  (fixed_small)"), ("fixed_l
 # what number multiplies $\varepsilon_\theta$ at 0-based index $t = 500$ (linear schedule, $T = 1000$)?
 # Four significant digits. Check: `ddpm_teach.exercises.nb05.check_eps_coefficient(answer)`.
 #
-# **Exercise 2.** §3 printed the respaced $\beta'$ for $S = 10$ and $S = 50$. Now take
+# **Exercise 2.** §3 printed the respaced $\beta'$ of every step for $S = 10$, and §4's table those of
+# six steps for $S = 50$. Now take
 # `DDPMSampler(schedule, steps=20)`: it runs over $\tau$ = 999, 946, 894, ..., 0. What is $\beta'$ of
 # its *first* step, from $t = 999$ to $t = 946$? Check:
 # `ddpm_teach.exercises.nb05.check_respaced_first_beta(answer)`.
@@ -738,7 +738,8 @@ ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
-# at this size; compare it with the runtime note at the top.
+# at this size; compare it with the runtime note at the top. The printed total covers the timed sections
+# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,10 +43,9 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 164 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 241-268 s (two runs)
-# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
-#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 21 s on the Xeon (2026-11-22).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 241-283 s (three runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 18 s (AMD, 2026-12-07).
+#   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it is the quality table of section 7: 12 sampling runs of `N_FID` images.
 
 # %%
@@ -109,6 +108,7 @@ def generator(seed: int) -> torch.Generator:
 @torch.no_grad()
 def predict_eps(x_t: torch.Tensor, t: int) -> torch.Tensor:
     """The shipped model's ε̂(x_t, t) for a batch x_t [B, 1, 28, 28] at one timestep t, on the CPU."""
+    # (``model`` is loaded in the next cell)
     t_batch = torch.full((len(x_t),), t, dtype=torch.long, device=DEVICE)
     return model(x_t.to(DEVICE), t_batch).cpu()
 
@@ -311,9 +311,18 @@ for t_now, t_next in zip(timesteps, timesteps[1:] + [-1]):
 # %% [markdown]
 # The left panel draws $\sigma(\eta)$ along a 50-step sub-sequence for several $\eta$, under the
 # ceiling $\sqrt{1-\bar\alpha_{\tau_{i-1}}}$ (all of $x_{\tau_{i-1}}$'s noise fresh, nothing kept
-# from $x_{\tau_i}$). The right panel shows $\sigma(\eta = 1)$ for 10, 50 and 1000 steps: the fewer
-# the steps, the larger each jump, and the more noise a stochastic sampler injects per step. At
-# 1000 steps it is DDPM's $\sqrt{\tilde\beta_t}$.
+# from $x_{\tau_i}$). The right panel shows $\sigma(\eta = 1)$ for 10, 50 and 1000 steps; at 1000
+# steps it is DDPM's $\sqrt{\tilde\beta_t}$. The fewer the steps, the larger each jump, and the more
+# noise a stochastic sampler injects per step, with one exception: the last real jump, to $t = 0$.
+# There $\sigma$ is capped by the ceiling, $\sqrt{1-\bar\alpha_0} = \sqrt{\beta_0} = 0.01$, which is
+# small at the end of sampling, so the last visible points of the 10- and 50-step curves (at
+# $t = 111$ and $t = 20$) dip under the DDPM line at the right of the panel (row `111 → 0` of the
+# table above).
+#
+# In that table, the $\sqrt{\tilde\beta_t}$ column is DDPM's one-step posterior standard deviation,
+# `schedule.posterior_variance[t].sqrt()` at the step's starting $t$: the noise DDPM with all 1000
+# steps would add at that $t$, for the short step $t \to t-1$. Compare it with the $\sigma(\eta=1)$
+# column to see how much more noise a long jump injects; the last column is the ceiling.
 
 # %%
 def sigmas(sampler: DDIMSampler, eta: float) -> tuple[list[int], list[float], list[float]]:
@@ -342,7 +351,7 @@ axes[1].plot(range(schedule.T), schedule.posterior_variance.sqrt().numpy(), "k:"
 axes[1].set_yscale("log")
 axes[1].set_title("σ(η = 1): longer jumps, more noise")
 for ax in axes:
-    ax.set_xlabel("t (0-based; sampling runs right to left)")
+    ax.set_xlabel("t (0-based; sampling runs left to right)")
     ax.set_ylabel("σ")
     ax.invert_xaxis()
     ax.grid(True, alpha=0.3)
@@ -594,7 +603,7 @@ with timed(f"decoding {len(starts)} interpolated noises with DDIM (η = 0)"):
 fig, ax = plt.subplots(figsize=(9, 4.6))
 show_images(morphs, nrow=len(alphas), ax=ax)
 ax.set_yticks([(28 + 2) * (i + 0.5) + 1 for i in range(4)], ["slerp", "slerp", "slerp", "lerp (pair 1)"])
-ax.set_xticks([(28 + 2) * (i + 0.5) + 1 for i in range(len(alphas))], [f"α={a:.2f}" for a in alphas.tolist()],
+ax.set_xticks([(28 + 2) * (i + 0.5) + 1 for i in range(len(alphas))], [f"α={a:g}" for a in alphas.tolist()],
               fontsize=8)
 ax.tick_params(length=0)
 ax.set_title(f"DDIM (η = 0, {INTERP_STEPS} steps) decoding x_T^(α) along the path between two noises")
@@ -613,8 +622,8 @@ plt.show()
 #
 # Read it with its **floor**: `N_FID` real *training* images score a non-zero FID against the test
 # set too, because a covariance estimated from few images is noisy. That real-vs-real number at
-# the same N is the best any sampler can get here. Loading the evaluator computes the test set's
-# features once (the slowest part of this notebook at CI size).
+# the same N is the best any sampler can get here. Loading the evaluator needs the test set's
+# classifier features: they are computed on the first run and cached after it, so loading is quick.
 
 # %%
 ddpm_teach.course.section("7. Quality against steps")
@@ -694,12 +703,14 @@ plt.show()
 # 1.4 points. Below, a difference of less than about 2 points between two cells counts as
 # unresolved, and one of 3 points or more (more than the floor itself) as resolved, just.
 #
-# * **Rows: cost.** Time per sample grows linearly with the number of steps, one UNet call each
-#   (DDPM needs 1000). The table gives the wall time, averaged over the three η, and the CPU time
+# * **Rows: cost.** Each step is one UNet call, so the time per sample grows with the number of
+#   steps (DDPM needs 1000). The table gives the wall time, averaged over the three η, and the CPU time
 #   of this process: on a machine shared with other jobs the wall time can jump while the CPU
-#   time stays close to the real cost of the work. Stored run: 23, 52, 126 and 232 ms of wall time
-#   per sample at 10, 20, 50 and 100 steps, about 2.4 ms per step (CPU time is about twice that,
-#   two threads).
+#   time stays close to the real cost of the work. Read the last two columns of the printout: the
+#   wall and the CPU milliseconds per sample at each step count. On an idle machine both grow about
+#   linearly with the steps (divide by the step count to get the cost of one step), and the CPU time
+#   is up to about twice the wall time, as two threads share the work. A row whose wall time is out
+#   of line with the others was slowed by another job on the machine.
 # * **Rows: quality.** In the paper FID falls as the step count grows, for every η. Here it does
 #   for η = 1 (6.93, 5.97, 3.61, 3.54 at 10, 20, 50, 100 steps: 3.4 points in all, a resolved
 #   fall, flat from 50 to 100) and, in smaller steps, for η = 0.5 (5.25, 4.81, 4.24, 3.68).
@@ -825,7 +836,8 @@ ddpm_teach.exercises.nb06.check_timesteps(answer_2)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
-# at this size; compare it with the runtime note at the top.
+# at this size; compare it with the runtime note at the top. The printed total covers the timed sections
+# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

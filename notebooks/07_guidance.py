@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -42,10 +42,9 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 204 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 308-326 s (two runs)
-# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
-#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 20 s on the Xeon (2026-11-22).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 283-326 s (three runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 19 s (AMD, 2026-12-07).
+#   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it is sampling for the measured sweep of §5 (a guided step costs two UNet evaluations per image).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets how many images are
@@ -187,7 +186,8 @@ ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
 ax.set_yticks(range(len(names)), names, fontsize=8)
 for i in range(len(names)):
     for j in range(len(names)):
-        ax.text(j, i, f"{similarity[i, j]:.1f}", ha="center", va="center", fontsize=6)
+        ax.text(j, i, f"{similarity[i, j]:.1f}", ha="center", va="center", fontsize=6,
+                color="white" if abs(similarity[i, j]) > 0.6 else "black")    # white on the dark cells
 fig.colorbar(image, ax=ax, shrink=0.8, label="cosine similarity")
 ax.set_title("label embeddings E[y] of the shipped model")
 fig.tight_layout()
@@ -523,14 +523,17 @@ ax.set_xlabel("guidance scale s  (w = s − 1)")
 ax.set_ylabel("conditional accuracy (%)")
 ax.set_ylim(0, 102)
 ax.set_title("conditional accuracy against s")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="center right")          # clear of the points, which climb to 100% on the right
 
 ax = axes[1, 0]
 ax.plot(accuracy, fid, "-", color="0.6", zorder=1)
 points = ax.scatter(accuracy, fid, c=s_values, cmap="viridis", s=60, zorder=2)
+label_offsets = {1.5: ((-6, -4), "right", "top")}     # s = 1.5 and s = 2 lie close together: s = 1.5's label goes below left
 for s_, a_, f_ in zip(s_values, accuracy, fid):
-    ax.annotate(f"s={s_:g}", (a_, f_), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    offset, ha, va = label_offsets.get(float(s_), ((6, 4), "left", "bottom"))
+    ax.annotate(f"s={s_:g}", (a_, f_), textcoords="offset points", xytext=offset, ha=ha, va=va, fontsize=8)
 ax.axhline(floor, color="0.5", linestyle="--")
+ax.set_ylim(bottom=0)                                  # FID ≥ 0; leaves room for the labels under the lowest points
 ax.set_xlabel("conditional accuracy (%)  (higher is better)")
 ax.set_ylabel("classifier-FID  (lower is better)")
 ax.set_title("the trade-off: FID against accuracy")
@@ -593,9 +596,12 @@ plt.show()
 #   still see a cost at large $s$, where both the loss of variety and the over-bright, saturated
 #   samples of §4 move the feature statistics away from the test set's (this measurement does not
 #   separate the two).
-# * **The time column** shows the price of guidance: 13 s at $s = 0$ and $s = 1$ (one UNet evaluation
-#   per image per step), 34 to 36 s at each guided scale (two, run as one batch of $2N$), 2.6 to 2.8
-#   times as long.
+# * **The time column** shows the price of guidance. At $s = 0$ and $s = 1$ each step is one UNet
+#   evaluation per image; at every other $s$ it is two, the conditional and the unconditional one,
+#   which `guided_model_output` (called by `sample`) runs as **one batch of $2N$** images. Divide a
+#   guided row's time by the $s = 1$ row's to read the price on this machine. It is at most about
+#   twice, and less on a CPU where a batch of $N$ does not yet keep all the cores busy: the doubled
+#   batch then uses them better, so it takes less than twice as long.
 # * **How much to trust it**: with $N$ = a few hundred, FID has a large bias and a noticeable
 #   random error; compare each FID with the floor, and compare scales with each other (same noise,
 #   same $N$) rather than with published numbers. The classifier that measures accuracy is not the
@@ -638,8 +644,9 @@ plt.show()
 # %% [markdown]
 # Now interactively. `GuidanceExplorer` (in `ddpm_teach.widgets`) has a class menu, the guidance
 # scale $s$ from 0 to 6, and the number of DDIM steps. Each new setting is sampled once (the four
-# static grids above, 16 samples at DDIM-10, took 2.5 s in all on the CPU in the stored run; a guided
-# step costs two UNet evaluations per image) and cached, so going back is instant.
+# static grids above, 16 samples at DDIM-10, take a few seconds in all on a CPU: the printout above
+# says how long they took here; a guided step costs two UNet evaluations per image) and cached, so
+# going back is instant.
 #
 # In the stored run the classifier calls 3, 12, 16 and 16 of the 16 static samples "Shirt" at
 # $s = 0, 1, 3, 6$. At $s = 0$ the grid is a mix (sandals, sneakers, trousers, a bag, tops); at
@@ -758,7 +765,8 @@ ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in pass
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
-# at this size; compare it with the runtime note at the top.
+# at this size; compare it with the runtime note at the top. The printed total covers the timed sections
+# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -45,10 +45,9 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 200 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 265-316 s (two runs)
-# - Slower with no native bf16 (the model then runs in fp32), with fewer cores, or on a busy machine. The last cell
-#   prints this run's time per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 21 s on the Xeon (2026-11-22).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 247-316 s (three runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 18 s (AMD, 2026-12-07).
+#   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it is the sampling and scoring of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) sets the number of images per
@@ -77,6 +76,7 @@ ddpm_teach.course.section("Imports and the size knob")      # the last cell prin
 import math
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import torch
 
 import ddpm_teach.exercises.nb08
@@ -502,7 +502,7 @@ axes[0].fill_between(x_axis, v_mean - v_spread, v_mean + v_spread, color="C2", a
 axes[0].semilogx(x_axis, probe["v_oracle"], "s--", color="C4", label="oracle v* from the model's mean error")
 axes[0].axhline(1, color="C0", lw=1.5, ls=":", label="v = 1: σ² = β_t (fixed_large)")
 axes[0].axhline(0, color="C1", lw=1.5, ls=":", label="v = 0: σ² = β̃_t (fixed_small)")
-axes[0].set(xlabel="paper's t = index + 1 (log scale)", ylabel="v", ylim=(-0.15, 1.5),
+axes[0].set(xlabel="paper's t = index + 1 (log scale)", ylabel="v", ylim=(-0.15, 2.0),
             title="the learned interpolation weight v over t")
 axes[0].legend(fontsize=8, loc="upper left")
 learned_L = torch.tensor(probe["L_learned"])
@@ -723,23 +723,39 @@ for steps in STEP_COUNTS:
           f"best cell minus the floor: {min(fid.values()) - floor:+.2f}")
 
 # %%
-fig, ax = plt.subplots(figsize=(7.5, 4.2))
+fig, ax = plt.subplots(figsize=(10, 4.2))
 for (name, _), style in zip(CONFIGS.items(), ("o-", "s--", "^--", "d:")):
     ax.errorbar(STEP_COUNTS, [scores[name, steps]["fid"] for steps in STEP_COUNTS],
                 yerr=[scores[name, steps]["fid_spread"] for steps in STEP_COUNTS], fmt=style, capsize=3, label=name)
 ax.axhline(floor, color="gray", ls="-.", lw=1, label=f"real-vs-real floor (N = {N_EVAL})")
-ax.set(xscale="log", xticks=list(STEP_COUNTS), xticklabels=[str(s) for s in STEP_COUNTS],
-       xlabel="DDPM sampling steps K (respaced)", ylabel="classifier-FID (lower is better)",
+# a log y axis: fixed_large's FID is several times the others' at few steps and would squeeze them flat
+ends = [(cell["fid"] - cell["fid_spread"], cell["fid"] + cell["fid_spread"]) for cell in scores.values()]
+low = min([floor] + [cell["fid"] for cell in scores.values()] + [lo for lo, _ in ends if lo > 0])
+high = max(hi for _, hi in ends)
+ax.set(xscale="log", yscale="log", xticks=list(STEP_COUNTS), xticklabels=[str(s) for s in STEP_COUNTS],
+       xlabel="DDPM sampling steps K (respaced)", ylabel="classifier-FID (lower is better, log scale)",
        title=f"learned vs fixed variance, N = {N_EVAL} samples per point (bars: bootstrap spread)")
-ax.set_ylim(bottom=0)
+ax.set_ylim(low / 1.15, high * 1.15)
 ax.minorticks_off()
+ax.set_yticks([y for y in (1, 1.5, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50, 100) if low / 1.15 <= y <= high * 1.15])
+ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))     # plain numbers, not 10^x
 ax.grid(True, alpha=0.3)
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))             # beside the plot, clear of every point
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The same starting noise, 25 steps, four ways (the first 16 samples of each cell above):
+# The same starting noise, 25 steps, four ways (the first 16 samples of each cell above). Expect the
+# reference grid, drawn by a different network, to show mostly the same garments in the same places as
+# the learned-variance model's learned and fixed_small grids. That is no coincidence: both checkpoints
+# were trained with the same seed (`train_config["seed"]`, 0, on the same data and batch size), so they
+# started from the same initial weights (the output layer starts at zero, so the extra $v$ channels
+# change nothing at the start) and saw the same batches in the same order, with the same $t$ and
+# $\varepsilon$ draws. What differs is the hybrid loss's small $L_\text{vlb}$ term, the learning-rate
+# schedule and the length of training. Each trained network is, in effect, a deterministic map from
+# the sampler's noise to an image, learned from the same data from the same start; and every grid
+# here gets the same noise (one generator seeded 0 per run). So the two maps mostly agree, and they
+# differ in details and in a few of the samples.
 
 # %%
 steps = 25 if 25 in STEP_COUNTS else min(STEP_COUNTS)
@@ -843,7 +859,8 @@ ddpm_teach.exercises.nb08.check_respaced_ratio(answer_2)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
-# at this size; compare it with the runtime note at the top.
+# at this size; compare it with the runtime note at the top. The printed total covers the timed sections
+# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

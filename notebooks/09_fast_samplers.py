@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -55,11 +55,10 @@
 #    DPM-Solver++(2M) on the shipped model, with $N$ and the real-vs-real floor, and pick a sampler.
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
-# - 2-core Intel Xeon with AMX: not measured (this notebook was written on the AMD machine only).
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): 72-78 s (two runs).
-# - Slower with fewer cores, without AVX-512, or on a busy machine. The last cell prints this run's time
-#   per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 100 s on the AMD with a training job beside it, under a minute idle.
+# - 2-core Intel Xeon with AMX: not measured
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 68-78 s (three runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 14 s (AMD, 2026-12-07).
+#   Slower without AVX-512, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - §8's FID table is read from `benchmarks/results/quality_n1000.json`, not computed here (its benchmark takes about 40 min on the AMD).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) changes only how many
@@ -443,7 +442,9 @@ plt.show()
 # * **Right:** whole trajectories through the package's samplers. Euler's error halves when the NFE
 #   doubles (order 1), Heun's and DPM-Solver++(2M)'s fall four times (order 2) once the steps are
 #   small enough; the printed orders come from the last doubling. DDIM's crosses sit on Euler's line:
-#   the same method, to rounding.
+#   the same method, to rounding. On this problem Euler's Karras curve (dashed, open circles) nearly
+#   coincides with its uniform one too, so Euler's uniform and Karras curves and DDIM's crosses are
+#   almost one line: for a first-order method the spacing changes little here.
 # * At the same NFE, Heun pays two evaluations per step, so at a small budget it takes half as many
 #   steps, and its first points can lie *above* Euler's. DPM-Solver++(2M) gets its second order
 #   for one evaluation per step by reusing the previous one (§5).
@@ -456,6 +457,11 @@ plt.show()
 #   On **Karras spacing** (dashed, open markers) the strides grow steadily, $r$ stays near 1, and
 #   DPM-Solver++(2M) lies below Euler on the same spacing at every step count in the printout; that
 #   is the spacing §7 and §8 use. Compare the two dashed curves, then each dashed curve with its solid one.
+#   One thing the strides do not explain: on Karras spacing DPM-Solver++(2M) is not monotone from 8 to
+#   16 steps (its printed error at 16 steps is larger than at 8). Its $r_i$ stay near 1 at both step
+#   counts (§5 prints them for 10 steps), so this is not the uneven-stride effect above, and the
+#   notebook does not explain it; at so few, long steps the solver is not yet in the regime where
+#   its error must fall four times per doubling, which it does from 16 steps on.
 #
 # ## 4. Heun's method (Karras et al. 2022, Algorithm 1)
 #
@@ -976,6 +982,9 @@ if table:
     nfes = sorted({r["nfe"] for (guided, name), rows in table.items() if name != "Heun" for r in rows})
     ax.set_xticks(nfes, [str(n) for n in nfes])                      # Heun's odd NFE sit just left of them
     ax.minorticks_off()
+    low, high = ax.get_ylim()                                        # labelled y ticks, 2 to 5 included
+    ax.set_yticks([y for y in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100) if low <= y <= high])
+    ax.set_ylim(low, high)
     ax.set_xlabel("network evaluations per image (NFE)")
     ax.set_ylabel("classifier-FID (lower is better, log scale)")
     ax.set_title(f"fashion_mnist_ddpm.pt: quality against cost (N = {any_row['n']} per point)")
@@ -1014,9 +1023,13 @@ else:
 #   $s = 2$), so their FIDs are not comparable with the unguided DDPM line above; the guided
 #   DPM-Solver++(2M) rows use Karras spacing, the guided DDIM rows uniform timesteps.
 # * **Seconds per 1000 images**: for the ODE solvers (Euler, Heun, DPM-Solver++(2M)) they grow with
-#   NFE at about 2.7 s per NFE per 1000 images: the network is nearly all the cost. The DDIM rows at
-#   20-50 NFE were measured while another job used the machine, so compare seconds only within one
-#   sampler, and do not read a trend off DDIM's.
+#   NFE at about 2.6 to 3 s per NFE per 1000 images: the network is nearly all the cost. The DDIM
+#   rows do not follow that rate. In the stored `quality_n1000.json`, DDIM took about 5 s per NFE at 5
+#   and 10 NFE (about twice the solvers' rate), 6 to 7.5 s at 20 and 35 NFE, and about 3.3 s at 50;
+#   only its 15-NFE row ran at the solvers' rate. A DDIM step costs one network call like the others,
+#   so the difference is not the method: most likely the load on the machine, as for the rows at 20-50
+#   NFE, which were measured while another job used it. Compare seconds only between rows measured
+#   alike, and do not read a trend off DDIM's.
 #
 # ## 9. When to use which
 #
@@ -1129,7 +1142,8 @@ ddpm_teach.exercises.nb09.check_first_order_step(dpm_solver_1_step)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
-# at this size; compare it with the runtime note at the top.
+# at this size; compare it with the runtime note at the top. The printed total covers the timed sections
+# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -102,3 +102,13 @@ def test_smallest_T_typical_slips(capsys):
     for bad in (912.5, "many", None, True, 0):
         assert nb02.check_smallest_T(bad) is False
     assert capsys.readouterr().out.count("Not yet. Hint:") == 5
+
+
+def test_smallest_T_one_short_shows_enough_digits(capsys):
+    # T = 910 is one short (SNR(T) = 1.003e-04, just above 1e-4): the hint must show enough digits
+    # to say so, never the contradiction "SNR(T) = 0.0001, not below 0.0001"
+    assert linear_snr_T(910) >= 1e-4 > linear_snr_T(911)
+    assert nb02.check_smallest_T(910) is False
+    out = capsys.readouterr().out
+    assert "SNR(T) = 1.003e-04, not below" in out
+    assert "0.0001, not below 0.0001" not in out

@@ -97,6 +97,16 @@ def float64_coefficients(model, schedule, x0, t, noise):
     return F.mse_loss(model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t), noise)
 
 
+def forgot_view(model, schedule, x0, t, noise):
+    ab = schedule.alphas_cumprod[t].float()                               # shape [B]: does not broadcast
+    return F.mse_loss(model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t), noise)
+
+
+def forgot_view_and_float(model, schedule, x0, t, noise):
+    ab = schedule.alphas_cumprod[t]                                       # [B] float64: the shape fails first
+    return F.mse_loss(model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t), noise)
+
+
 def unrelated(model, schedule, x0, t, noise):
     return torch.tensor(0.5, requires_grad=True)
 
@@ -118,6 +128,18 @@ def unrelated(model, schedule, x0, t, noise):
 ])
 def test_algorithm1_wrong_answers_get_hints(capsys, loss_fn, words):
     assert words in _hint(capsys, nb04.check_algorithm1_loss, loss_fn)
+
+
+@pytest.mark.parametrize("loss_fn", [forgot_view, forgot_view_and_float])
+def test_algorithm1_forgotten_view_gets_the_reshape_hint(capsys, loss_fn):
+    out = _hint(capsys, nb04.check_algorithm1_loss, loss_fn)
+    assert "must match the size" in out                                   # the error itself is quoted
+    assert "shape [B]" in out and "[B, 1, 1, 1]" in out and ".view(-1, 1, 1, 1)" in out and "x0 [B, C, H, W]" in out
+
+
+def test_algorithm1_dtype_error_keeps_the_dtype_hint(capsys):
+    out = _hint(capsys, nb04.check_algorithm1_loss, float64_coefficients)
+    assert "float64" in out and ".float()" in out and ".view(-1, 1, 1, 1)" not in out
 
 
 def test_algorithm1_exercise_model_is_not_trivial():

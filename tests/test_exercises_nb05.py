@@ -67,7 +67,8 @@ def test_respaced_first_beta_right_answer(capsys):
 
 @pytest.mark.parametrize("wrong, words", [
     (BETAS[999], "original β"),
-    (BETAS[946:1000].sum(), "alphas multiply"),
+    (BETAS[946:1000].sum(), "alphas multiply"),                # 54 terms, t = 946 ... 999
+    (BETAS[947:1000].sum(), "alphas multiply"),                # the 53 steps of the jump, t = 947 ... 999
     (ALPHA_BAR[999] / ALPHA_BAR[946], "β' = 1 − α'"),
     (ALPHA_BAR[946] / ALPHA_BAR[999], "upside down"),          # the ratio inverted (> 1)
     (1 - ALPHA_BAR[946] / ALPHA_BAR[999], "came out negative"),  # β' with the ratio inverted

@@ -97,3 +97,20 @@ def test_respaced_ratio_wrong_answers_get_hints(capsys):
         assert out.startswith("Not yet. Hint:") and words in out, (wrong, out)
     assert nb08.check_respaced_ratio("x") is False
     assert "one number" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("answer", [float("inf"), float("nan"), np.inf, torch.tensor(float("inf")),
+                                    torch.tensor(1e-4, dtype=torch.float64) / torch.tensor(0.0, dtype=torch.float64)])
+def test_respaced_ratio_step_zero_gets_its_hint(capsys, answer):
+    """β'_0 / β̃'_0 divides by β̃'_0 = 0: the learner took index 0 instead of 1."""
+    assert nb08.check_respaced_ratio(answer) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet. Hint:") and "i = 0" in out and "i = 1" in out and "one number" not in out
+
+
+def test_respaced_ratio_truncated_tau_gets_its_hint(capsys):
+    """linspace(0, 999, 25)[1] = 41.625: truncating it gives τ_1 = 41 instead of the rounded 42."""
+    truncated = float((1 - ALPHA_BAR[41]) / (1 - ALPHA_BAR[0]))
+    assert nb08.check_respaced_ratio(truncated) is False
+    out = capsys.readouterr().out
+    assert out.startswith("Not yet. Hint:") and "rounded, not truncated" in out and "41" in out and "42" in out

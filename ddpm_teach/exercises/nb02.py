@@ -91,11 +91,11 @@ def check_smallest_T(answer) -> bool:
         return report(False, "close, but ᾱ_T ≈ exp(−Σβ_t) is an approximation (log(1 − β) < −β, so the exact "
                              "ᾱ_T is smaller). Use the exact NoiseSchedule.from_name('linear', T).snr[-1].")
     if snr >= SNR_TARGET:
-        return report(False, f"at T = {answer} the last step still has SNR(T) = {snr:.3g}, not below "
+        return report(False, f"at T = {answer} the last step still has SNR(T) = {snr:.3e}, not below "
                              f"{SNR_TARGET:g}. Try larger T: loop over T and test "
                              "NoiseSchedule.from_name('linear', T).snr[-1].")
     if answer == 1000:
         return report(False, "T = 1000 (DDPM's) does end below 1e-4, but it is not the smallest T that does.")
-    return report(False, f"at T = {answer} SNR(T) = {snr:.3g} is below {SNR_TARGET:g}, but a smaller T "
+    return report(False, f"at T = {answer} SNR(T) = {snr:.3e} is below {SNR_TARGET:g}, but a smaller T "
                          "already gets there. Find the first T, and compare snr[-1] (the last index, "
                          "t = T − 1).")

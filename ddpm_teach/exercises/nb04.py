@@ -8,6 +8,7 @@ returns False.  The expected answers come from :mod:`ddpm_teach.training` itself
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 
 import torch
@@ -87,6 +88,14 @@ _LOSS_HINTS = {
 }
 
 
+def _is_size_error(error: Exception) -> bool:
+    """The broadcasting slip: ᾱ_t of shape [B] times x0 of shape [B, C, H, W] ("The size of tensor a (4)
+    must match the size of tensor b (8) at non-singleton dimension 3")."""
+    message = str(error)
+    return "must match the size" in message or (
+        isinstance(error, RuntimeError) and re.search(r"\bsizes?\b|\bshapes?\b|broadcast", message) is not None)
+
+
 def check_algorithm1_loss(loss_fn: Callable) -> bool:
     """Exercise 1: ``loss_fn(model, schedule, x0, t, noise)`` returns L_simple (DDPM eq. 14) for one
     batch: a scalar tensor, the mean over batch and pixels of (ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t))².
@@ -97,6 +106,11 @@ def check_algorithm1_loss(loss_fn: Callable) -> bool:
     try:
         answer = loss_fn(model, schedule, x0.clone(), t.clone(), noise.clone())
     except Exception as error:  # the learner's code failed: say how, and where to look
+        if _is_size_error(error):
+            return report(False, f"your function raised {type(error).__name__}: {error}. ᾱ_t = "
+                                 "schedule.alphas_cumprod[t] has shape [B]; reshape it to [B, 1, 1, 1] "
+                                 "(.view(-1, 1, 1, 1)) so that it broadcasts against x0 [B, C, H, W] "
+                                 "(and .float() it: the schedule's coefficients are float64).")
         return report(False, f"your function raised {type(error).__name__}: {error}. It is called as "
                              "loss_fn(model, schedule, x0, t, noise) with x0 and noise [4, 1, 8, 8] float32 and t "
                              "[4] long; the schedule's coefficients are float64 (use .float(), or "

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 EPS_COEF_T = 500       # exercise 1: 0-based index (the paper's t = 501)
-RESPACED_STEPS = 20    # exercise 2: DDPMSampler(schedule, steps=20) (§3 of the notebook prints S = 10 and 50)
+RESPACED_STEPS = 20    # exercise 2: DDPMSampler(schedule, steps=20) (§3 of the notebook prints S = 10, §4's table S = 50)
 
 
 def _schedule() -> NoiseSchedule:
@@ -102,11 +102,13 @@ def check_respaced_first_beta(answer) -> bool:
                                          f"β_{tau[0]} = {float(schedule.betas[tau[0]]):.2f}: one respaced step does the "
                                          f"work of {tau[0] - tau[1]} original ones.")
     ab = schedule.alphas_cumprod
+    sum_hint = ("that is the sum of the original betas over the jump. The alphas multiply: "
+                f"1 − β' = Π(1 − β_t) over t = {tau[1] + 1}, ..., {tau[0]}, which is ᾱ_{tau[0]}/ᾱ_{tau[1]}.")
     wrong = [
         (float(schedule.betas[tau[0]]), f"that is the original β at t = {tau[0]}. The respaced process jumps from "
                                         f"t = {tau[0]} to t = {tau[1]}, so its β' is 1 − ᾱ_{tau[0]}/ᾱ_{tau[1]}."),
-        (float(schedule.betas[tau[1]:tau[0] + 1].sum()), "that is the sum of the original betas over the jump. The "
-                                                         f"alphas multiply: 1 − β' = Π(1 − β_t) = ᾱ_{tau[0]}/ᾱ_{tau[1]}."),
+        (float(schedule.betas[tau[1] + 1:tau[0] + 1].sum()), sum_hint),   # the steps of the jump, t = 947 ... 999
+        (float(schedule.betas[tau[1]:tau[0] + 1].sum()), sum_hint),       # one more: t = 946 ... 999
         (float(ab[tau[0]] / ab[tau[1]]), f"that is α' = ᾱ_{tau[0]}/ᾱ_{tau[1]}, the signal kept over the jump; β' = 1 − α'."),
         (float(ab[tau[1]] / ab[tau[0]]), f"your ratio is upside down: ᾱ_{tau[1]}/ᾱ_{tau[0]} is larger than 1, since ᾱ "
                                          f"falls as t grows. The signal kept over the jump is α' = ᾱ_{tau[0]}/ᾱ_{tau[1]} "

@@ -86,17 +86,34 @@ def respaced_ratio_answer() -> float:
     return float(respaced.betas[i] / respaced.posterior_variance[i])
 
 
+def _is_non_finite_number(answer) -> bool:
+    """A single number (Python, numpy or one-element tensor) that is inf or NaN."""
+    if isinstance(answer, (bool, str, bytes)) or (hasattr(answer, "numel") and answer.numel() != 1):
+        return False
+    try:
+        return not math.isfinite(float(answer))
+    except (TypeError, ValueError):
+        return False
+
+
 def check_respaced_ratio(answer) -> bool:
     """Exercise 2: for the linear schedule (T = 1000) respaced to 25 uniform steps, the ratio
     β'_i / β̃'_i at the respaced step i = 1 (the step from τ_1 down to τ_0 = 0)."""
+    ex = RESPACING_EXERCISE
+    T, steps, i = ex["T"], ex["steps"], ex["i"]
+    if _is_non_finite_number(answer):          # β'_0 / β̃'_0 = β_0 / 0: the first entry of the respaced arrays
+        return report(False, "an infinite (or NaN) ratio is the step i = 0, from τ_0 = 0 down to the data (the "
+                             "last sampling step), where β̃'_0 = 0 (ᾱ before τ_0 is 1, so the factor 1 − ᾱ_prev "
+                             f"of β̃' is 0). The exercise asks for i = {i}, the step from τ_{i} down to τ_0 = 0: "
+                             f"index {i} of the respaced betas and posterior_variance, not index 0.")
     value = as_float(answer)
     if value is None:
         return report(False, f"give one number (a float), not {answer!r}.")
-    ex = RESPACING_EXERCISE
-    T, steps, i = ex["T"], ex["steps"], ex["i"]
     full = NoiseSchedule.from_name("linear", T)
     respaced = _respaced(steps, T)
     tau = DDPMSampler(full, steps=steps).timesteps.flip(0)      # ascending τ_0 = 0 < τ_1 < ...
+    tau_exact = i * (T - 1) / (steps - 1)                        # linspace(0, T − 1, steps)[i] before rounding
+    tau_truncated = math.floor(tau_exact)
     right = float(respaced.betas[i] / respaced.posterior_variance[i])
     if close(value, right, REL_TOL):
         t = int(tau[i])
@@ -117,6 +134,11 @@ def check_respaced_ratio(answer) -> bool:
          "that uses the 'leading' spacing (0, 40, 80, ...). DDPMSampler's default, used here, is 'uniform': "
          "linspace(0, T − 1, steps) rounded."),
     ]
+    if tau_truncated != int(tau[i]):                             # τ_1 = 41 instead of 42
+        alpha_bar = full.alphas_cumprod
+        wrong.append((float((1 - alpha_bar[tau_truncated]) / (1 - alpha_bar[int(tau[i - 1])])),
+                      f"that uses τ_{i} = {tau_truncated}. τ is rounded, not truncated: linspace(0, {T - 1}, {steps}) "
+                      f"gives {tau_exact:g} for τ_{i}, which rounds to {int(tau[i])}."))
     for wrong_value, hint in wrong:
         if close(value, wrong_value, REL_TOL):
             return report(False, hint)
