@@ -7,7 +7,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -159,8 +159,8 @@ x0_real, _ = test_data.batch(list(range(N_SHOW)))       # (N_SHOW, 1, 28, 28) in
 #
 # $t = 0$ is the data and $t = 1$ the noise, the same direction as DDPM's index $t = 0 \dots T-1$. (Lipman et
 # al. and Liu et al. run their time the other way, from noise at 0 to data at 1; SD3 and this course
-# use the direction above. Lipman et al.'s "optimal transport" path, their eq. 22, is this line with
-# $\sigma_{\min} = 0$; Liu et al. call it *rectified flow*.) The velocity $v$ does not depend on $t$:
+# use the direction above. Lipman et al.'s "optimal transport" path (their §4.1, Example II) is this line
+# with $\sigma_{\min} = 0$; Liu et al. call it *rectified flow*.) The velocity $v$ does not depend on $t$:
 # every step along the line moves the same way. Unlike DDPM's integer index, $t$ is a real number:
 # `ddpm_teach.flow` calls it the **flow time**.
 #
@@ -254,30 +254,30 @@ plt.show()
 # interpolation (their Theorem 1), so run from $t = 1$ to $t = 0$ it turns noise into data.
 #
 # See it on a toy where $v^*$ is known exactly: **1-D data**, a mixture of two Gaussians at $\pm 1.5$
-# with standard deviation $s = 0.25$. Given the component $k$, $x_t$ is Gaussian with mean $(1-t)\mu_k$
-# and variance $(1-t)^2 s^2 + t^2$; Bayes' rule gives each component's weight, and each component's
+# with standard deviation $\delta = 0.25$. Given the component $k$, $x_t$ is Gaussian with mean $(1-t)\mu_k$
+# and variance $(1-t)^2 \delta^2 + t^2$; Bayes' rule gives each component's weight, and each component's
 # $\mathbb E[\varepsilon \mid x_t]$ and $\mathbb E[x_0 \mid x_t]$ are those of a Gaussian. The cell checks the
 # formula against a Monte-Carlo average of $\varepsilon - x_0$ over pairs whose $x_t$ falls in a narrow
 # window, then integrates the ODE with 200 small Euler steps.
 
 # %%
 TOY_MEANS = torch.tensor([-1.5, 1.5], dtype=torch.float64)      # two Gaussian components, equal weights
-TOY_S = 0.25                                                     # their standard deviation
+TOY_DELTA = 0.25                                                 # their standard deviation
 
 
 def toy_data(n: int, gen: torch.Generator) -> torch.Tensor:
     """n samples of the 1-D mixture, float64 [n]."""
     k = torch.randint(0, 2, (n,), generator=gen)
-    return TOY_MEANS[k] + TOY_S * torch.randn(n, generator=gen, dtype=torch.float64)
+    return TOY_MEANS[k] + TOY_DELTA * torch.randn(n, generator=gen, dtype=torch.float64)
 
 
 def marginal_velocity(x: torch.Tensor, t: float) -> torch.Tensor:
     """v*(x, t) = E[ε − x_0 | x_t = x] for the mixture, exactly: x [n] → [n]."""
-    variance = (1 - t) ** 2 * TOY_S**2 + t**2                     # of x_t given the component
+    variance = (1 - t) ** 2 * TOY_DELTA**2 + t**2                 # of x_t given the component
     diff = x[:, None] - (1 - t) * TOY_MEANS[None]                  # x − (1 − t)μ_k, (n, 2)
     weights = torch.softmax(-diff**2 / (2 * variance), dim=1)      # p(k | x_t = x): equal weights, equal variances
     eps_given_k = t / variance * diff                              # E[ε | x_t, k]
-    x0_given_k = TOY_MEANS[None] + (1 - t) * TOY_S**2 / variance * diff   # E[x_0 | x_t, k]
+    x0_given_k = TOY_MEANS[None] + (1 - t) * TOY_DELTA**2 / variance * diff   # E[x_0 | x_t, k]
     return (weights * (eps_given_k - x0_given_k)).sum(1)
 
 
@@ -303,13 +303,13 @@ ode_path = torch.stack(ode_path)                                  # (201, 2000)
 ends, data_check = ode_path[-1], toy_data(2000, generator(13))
 order_kept = bool((ends[starts.argsort()].diff() >= 0).all())
 print(f"ODE end points: {float((ends > 0).double().mean()):.2f} of them in the right component (data: 0.5), "
-      f"std within it {float(ends[ends > 0].std()):.2f} (data: s = {TOY_S})")
+      f"std within it {float(ends[ends > 0].std()):.2f} (data: δ = {TOY_DELTA})")
 print(f"the ODE keeps the order of the points (the paths never cross): {order_kept}")
 
 # %%
 grid_x = torch.linspace(-3.2, 3.2, 161, dtype=torch.float64)
 grid_t = torch.linspace(0, 1, 101, dtype=torch.float64)
-variances = (1 - grid_t[:, None, None]) ** 2 * TOY_S**2 + grid_t[:, None, None] ** 2           # (101, 1, 1)
+variances = (1 - grid_t[:, None, None]) ** 2 * TOY_DELTA**2 + grid_t[:, None, None] ** 2           # (101, 1, 1)
 density = (torch.exp(-(grid_x[None, :, None] - (1 - grid_t[:, None, None]) * TOY_MEANS) ** 2 / (2 * variances))
            / torch.sqrt(2 * math.pi * variances)).mean(-1)                                       # p_t(x), (101, 161)
 
@@ -469,7 +469,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Both curves start at the dotted line (the fresh model's $\hat v = 0$) and fall. No model can bring the
+# Both curves should start at the dotted line (the fresh model's $\hat v = 0$); how far does each fall? No model can bring the
 # loss to zero: it regresses onto $\varepsilon - x_0$, which $x_t$ does not determine (§1), so even $v^*$
 # leaves the spread of the targets around it (§8 looks at the loss per $t$).
 # As in notebook 04, the loss says little about how good the samples are; samples from both, with 16
@@ -490,7 +490,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The short run's images are blobs at best, and that is expected: it saw a small fraction of one pass
+# Expect the short run's images to be blobs at best: it saw a small fraction of one pass
 # over the data (notebook 04 made the same point for the ε-model). The shipped model, the same code
 # with more steps, a bigger UNet and the fast path, is the one the rest of the notebook samples.
 #
@@ -591,8 +591,8 @@ plt.show()
 # * **One Euler step** lands on $\hat x_0 = x_1 - \hat v(x_1, 1)$. §1 predicted the optimal velocity
 #   there is $x_1 - \mathbb E[x_0]$, so every column should show nearly the same blurry average garment;
 #   the printout measures how close it is to the mean test image, and how little the columns differ.
-# * **More steps** let the path bend (§1): the images sharpen and the columns become different garments.
-#   Where do the rows stop changing? The distances to the reference put a number on it.
+# * **More steps** let the path bend (§1): do the images sharpen, and do the columns become different
+#   garments? Where do the rows stop changing? The distances to the reference put a number on it.
 # * **Heun against Euler at the same NFE**: Heun is second order (09 §3) but pays two calls per step,
 #   so at 2 NFE it is a single corrected step. Compare the distances row by row.
 #
@@ -614,7 +614,9 @@ plt.show()
 # The cells below read the JSON file and print and plot whatever it holds. The comparison table takes,
 # at each NFE, the better of Euler and Heun for the flow model and the better of DDIM and
 # DPM-Solver++(2M) for the ε-model, and calls a difference resolved only when it is larger than 0.5:
-# the README's estimate of how much one model's FID moves with the sampling seed at $N = 1000$.
+# the README's estimate of how much one model's FID moves with the sampling seed at $N = 1000$. That
+# estimate comes from two seeds at FID ≈ 3; at the FIDs of 10-60 that the rows at 1-4 NFE reach, the
+# spread is likely larger, so read the verdicts there with care.
 
 # %%
 ddpm_teach.course.section("5. Flow against diffusion")
@@ -712,11 +714,21 @@ else:
 #
 # * **At 1-4 NFE**, which family is lower? A model whose sampling paths are straighter (§6) loses less
 #   to a coarse solver, and the comparison table says at each NFE whether the gap is larger than the
-#   seed spread.
+#   seed spread. But mind the grids: DDIM's uniform timesteps end at the DDPM index 0, with a last step
+#   from flow time ≈ 0.01 to 0 that hardly moves the image (§7), so at 2 NFE DDIM makes in effect one
+#   step; and it clips $\hat x_0$ (all of §5's DDIM rows do), which changes most at 1-2 NFE, where one
+#   call has to predict the whole image. A gap at 1-4 NFE can come from the grid and the clipping,
+#   not only from straightness. If you find the ε-model lower at 1 NFE although §6 says that straighter
+#   paths lose less to a coarse solver, check these causes before concluding anything about the models.
 # * **At 32-64 NFE**, both ODEs are solved accurately and FID measures the *models*, not the solvers:
 #   do the two families meet, or does one stay lower? Is that gap resolved?
 # * **Heun against Euler** for the flow model and **DPM-Solver++(2M) against DDIM** for the ε-model: does
-#   the second-order solver help at the same NFE, and from which NFE on?
+#   the second-order solver help at the same NFE at all, and if so, from which NFE on? A smaller solver
+#   error against the exact solve (§4) need not give a lower FID at few steps. A possible reason: Heun's
+#   correction evaluates the network at the end of an Euler trial step, a point that, with one or two
+#   big steps, may lie far from any path the network was trained near (notebook 09 §7 traced such a
+#   collapse for Heun on the ε-model, in the corrections of its long low-noise steps; for the flow
+#   model it is a hypothesis to check).
 # * **The floor** is what 1000 real images score against the test set; no row can be expected below it.
 # * Before concluding that one *objective* is better, check the header lines (which checkpoints, which $N$)
 #   and §3's printout: the comparison is fair only if both models had the same training budget. And one
@@ -725,7 +737,7 @@ else:
 #
 # ## 6. Straightness
 #
-# How straight are the paths that sampling actually follows? Liu et al. 2023 (eq. 8-9) measure it with the
+# How straight are the paths that sampling actually follows? Liu et al. 2023 measure it with the
 # **straightness** of a flow $x_t$ from its noise $x_1$ to its sample $x_0$:
 #
 # $$S = \int_0^1 \mathbb E\,\big\lVert (x_1 - x_0) - \tfrac{dx_t}{dt} \big\rVert^2\,dt ,$$
@@ -793,8 +805,8 @@ plt.show()
 # lines' own velocity for scale. Which model's paths are straighter, and by what factor? Does that fit
 # what §5's table shows at 1-4 NFE? Neither model has $S = 0$: the flow model's paths bend for the reason
 # of §1, however well it is trained. Liu et al.'s **reflow** straightens them: sample pairs
-# (noise, the model's image from it) and train again on the straight lines between *those*, which no
-# longer cross; the course does not do it.
+# (noise, the model's image from it) and train again on the straight lines between *those*, which
+# cross much less, so that repeated reflow makes the paths straighter; the course does not do it.
 #
 # ## 7. DDIM is flow Euler in other coordinates
 #
@@ -803,8 +815,8 @@ plt.show()
 #
 # $$c_t\,x_t = (1-s)\,x_0 + s\,\varepsilon, \qquad s = \frac{\sqrt{1-\bar\alpha_t}}{\sqrt{\bar\alpha_t} + \sqrt{1-\bar\alpha_t}},$$
 #
-# a point of the straight path at flow time $s$ (`flow.ddpm_time_to_flow`, and $c_t$ is
-# `flow.ddpm_to_flow_scale`; in 09's $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$, $s = \sigma/(1+\sigma)$).
+# a point of the straight path at flow time $s$ (the $t_{\text{flow}}$ of §6; `flow.ddpm_time_to_flow`, and
+# $c_t$ is `flow.ddpm_to_flow_scale`; in 09's $\sigma = \sqrt{(1-\bar\alpha)/\bar\alpha}$, $s = \sigma/(1+\sigma)$).
 # An ε-model's prediction gives $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon)/\sqrt{\bar\alpha_t}$,
 # the same $\hat x_0$ as $(x - s\hat\varepsilon)/(1-s)$ in flow coordinates $x = c_t x_t$, and so a velocity
 # $\hat v = \hat\varepsilon - \hat x_0$ (`flow.EpsAsVelocity` wraps an ε-model this way).
@@ -818,9 +830,12 @@ plt.show()
 # = (1-s')\,\hat x_0 + s'\,\hat\varepsilon .$$
 #
 # The same point. **Deterministic DDIM is Euler's method on the straight-path ODE of the ε-model**, on
-# the flow times of its timesteps. (Notebook 09 found it to be Euler in $\tilde x = x_t/\sqrt{\bar\alpha}$ and
-# $\sigma$: the straight-path coordinates are those, rescaled by $1/(1+\sigma)$; an Euler step does not
-# care, because the rescaling is linear along each ray.) So the difference between a flow model and an
+# the flow times of its timesteps. Notebook 09 found it to be Euler in $\tilde x = x_t/\sqrt{\bar\alpha}$ and
+# $\sigma$. The straight-path coordinates are $x = \tilde x/(1+\sigma)$ at $s = \sigma/(1+\sigma)$, and this
+# change of variables maps the line $\hat x_0 + \sigma\hat\varepsilon$ onto the line
+# $(1-s)\,\hat x_0 + s\,\hat\varepsilon$. In both coordinates an Euler step holds $\hat x_0$ and $\hat\varepsilon$
+# fixed and moves along that line, so both land on the same point; for a general change of variables
+# the Euler steps would differ. So the difference between a flow model and an
 # ε-model is not the sampler: it is **which velocity field the network learned**, and so how straight
 # its paths are (§6).
 #
@@ -839,8 +854,10 @@ print("FlowEulerSampler.from_ddpm_timesteps(schedule, ddim_10.timesteps).times e
 
 # %% [markdown]
 # DDIM's uniform timesteps are far from uniform in flow time: they crowd near $s = 1$, where $\bar\alpha$
-# is tiny, and leave a long last step to the data. And DDIM starts at $s_{999} < 1$, not at pure noise:
-# the flow sampler there starts from $c_{999}\,x_T$.
+# is tiny. At the other end, the last DDIM step runs from the DDPM index $t = 0$ (flow time
+# $s \approx 0.01$) to the image at $s = 0$: DDIM's last network call hardly moves the image, while the
+# step before it is long (in the table above, $s \approx 0.28 \to 0.01$). And DDIM starts at $s_{999} < 1$,
+# not at pure noise: the flow sampler there starts from $c_{999}\,x_T$.
 #
 # The numerical check with the shipped ε-model: DDIM ($\eta = 0$, **no** $\hat x_0$ clipping, because
 # clipping is not part of the ODE) against `FlowEulerSampler.from_ddpm_timesteps` on `EpsAsVelocity(eps_model, schedule)`,
@@ -870,8 +887,9 @@ print(f"(with the course's default x̂_0 clipping, DDIM differs from the ODE by 
 
 # %% [markdown]
 # Float32 rounding apart, the two are the same computation. One consequence: everything notebook 09
-# measured about DDIM is a measurement of flow Euler on the ε-model's velocity field, and §5's table
-# compares two velocity fields under the same kind of solver.
+# measured about *unclipped* DDIM is a measurement of flow Euler on the ε-model's velocity field. §5's
+# DDIM rows clip $\hat x_0$ (the course's default, not part of the ODE) and run on DDIM's own grid, so
+# there the two families differ in the velocity field, in the clipping and in the step grid.
 #
 # ## 8. What SD3 changed
 #
@@ -953,9 +971,11 @@ plt.show()
 #
 # **2. A shifted step grid** (their §5.3.2). At higher resolution, the same noise level destroys less of an image
 # (neighbouring pixels average their noise away), so SD3 moves the sampling steps towards the noise:
-# $t \mapsto s\,t/(1 + (s-1)\,t)$ with a shift $s > 1$ that grows with the number of pixels.
-# `flow.flow_time_grid(K, shift=s)` makes such a grid (`--flow-shift s` on the command line);
-# $s = 1$ is uniform. The first cell below prints 8-step grids; the second prints what the course holds
+# $t \mapsto \alpha t/(1 + (\alpha-1)\,t)$ with a shift $\alpha > 1$ that grows with the number of pixels
+# (SD3's $\alpha = \sqrt{m/n}$, with $m$ and $n$ the pixel counts of the target and of the base resolution,
+# not the logit-normal $m$ above).
+# `flow.flow_time_grid(K, shift=α)` makes such a grid (`--flow-shift α` on the command line);
+# $\alpha = 1$ is uniform. The first cell below prints 8-step grids; the second prints what the course holds
 # about logit-normal training, then measures, on the images of §4, the distance of a 4-step Euler solve
 # from §4's reference with and without a shift.
 
@@ -1023,7 +1043,7 @@ ddpm_teach.course.section("9. Exercises")
 #   the two weights; scaled by $c = 1/(\sqrt{\bar\alpha} + \sqrt{1-\bar\alpha})$ each of its points lies on
 #   the straight line.
 # * **What the network learns.** Trained on one pair at a time, it learns the average velocity
-#   $v^*(x, t) = \mathbb E[\varepsilon - x_0 \mid x_t = x]$ (Lipman et al. Theorem 2), whose ODE carries noise
+#   $v^*(x, t) = \mathbb E[\varepsilon - x_0 \mid x_t = x]$ (Lipman et al. Theorem 2: the same gradients as regressing on $v^*$), whose ODE carries noise
 #   to data along curved, non-crossing paths (the 1-D toy, exactly).
 # * **The loss** $\lVert(\varepsilon - x_0) - v_\theta(x_t, t)\rVert^2$ with $t \sim \mathcal U(0, 1)$ is
 #   `flow.flow_loss`, checked by hand; the UNet sees $t \cdot 999$ so that its sinusoidal embedding
@@ -1034,12 +1054,13 @@ ddpm_teach.course.section("9. Exercises")
 #   how close the shipped model comes.
 # * **Flow against diffusion** at equal NFE: §5 reads classifier-FID against NFE, with $N$ and the floor,
 #   from `benchmarks/results/flow_vs_diffusion.json` and says at which NFE a gap is resolved.
-# * **Straightness** $S$ (Liu et al. eq. 8-9) measures how much the sampling paths bend; $S = 0$ would
+# * **Straightness** $S$ (Liu et al. 2023) measures how much the sampling paths bend; $S = 0$ would
 #   make one Euler step exact. §6 measures it for both models on the same noise.
 # * **DDIM is flow Euler**: in the coordinates $c\,x_t$ at flow time $\sqrt{1-\bar\alpha}/(\sqrt{\bar\alpha}
 #   + \sqrt{1-\bar\alpha})$, a deterministic DDIM step is an Euler step of the ε-model's velocity
 #   $\hat\varepsilon - \hat x_0$; `FlowEulerSampler.from_ddpm_timesteps` on `EpsAsVelocity` reproduces DDIM
-#   to float32 rounding. What differs between the two models is the velocity field, not the solver.
+#   to float32 rounding. What differs between the two models is the velocity field, not the solver (§5's
+#   DDIM rows also clip $\hat x_0$ and keep DDIM's own grid).
 # * **SD3** draws training times from a logit-normal (more weight in the middle of the path) and shifts the
 #   sampling grid towards the noise at high resolution (`flow_time_grid(K, shift)`); §8 prints whether the
 #   course's benchmark measures logit-normal training.
@@ -1085,7 +1106,8 @@ ddpm_teach.exercises.nb11.check_budget_steps(answer_3)
 
 # %% cellView="form" jupyter={"source_hidden": true}
 # @title Solution to exercise 4 (double-click to show the code)
-# v_i = Δx_i/Δt_i, D = (x_K − x_0)/(t_K − t_0), S = Σ |Δt_i|/|t_K − t_0| · (D − v_i)².
+# v_i = Δx_i/Δt_i, D = (x(t_K) − x(t_0))/(t_K − t_0) (= x_1 − x_0 in §6's notation: x_1 noise, x_0 sample),
+# S = Σ |Δt_i|/|t_K − t_0| · (D − v_i)².
 times_4, xs_4 = (1.0, 0.8, 0.0), (1.0, 0.6, 0.2)
 velocities = [(xs_4[i + 1] - xs_4[i]) / (times_4[i + 1] - times_4[i]) for i in range(2)]     # 2, 0.5
 line_velocity = (xs_4[-1] - xs_4[0]) / (times_4[-1] - times_4[0])                          # 0.8

@@ -2,7 +2,7 @@
 names the slip.  The expected values are recomputed here from the definitions, in numpy: the straight
 path x_t = (1 − t)x_0 + tε with v = ε − x_0, the flow time t = √(1−ᾱ)/(√ᾱ + √(1−ᾱ)) of a DDPM
 timestep on the linear schedule, the flow Heun's 2 calls on every step, and the straightness S
-(Liu et al. 2023, eq. 8-9) as a time-weighted mean of (D − v_i)²."""
+(Liu et al. 2023) as a time-weighted mean of (D − v_i)²."""
 from __future__ import annotations
 
 import math
@@ -78,6 +78,12 @@ def test_flow_time_right_answers(capsys):
     (500 / 999, "fraction of the steps"),
     (round(flow_time(499), 4), "0-based"),
     (round(flow_time(501), 4), "0-based"),
+    (round(flow_time(501), 3), "0-based"),             # 0.776
+    (0.774, "cut off"),                                 # index 499 rounded, or the right value truncated
+    (0.774, "0-based"),
+    (999 * flow_time(500), "t·999"),                   # the UNet's time input
+    (774, "t·999"),
+    (1000 * flow_time(500), "t·999"),
     (math.sqrt(1 - ALPHA_BAR[500]), "scale x_t by"),
     (1 - flow_time(500), "weight of the data"),
     (1 - ALPHA_BAR[500], "*variances*"),
@@ -88,6 +94,15 @@ def test_flow_time_right_answers(capsys):
 ])
 def test_flow_time_wrong_answers_get_hints(capsys, wrong, words):
     assert words in hint(capsys, nb11.check_flow_time, wrong)
+
+
+def test_flow_time_wrong_index_band_stays_clear_of_the_right_answers(capsys):
+    right = flow_time(500)
+    assert round(flow_time(501), 3) == 0.776 and round(flow_time(499), 3) == 0.774 and round(right, 3) == 0.775
+    gap = min(abs(flow_time(501) - right), abs(right - flow_time(499)))
+    assert gap - nb11.WRONG_INDEX_TOL > nb11.FLOW_TIME_TOL                # the two bands do not touch
+    for answer in (right - 0.99 * nb11.FLOW_TIME_TOL, right + 0.99 * nb11.FLOW_TIME_TOL):
+        assert passes(capsys, nb11.check_flow_time, answer) is True
 
 
 def test_flow_time_rejects_malformed_answers(capsys):
@@ -155,6 +170,8 @@ def test_straightness_right_answers(capsys):
     (0.2 * 2.8**2 + 0.8 * 1.3**2, "same sign convention"),
     (0.6, "do not take the square root"),
     (0.2 * 1.2 + 0.8 * 0.3, "not the distance |D − v_i|"),
+    (0.8 * 1.44 + 0.2 * 0.09, "weights are swapped"),  # 1.17: |Δt| of the other step
+    (1.17, "weights are swapped"),
     (1.0, "compute each step's velocity"),
 ])
 def test_straightness_wrong_answers_get_hints(capsys, wrong, words):

@@ -29,6 +29,8 @@ VELOCITY_EXERCISE = {"t": 0.25, "x_t": 0.5, "v": -1.2}
 # exercise 2: the flow time of a DDPM timestep (0-based) on the linear schedule
 DDPM_TIME_EXERCISE = {"T": 1000, "t_index": 500}
 FLOW_TIME_TOL = 2e-4          # absolute: 3 decimals, correctly rounded, pass
+WRONG_INDEX_TOL = 6e-4        # absolute, around the flow times of indices 499 and 501 (3 decimals rounded: 0.774, 0.776);
+                              # the two are ≈ 9.6e-4 from the right value, so this band stays clear of FLOW_TIME_TOL's
 # exercise 3: the most flow-Euler and flow-Heun steps that fit a budget of network evaluations
 BUDGET_EXERCISE = {"budget": 25}
 # exercise 4: the straightness S of one pixel's 2-step path
@@ -134,7 +136,16 @@ def check_flow_time(answer) -> bool:
         return report(False, "the flow time is not the fraction of the steps done. It is where x_t, scaled so that "
                              "its two weights add up to 1, lies on the straight line: with weights √ᾱ (data) and "
                              "√(1−ᾱ) (noise), t = √(1−ᾱ)/(√ᾱ + √(1−ᾱ)).")
-    if near(float(ddpm_time_to_flow(schedule, k - 1)), 5e-5) or near(float(ddpm_time_to_flow(schedule, k + 1)), 5e-5):
+    if near(999 * right, 1.0) or near(ex["T"] * right, 1.0):
+        return report(False, "that is t·999, the UNet's time input (flow.network_time); the flow time itself lies "
+                             "in [0, 1].")
+    truncated = math.floor(right * 1000) / 1000
+    if abs(value - truncated) < 1e-6:
+        return report(False, f"{truncated:.3f} is either the right value cut off after 3 decimals instead of "
+                             f"rounded (round it, or give more decimals), or the right formula at the wrong "
+                             f"timestep: index {k} is 0-based, so use schedule.alphas_cumprod[{k}], not [{k - 1}].")
+    if near(float(ddpm_time_to_flow(schedule, k - 1)), WRONG_INDEX_TOL) or \
+            near(float(ddpm_time_to_flow(schedule, k + 1)), WRONG_INDEX_TOL):
         return report(False, f"the right formula at the wrong timestep: index {k} is 0-based, so use "
                              f"schedule.alphas_cumprod[{k}] (the paper would call it t = {k + 1}).")
     if near(b):
@@ -236,7 +247,8 @@ def check_straightness(answer) -> bool:
     right = straightness_answer()
     if _near(value, right):
         return report(True, "", success=f"Correct! v_0 = (0.6 − 1.0)/(0.8 − 1) = 2, v_1 = (0.2 − 0.6)/(0 − 0.8) = 0.5, "
-                                         f"the line's D = (0.2 − 1.0)/(0 − 1) = 0.8, and S = 0.2·(0.8 − 2)² + "
+                                         f"the line's D = (x(t_K) − x(t_0))/(t_K − t_0) = (0.2 − 1.0)/(0 − 1) = 0.8 "
+                                         f"(= x_1 − x_0 in §6's notation, x_1 the noise, x_0 the sample), and S = 0.2·(0.8 − 2)² + "
                                          f"0.8·(0.8 − 0.5)² = {right:g}.")
     ex = STRAIGHTNESS_EXERCISE
     t, x = ex["times"], ex["x"]
@@ -247,6 +259,10 @@ def check_straightness(answer) -> bool:
     sq = [(line - vi) ** 2 for vi in v]
     moves, line_move = [x[1] - x[0], x[2] - x[1]], x[2] - x[0]
     slips = [
+        (sum(w * s for w, s in zip(reversed(weights), sq)),
+         "the weights are swapped: each step's (D − v_i)² gets its *own* step's share of the time. The first step, "
+         "t = 1 → 0.8 (v_0 = 2), lasts |Δt_0| = 0.2, so its weight is 0.2; the second, t = 0.8 → 0 (v_1 = 0.5), "
+         "lasts 0.8."),
         (sum(sq) / 2, "weight each step's ‖D − v_i‖² by its share of the time, |Δt_i|/|t_K − t_0| (0.2 and 0.8 "
                       "here), not equally: S is an integral over t."),
         (sum(sq), "S is a weighted *mean* over the steps, each weighted by |Δt_i|/|t_K − t_0| (0.2 and 0.8 here), "
@@ -256,8 +272,8 @@ def check_straightness(answer) -> bool:
         (sum((line_move - m) ** 2 for m in moves) / 2,
          "those are displacements, not velocities: divide each step's change of x by its Δt (and D by t_K − t_0)."),
         (sum(w * (-line - vi) ** 2 for w, vi in zip(weights, v)),
-         "D and the v_i must use the same sign convention: D = (x_K − x_0)/(t_K − t_0) and v_i = (x_{i+1} − x_i)/"
-         "(t_{i+1} − t_i), both with the negative Δt of a path that runs from t = 1 to t = 0."),
+         "D and the v_i must use the same sign convention: D = (x(t_K) − x(t_0))/(t_K − t_0) and v_i = "
+         "(x(t_{i+1}) − x(t_i))/(t_{i+1} − t_i), both with the negative Δt of a path that runs from t = 1 to t = 0."),
         (math.sqrt(right), "S uses the squared distance ‖D − v_i‖², not the distance: do not take the square root."),
         (sum(w * abs(line - vi) for w, vi in zip(weights, v)),
          "S uses the squared distance ‖D − v_i‖², not the distance |D − v_i|."),
@@ -265,5 +281,6 @@ def check_straightness(answer) -> bool:
     for target, hint in slips:
         if _near(value, target):
             return report(False, hint)
-    return report(False, "compute each step's velocity v_i = (x_{i+1} − x_i)/(t_{i+1} − t_i), the straight line's "
-                         "D = (x_K − x_0)/(t_K − t_0), and S = Σ_i |Δt_i|/|t_K − t_0| · (D − v_i)².")
+    return report(False, "compute each step's velocity v_i = (x(t_{i+1}) − x(t_i))/(t_{i+1} − t_i), the straight "
+                         "line's D = (x(t_K) − x(t_0))/(t_K − t_0) (= x_1 − x_0 in §6's notation: x_1 the noise, x_0 "
+                         "the sample), and S = Σ_i |Δt_i|/|t_K − t_0| · (D − v_i)².")
