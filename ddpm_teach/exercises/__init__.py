@@ -7,8 +7,9 @@ or prints a hint that says what to look at and returns False.  They are tested i
 from __future__ import annotations
 
 import math
+import numbers
 
-__all__ = ["report", "as_float", "close"]
+__all__ = ["report", "as_float", "as_whole_number", "close"]
 
 
 def report(ok: bool, hint: str, success: str = "Correct!") -> bool:
@@ -30,6 +31,19 @@ def as_float(answer, *, strings: bool = False) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def as_whole_number(answer) -> int | None:
+    """The learner's answer as an int when it is a whole number (``3``, ``3.0``, a one-element tensor);
+    None for anything else, ``True`` included."""
+    if isinstance(answer, bool):
+        return None
+    if isinstance(answer, numbers.Integral):
+        return int(answer)
+    value = as_float(answer)
+    if value is None or value != int(value):
+        return None
+    return int(value)
 
 
 def close(a: float, b: float, rel: float) -> bool:

@@ -11,7 +11,6 @@ The notation is the notebook's (Karras et al. 2022 §2-3, in the course's ᾱ):
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable
 
 import torch
@@ -19,7 +18,7 @@ import torch
 from ..samplers import DDIMSampler
 from ..schedules import NoiseSchedule
 from ..solvers import DPMSolverPP2MSampler, HeunSampler
-from . import as_float, report
+from . import as_float, as_whole_number, report
 
 __all__ = ["BUDGET_EXERCISE", "STEP_EXERCISE", "budget_steps_answer", "check_budget_steps", "check_first_order_step"]
 
@@ -49,23 +48,13 @@ def budget_steps_answer() -> tuple[int, int]:
     return most_steps(DPMSolverPP2MSampler), most_steps(HeunSampler)
 
 
-def _as_whole_number(answer) -> int | None:
-    if isinstance(answer, bool):
-        return None
-    if isinstance(answer, numbers.Integral):
-        return int(answer)
-    value = as_float(answer)
-    if value is None or value != int(value):
-        return None
-    return int(value)
-
 
 def check_budget_steps(answer) -> bool:
     """Exercise 1: with at most 30 network evaluations per batch (linear schedule, T = 1000, no guidance),
     how many steps can DPM-Solver++(2M) take, and how many Heun's method? ``answer = (dpm_steps, heun_steps)``."""
     if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
         return report(False, f"give two whole numbers, (DPM-Solver++(2M) steps, Heun steps), not {answer!r}.")
-    dpm, heun = (_as_whole_number(value) for value in answer)
+    dpm, heun = (as_whole_number(value) for value in answer)
     if dpm is None or heun is None:
         return report(False, f"give two whole numbers, (DPM-Solver++(2M) steps, Heun steps), not {answer!r}.")
     budget = BUDGET_EXERCISE["budget"]

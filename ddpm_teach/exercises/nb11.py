@@ -11,14 +11,13 @@ The notation is the notebook's (t ∈ [0, 1], t = 0 data, t = 1 noise)::
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from ..flow import (FlowEulerSampler, FlowHeunSampler, ddpm_time_to_flow, flow_eps_from_v, flow_x0_from_v,
                     path_straightness)
 from ..schedules import NoiseSchedule
-from . import as_float, report
+from . import as_float, as_whole_number, report
 
 __all__ = ["VELOCITY_EXERCISE", "DDPM_TIME_EXERCISE", "BUDGET_EXERCISE", "STRAIGHTNESS_EXERCISE",
            "x0_eps_answer", "flow_time_answer", "budget_steps_answer", "straightness_answer",
@@ -181,23 +180,13 @@ def budget_steps_answer() -> tuple[int, int]:
     return most_steps(FlowEulerSampler), most_steps(FlowHeunSampler)
 
 
-def _whole_number(answer) -> int | None:
-    if isinstance(answer, bool):
-        return None
-    if isinstance(answer, numbers.Integral):
-        return int(answer)
-    value = as_float(answer)
-    if value is None or value != int(value):
-        return None
-    return int(value)
-
 
 def check_budget_steps(answer) -> bool:
     """Exercise 3: with at most 25 network evaluations per image, how many steps can the flow Euler sampler
     take, and how many the flow Heun sampler (``FlowHeunSampler``)?  ``answer = (euler_steps, heun_steps)``."""
     if isinstance(answer, (str, bytes)) or not hasattr(answer, "__len__") or len(answer) != 2:
         return report(False, f"give two whole numbers, (Euler steps, Heun steps), not {answer!r}.")
-    euler, heun = (_whole_number(value) for value in answer)
+    euler, heun = (as_whole_number(value) for value in answer)
     if euler is None or heun is None:
         return report(False, f"give two whole numbers, (Euler steps, Heun steps), not {answer!r}.")
     budget = BUDGET_EXERCISE["budget"]
