@@ -210,8 +210,11 @@ def plot(rows: list[dict], n: int, path: Path) -> Path:
     ax.set_yscale("log")
     nfes = sorted({r["nfe"] for r in fid_rows})
     ax.set_xticks(nfes, [str(k) for k in nfes])
-    for axis_formatter in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
-        axis_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    low, high = ax.get_ylim()
+    ax.set_yticks([y for y in (0.1, 0.2, 0.5, 1, 2, 3, 5, 10, 20, 50, 100) if low <= y <= high])
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(True, which="major", alpha=0.3)
     ax.set_xlabel("network evaluations (NFE)")
     ax.set_ylabel("classifier-FID")
     ax.set_title(f"flow matching vs diffusion, N={n}")
