@@ -41,8 +41,8 @@
 #
 # **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 9 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 12-18 s
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 10 s · GPU: not measured
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 12-18 s (three runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 10 s (AMD) · GPU: not measured
 #
 # Most of it is starting the kernel, importing and drawing figures. Slower on a CPU with fewer cores or
 # on a busy machine; the last cell prints this run's time per section.
@@ -545,7 +545,8 @@ ddpm_teach.exercises.nb02.check_smallest_T(answer_2)
 #
 # The cell below prints how long each section of this notebook took here, on this machine; compare it
 # with the runtime note at the top. The printed total covers the sections only; the runtime note at the
-# top also counts starting the kernel and importing, a few seconds more.
+# top also counts starting the kernel and importing: typically 5-15 s more, and runs vary with
+# the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -48,8 +48,8 @@
 #
 # **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 78 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 98-120 s
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 20 s · GPU: not measured
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 91-120 s (four runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 19-20 s (AMD) · GPU: not measured
 #
 # Most of it is the short training run of §10. Slower on a CPU with fewer cores or no native
 # bf16, or on a busy machine; the last cell prints this run's time per section.
@@ -1243,7 +1243,8 @@ ddpm_teach.exercises.nb04.check_ema(d_49, window_late)
 #
 # The cell below prints how long each section of this notebook took here, on this machine; compare it
 # with the runtime note at the top. The printed total covers the sections only; the runtime note at the
-# top also counts starting the kernel and importing, a few seconds more.
+# top also counts starting the kernel and importing: typically 5-15 s more, and runs vary with
+# the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -739,7 +739,8 @@ ddpm_teach.exercises.nb05.check_larger_variance("fixed_large")
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
 # at this size; compare it with the runtime note at the top. The printed total covers the timed sections
-# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
+# only; the runtime note also counts starting the kernel and importing torch and the course:
+# typically 5-15 s more, and runs vary with the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

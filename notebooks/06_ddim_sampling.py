@@ -43,8 +43,8 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 164 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 241-283 s (three runs)
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 18 s (AMD, 2026-12-07).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 226-283 s (four runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 14-18 s (AMD, 2026-12-07).
 #   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it is the quality table of section 7: 12 sampling runs of `N_FID` images.
 
@@ -837,7 +837,8 @@ ddpm_teach.exercises.nb06.check_timesteps(answer_2)
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
 # at this size; compare it with the runtime note at the top. The printed total covers the timed sections
-# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
+# only; the runtime note also counts starting the kernel and importing torch and the course:
+# typically 5-15 s more, and runs vary with the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

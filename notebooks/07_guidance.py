@@ -42,8 +42,8 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 204 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 283-326 s (three runs)
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 19 s (AMD, 2026-12-07).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 251-326 s (four runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 14-19 s (AMD, 2026-12-07).
 #   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it is sampling for the measured sweep of §5 (a guided step costs two UNet evaluations per image).
 #
@@ -599,9 +599,10 @@ plt.show()
 # * **The time column** shows the price of guidance. At $s = 0$ and $s = 1$ each step is one UNet
 #   evaluation per image; at every other $s$ it is two, the conditional and the unconditional one,
 #   which `guided_model_output` (called by `sample`) runs as **one batch of $2N$** images. Divide a
-#   guided row's time by the $s = 1$ row's to read the price on this machine. It is at most about
-#   twice, and less on a CPU where a batch of $N$ does not yet keep all the cores busy: the doubled
-#   batch then uses them better, so it takes less than twice as long.
+#   guided row's time by the $s = 1$ row's to read the price on this machine. The work is twice as
+#   much; the time can come out below twice (on a CPU whose cores a batch of $N$ does not yet keep
+#   busy, the doubled batch uses them better) or above (a machine busy with other jobs, or a doubled
+#   batch that no longer fits the caches): the table says which happened here.
 # * **How much to trust it**: with $N$ = a few hundred, FID has a large bias and a noticeable
 #   random error; compare each FID with the floor, and compare scales with each other (same noise,
 #   same $N$) rather than with published numbers. The classifier that measures accuracy is not the
@@ -766,7 +767,8 @@ ddpm_teach.exercises.nb07.check_model_evaluations(sum(100 * 25 * p for p in pass
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
 # at this size; compare it with the runtime note at the top. The printed total covers the timed sections
-# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
+# only; the runtime note also counts starting the kernel and importing torch and the course:
+# typically 5-15 s more, and runs vary with the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

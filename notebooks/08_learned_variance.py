@@ -45,8 +45,8 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 200 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 247-316 s (three runs)
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 18 s (AMD, 2026-12-07).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 232-316 s (four runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 17-18 s (AMD, 2026-12-07).
 #   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it is the sampling and scoring of section 8 (4 configurations × (25 + 50 + 100) steps × 96 images).
 #
@@ -860,7 +860,8 @@ ddpm_teach.exercises.nb08.check_respaced_ratio(answer_2)
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
 # at this size; compare it with the runtime note at the top. The printed total covers the timed sections
-# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
+# only; the runtime note also counts starting the kernel and importing torch and the course:
+# typically 5-15 s more, and runs vary with the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

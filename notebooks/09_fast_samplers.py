@@ -56,8 +56,8 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX: not measured
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 68-78 s (three runs)
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 14 s (AMD, 2026-12-07).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 66-78 s (four runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 13-14 s (AMD, 2026-12-07).
 #   Slower without AVX-512, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - §8's FID table is read from `benchmarks/results/quality_n1000.json`, not computed here (its benchmark takes about 40 min on the AMD).
 #
@@ -1143,7 +1143,8 @@ ddpm_teach.exercises.nb09.check_first_order_step(dpm_solver_1_step)
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
 # at this size; compare it with the runtime note at the top. The printed total covers the timed sections
-# only; the runtime note also counts starting the kernel and importing torch and the course, a few seconds more.
+# only; the runtime note also counts starting the kernel and importing torch and the course:
+# typically 5-15 s more, and runs vary with the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

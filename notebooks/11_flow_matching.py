@@ -55,10 +55,9 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX: not measured (this notebook was written on the AMD machine only).
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02): RUNTIME_FULL s
-# - Slower with fewer cores, without AVX-512, or on a busy machine. The last cell prints this run's time
-#   per section. GPU: not measured (no GPU was lent for this course's work).
-# - CI size (`DDPM_TEACH_SIZE=ci`, what `pytest --nbval` runs): about 20 s on the AMD idle (2026-12-02), about 4 min with a training job beside it.
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-07): 108-123 s (two runs)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 21-24 s (AMD, 2026-12-07). Slower with fewer cores,
+#   no native bf16 or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - §5's FID table is read from `benchmarks/results/flow_vs_diffusion.json`, not computed here (its benchmark samples 1000 images per row).
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) changes how many images the
@@ -991,8 +990,13 @@ print(f"t_sampling of the shipped flow model: {flow_ckpt['train_config']['t_samp
 if logit_rows:
     print(f"{RESULTS_PATH.name} holds {len(logit_rows)} row(s) that mention logit-normal training:")
     for row in logit_rows:
-        print(f"  {row['setting']}: " + (f"FID {row['fid']:.3f} (N = {row['n']})" if "fid" in row else
-                                        f"S = {row.get('straightness', float('nan')):.4f}"))
+        if "fid" in row:       # beside the uniform-t row of the same family and NFE (§5's table)
+            uniform = next((r for r in fid_rows(results) if r["family"] == row["family"].replace(" (logit-normal t)", "")
+                            and r["nfe"] == row["nfe"] and r["n"] == row["n"]), None)
+            against = f"; uniform t {uniform['fid']:.3f}, ratio {row['fid'] / uniform['fid']:.2f}" if uniform else ""
+            print(f"  {row['setting']}: FID {row['fid']:.3f} (N = {row['n']}){against}")
+        else:
+            print(f"  {row['setting']}: S = {row.get('straightness', float('nan')):.4f}")
 else:
     print(f"{RESULTS_PATH.name} holds no logit-normal rows: this notebook does not measure whether logit-normal t "
           "helps on Fashion-MNIST")
@@ -1122,7 +1126,9 @@ ddpm_teach.exercises.nb11.check_straightness(S_by_hand)
 # ## Run time on your machine
 #
 # The cell below prints how long each section of this notebook took to run here, on this machine and
-# at this size; compare it with the runtime note at the top.
+# at this size; compare it with the runtime note at the top. The printed total covers the sections only;
+# the runtime note also counts starting the kernel and importing: typically 5-15 s more, and runs vary
+# with the machine's load.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
