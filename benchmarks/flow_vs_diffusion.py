@@ -73,21 +73,21 @@ def load_model(path: Path, objective: str, device, what: str):
     model, schedule, ckpt = load_diffusion_model(path, device=device)
     if checkpoint_objective(ckpt) != objective:
         raise SystemExit(f"{what} {path} is a {checkpoint_objective(ckpt)!r} model, not {objective!r}")
-    return model, schedule
+    return model, schedule, ckpt
 
 
 def run(args, on_row=None, done: list[dict] | None = None) -> list[dict]:
     """Measure every row (or keep it from ``done``); ``on_row(rows)`` after each one."""
     device = pick_device(args.device)
-    flow_model, _ = load_model(Path(args.flow_checkpoint), "flow", device, "--flow-checkpoint")
-    eps_model, schedule = load_model(Path(args.eps_checkpoint), "eps", device, "--eps-checkpoint")
+    flow_model, _, _ = load_model(Path(args.flow_checkpoint), "flow", device, "--flow-checkpoint")
+    eps_model, schedule, _ = load_model(Path(args.eps_checkpoint), "eps", device, "--eps-checkpoint")
     if flow_model.config.image_size != eps_model.config.image_size or flow_model.config.in_channels != eps_model.config.in_channels:
         raise SystemExit("the flow and ε models must make images of one shape, to start from the same noise")
     ln_model = None
     if args.logit_normal_checkpoint:
-        ln_model, _ = load_model(Path(args.logit_normal_checkpoint), "flow", device, "--logit-normal-checkpoint")
-        t_sampling = torch.load(args.logit_normal_checkpoint, map_location="cpu", weights_only=True)["train_config"].get(
-            "t_sampling")
+        ln_model, _, ln_ckpt = load_model(Path(args.logit_normal_checkpoint), "flow", device,
+                                          "--logit-normal-checkpoint")
+        t_sampling = ln_ckpt["train_config"].get("t_sampling")
         if t_sampling != "logit_normal":
             raise SystemExit(f"--logit-normal-checkpoint {args.logit_normal_checkpoint} was trained with t_sampling="
                              f"{t_sampling!r}: give one trained with --t-sampling logit_normal")

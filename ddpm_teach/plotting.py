@@ -37,6 +37,7 @@ __all__ = [
     "smooth_ema",
     "plot_loss_curve",
     "draw_unet",
+    "plot_ddim_terms",
 ]
 
 # axis labels for the schedule quantities that notebook 02 plots
@@ -424,8 +425,6 @@ def plot_ddim_terms(*, x_t: torch.Tensor, pred_x0: torch.Tensor, x0_term: torch.
     fig.suptitle(f"DDIM eq. 12, term by term (η = {eta:g}): x_prev = √ᾱ_prev·x̂_0 + direction + noise", fontsize=10)
     return fig
 
-
-__all__ += ["plot_ddim_terms"]
 
 
 # box colours of the UNet diagram, by kind of block
