@@ -6,6 +6,8 @@ A checkpoint is a dict::
      "model_config": {...}, "model": state_dict, ...}
 
 Diffusion checkpoints also hold ``"schedule"`` (see ``NoiseSchedule.to_config``), ``"ema"``
+(the EMA weights), ``"autoencoder"`` (latent diffusion: the embedded autoencoder, see
+:mod:`ddpm_teach.latent`), ``"ema"``
 (the EMA weights), ``"train_config"``, ``"dataset"`` and, while training, the optimizer, LR
 scheduler, grad scaler, RNG states, ``"step"`` and ``"loss_history"``.  Nothing in it is code,
 so it loads with ``torch.load(..., weights_only=True)``: a file that needs unpickling of
@@ -121,7 +123,7 @@ def strip_for_inference(ckpt: dict) -> dict:
     """Keep only what sampling needs (EMA weights as ``model``, configs, scores): the small
     files shipped in ``checkpoints/``."""
     keep = {k: ckpt[k] for k in ("kind", "model_config", "schedule", "train_config", "dataset", "step", "scores", "weights",
-                                 "loss_history") if k in ckpt}
+                                 "loss_history", "autoencoder") if k in ckpt}
     keep["model"] = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
     keep["ema"] = None
     return keep

@@ -1,4 +1,4 @@
-"""The command line: ``python -m ddpm_teach train | sample | evaluate | export | train-classifier``.
+"""The command line: ``python -m ddpm_teach train | sample | evaluate | export | train-classifier | train-autoencoder``.
 
 The flags of ``train`` are built from the fields of :class:`TrainConfig` and :class:`UNetConfig`
 (``--base-channels 32 --channel-mults 1 2 2 --steps 5000 ...``), so the two never drift apart.
@@ -98,6 +98,7 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``preset_name`` makes that preset's values the defaults of ``train``."""
     from .training import PRESETS, TrainConfig, preset
     from .unet import UNetConfig
+    from .autoencoder import AutoencoderTrainConfig
     from .evaluation import ClassifierTrainConfig
 
     parser = _Parser(prog="python -m ddpm_teach", description=__doc__.splitlines()[0])
@@ -144,7 +145,13 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
     clf = sub.add_parser("train-classifier", help="train the Fashion-MNIST classifier used for evaluation")
     add_dataclass_arguments(clf, ClassifierTrainConfig, title="classifier")
     clf.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.subcommands = {"train": train, "sample": smp, "evaluate": ev, "export": exp, "train-classifier": clf}
+    ae = sub.add_parser("train-autoencoder", help="train the latent-diffusion autoencoder (notebook 10)")
+    add_dataclass_arguments(ae, AutoencoderTrainConfig, title="autoencoder")
+    ae.add_argument("--eval-n", type=positive_int, default=1000,
+                    help="test images whose reconstructions are scored (classifier-FID, MSE) after training")
+    ae.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    parser.subcommands = {"train": train, "sample": smp, "evaluate": ev, "export": exp, "train-classifier": clf,
+                          "train-autoencoder": ae}
     return parser
 
 
@@ -238,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         handler = {"train": commands.cmd_train, "sample": commands.cmd_sample, "evaluate": commands.cmd_evaluate,
-                   "train-classifier": commands.cmd_train_classifier, "export": commands.cmd_export}[args.command]
+                   "train-classifier": commands.cmd_train_classifier, "export": commands.cmd_export,
+                   "train-autoencoder": commands.cmd_train_autoencoder}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-__all__ = ["DERIVED_MODEL_FIELDS", "cmd_train", "cmd_sample", "cmd_evaluate", "cmd_export", "cmd_train_classifier",
+__all__ = ["DERIVED_MODEL_FIELDS", "cmd_train", "cmd_sample", "cmd_evaluate", "cmd_export", "cmd_train_classifier", "cmd_train_autoencoder",
            "generate", "read_samples_npz"]
 
 # UNet fields that come from the data or the training options rather than their own flag
@@ -19,14 +19,29 @@ DERIVED_MODEL_FIELDS = frozenset({"image_size", "in_channels", "num_classes", "l
 _TRAIN_ONLY_OPTIONS = frozenset({"command", "config", "resume", "preset", "overwrite"})
 
 
-def _training_data(config):
+def _training_data(config, autoencoder: dict | None = None):
+    """The run's training data: images, or with ``config.autoencoder`` their latents, encoded
+    once (by the autoencoder embedded in the checkpoint when a latent run is resumed)."""
     from .data import load_dataset
 
-    return load_dataset(config.dataset, config.data_root, train=True, download=config.download,
-                        image_size=config.image_size)
+    images = load_dataset(config.dataset, config.data_root, train=True, download=config.download,
+                          image_size=config.image_size)
+    if not config.autoencoder:
+        return images
+    from .autoencoder import autoencoder_from_payload
+    from .latent import LatentCodec, encode_dataset
+
+    if autoencoder is not None:
+        model, scale = autoencoder_from_payload(autoencoder, "the resumed checkpoint's autoencoder")
+        codec = LatentCodec(model, scale, autoencoder)
+    else:
+        codec = LatentCodec.load(config.autoencoder)
+    print(f"encoding {len(images)} images with the autoencoder ({config.autoencoder}) once: "
+          f"{list(codec.image_shape)} → {list(codec.latent_shape)}, scale factor {codec.scale_factor:.4f}")
+    return encode_dataset(images, codec)
 
 
-def _resumed_trainer(args, path: Path, saved, folder, device, processes):
+def _resumed_trainer(args, path: Path, saved, autoencoder, folder, device, processes):
     """``train --resume``: the run in the checkpoint, with the options given on this command line
     (or in its --config) as changes, which Trainer.resume applies or refuses."""
     from .trainer import Trainer
@@ -34,7 +49,7 @@ def _resumed_trainer(args, path: Path, saved, folder, device, processes):
     given = {name: getattr(args, name) for name in args.given - _TRAIN_ONLY_OPTIONS}
     given["out_dir"] = str(folder.out_dir)
     where = {k: given[k] for k in ("data_root", "download") if k in given}    # the data may have moved
-    data = _training_data(dataclasses.replace(saved, **where))    # the run's own data (saved: its TrainConfig)
+    data = _training_data(dataclasses.replace(saved, **where), autoencoder)    # the run's own data (saved: its TrainConfig)
     trainer = Trainer.resume(path, data, given, device=device, processes=processes, folder=folder)
     if trainer.is_main:
         changed = "; ".join(f"{k} {old!r} → {new!r}" for k, (old, new) in trainer.resume_changes.items() if k != "out_dir")
@@ -66,7 +81,9 @@ def cmd_train(args) -> int:
             raise ValueError("--preset cannot be combined with --resume: a resumed run keeps its own settings.")
         path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
         folder = RunFolder(args.out_dir or path.parent, overwrite=args.overwrite)
-        saved = TrainConfig.from_dict(load_checkpoint(path, kind="diffusion")["train_config"])   # read once here
+        saved_ckpt = load_checkpoint(path, kind="diffusion")                  # read once here
+        saved, saved_autoencoder = TrainConfig.from_dict(saved_ckpt["train_config"]), saved_ckpt.get("autoencoder")
+        del saved_ckpt
         if "device" not in args.given:                    # the run's own device choice, unless --device says otherwise
             args.device = saved.device
         folder.written(path)                              # resuming in place: the checkpoint there is this run's
@@ -79,7 +96,7 @@ def cmd_train(args) -> int:
     is_main = Processes.from_env().rank == 0
     with folder.claim() if is_main else contextlib.nullcontext():   # checked and locked before any work
         processes, device = init_distributed(args.device)
-        trainer = (_resumed_trainer(args, path, saved, folder, device, processes) if args.resume
+        trainer = (_resumed_trainer(args, path, saved, saved_autoencoder, folder, device, processes) if args.resume
                    else _fresh_trainer(args, config, folder, device, processes))
         if trainer.config.threads:
             torch.set_num_threads(trainer.config.threads)
@@ -117,11 +134,11 @@ def _labels_for(spec: str | None, n: int, num_classes: int | None):
     return torch.full((n,), k)
 
 
-def _check_fits_in_memory(n: int, config) -> None:
+def _check_fits_in_memory(n: int, channels: int, image_size: int) -> None:
     """``--n`` images (float32 while sampled, then uint8) must fit in this machine's memory."""
     import os
 
-    needed = n * config.in_channels * config.image_size ** 2 * 5        # 4 bytes float32 + 1 byte uint8 each
+    needed = n * channels * image_size ** 2 * 5        # 4 bytes float32 + 1 byte uint8 each
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -131,9 +148,10 @@ def _check_fits_in_memory(n: int, config) -> None:
                          f"{total / 2**30:.0f} GiB; sample fewer and run the command several times with other --seed.")
 
 
-def _sampler_for(args, schedule, model_config, objective: str):
+def _sampler_for(args, schedule, model_config, objective: str, latent: bool = False):
     """The sampler the flags ask for, for the checkpoint's objective (``"eps"`` or ``"flow"``); a flag
-    of the other family is an error that names it.  --sampler defaults to ddim (ε) or euler (flow)."""
+    of the other family is an error that names it.  --sampler defaults to ddim (ε) or euler (flow).
+    In latent space (``latent``) x̂_0 is never clipped: latents do not live in [-1, 1]."""
     from .flow import FLOW_SAMPLERS, make_flow_sampler
     from .samplers import make_sampler
 
@@ -156,33 +174,41 @@ def _sampler_for(args, schedule, model_config, objective: str):
     if args.spacing == "karras" and kind in ("ddpm", "ddim"):
         raise ValueError(f"--spacing karras is for the ODE solvers (euler, heun, dpmpp2m), not --sampler {kind}.")
     return make_sampler(schedule, kind, steps=args.steps, eta=args.eta, variance_type=args.variance_type,
-                        clip_x0=not args.no_clip, learned_variance=model_config.learn_sigma, spacing=args.spacing)
+                        clip_x0=not (args.no_clip or latent), learned_variance=model_config.learn_sigma,
+                        spacing=args.spacing)
 
 
 def generate(args):
-    """Sample ``args.n`` images in batches: returns (images [N,C,H,W] in [-1,1], labels or None, checkpoint)."""
+    """Sample ``args.n`` images in batches: returns (images [N,C,H,W] in [-1,1], labels or None, checkpoint).
+    A latent checkpoint (notebook 10) is sampled in latent space and decoded by its embedded autoencoder."""
     import torch
     from tqdm.auto import tqdm
 
     from .checkpoint import checkpoint_objective, load_diffusion_model
     from .devices import pick_device
+    from .latent import check_latent_model, codec_from_checkpoint
     from .samplers import sample
 
     device = pick_device(args.device)
     model, schedule, ckpt = load_diffusion_model(args.checkpoint, device=device, use_ema=not args.no_ema)
-    _check_fits_in_memory(args.n, model.config)
-    sampler = _sampler_for(args, schedule, model.config, checkpoint_objective(ckpt))
+    codec = codec_from_checkpoint(ckpt, str(args.checkpoint), device)
+    if codec is not None:
+        check_latent_model(model.config, codec, str(args.checkpoint))
+    c, size = (codec.image_shape[0], codec.image_shape[1]) if codec else (model.config.in_channels, model.config.image_size)
+    _check_fits_in_memory(args.n, c, size)
+    sampler = _sampler_for(args, schedule, model.config, checkpoint_objective(ckpt), latent=codec is not None)
     print(f"{sampler!r}: {sampler.nfe} network evaluations (NFE) per image"
-          + (" (each guided evaluation runs the conditional and unconditional batch)" if args.guidance_scale != 1.0 else ""))
+          + (" (each guided evaluation runs the conditional and unconditional batch)" if args.guidance_scale != 1.0 else "")
+          + (f"; in latent space {list(codec.latent_shape)}, decoded to {list(codec.image_shape)}" if codec else ""))
     labels = _labels_for(args.labels, args.n, model.config.num_classes)
     generator = torch.Generator(device="cpu").manual_seed(args.seed)
     chunks = []
     for start in tqdm(range(0, args.n, args.batch_size), desc=f"{sampler!r}", disable=args.n <= args.batch_size):
         n = min(args.batch_size, args.n - start)
         part = None if labels is None else labels[start:start + n]
-        chunks.append(sample(model, sampler, n, labels=part, guidance_scale=args.guidance_scale,
-                             generator=generator, device=device, progress=args.n <= args.batch_size,
-                             precision=args.precision).cpu())
+        out = sample(model, sampler, n, labels=part, guidance_scale=args.guidance_scale, generator=generator,
+                     device=device, progress=args.n <= args.batch_size, precision=args.precision)
+        chunks.append((codec.decode(out) if codec is not None else out).cpu())     # latents → pixels
     return torch.cat(chunks), labels, ckpt
 
 
@@ -298,4 +324,32 @@ def cmd_train_classifier(args) -> int:
         raise ValueError(f"--out {out} exists; add --overwrite to replace it, or give another --out.")
     _, accuracy, path = train_classifier(config)
     print(f"test accuracy {accuracy:.4f}; saved {path}")
+    return 0
+
+
+def cmd_train_autoencoder(args) -> int:
+    """Train the autoencoder, score its reconstructions of ``--eval-n`` test images, and save
+    both in one checkpoint (``--out``, checked before training)."""
+    from .autoencoder import AutoencoderTrainConfig, reconstruction_scores, train_autoencoder
+    from .checkpoint import save_checkpoint
+    from .data import load_dataset, to_model_range
+    from .evaluation import Evaluator
+    from .files import check_output_file
+
+    config = AutoencoderTrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(AutoencoderTrainConfig)})
+    out = check_output_file(config.out, "--out")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; add --overwrite to replace it, or give another --out.")
+    evaluator = Evaluator.load(config.classifier, data_root=config.data_root)      # before the work: the data is there
+    model, scale, payload = train_autoencoder(config, save=False)
+    test = load_dataset(config.dataset, config.data_root, train=False)
+    scores = reconstruction_scores(model, evaluator, to_model_range(test.images), n=min(args.eval_n, len(test)))
+    payload["scores"] = scores
+    path = save_checkpoint(payload, out)
+    print(f"trained {payload['steps']} steps in {payload['train_seconds'] / 60:.1f} min; latent "
+          f"{tuple(model.config.latent_shape)}, scale factor {scale:.4f}")
+    print(f"reconstructions of N={scores['n']} test images: MSE {scores['mse']:.5f}, classifier-FID {scores['fid']:.3f} "
+          f"(the same images unreconstructed: {scores['fid_originals']:.3f}; real-vs-real floor at N={scores['n']}: "
+          f"{scores['fid_floor']:.3f})")
+    print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

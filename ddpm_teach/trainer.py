@@ -402,6 +402,7 @@ class Trainer:
         return {"kind": "diffusion", "model_config": self.model_config.to_dict(), "schedule": self.schedule.to_config(),
                 "train_config": self.config.to_dict(),
                 "dataset": {"name": getattr(self.data, "name", str(self.config.dataset)), "classes": list(self.data.classes)},
+                **({"autoencoder": self.data.autoencoder} if getattr(self.data, "autoencoder", None) else {}),
                 "model": self.model.state_dict(), "ema": self.ema.module.state_dict(),
                 "ema_n_averaged": self.ema.n_averaged.cpu(), "optimizer": self.optimizer.state_dict(),
                 "lr_scheduler": self.lr_scheduler.state_dict(), "scaler": self.scaler.state_dict(),

@@ -53,6 +53,7 @@ class TrainConfig:
     data_root: str | None = None              # where datasets live (default: $DDPM_TEACH_DATA or ~/.cache)
     download: bool = False                    # let torchvision download a missing dataset
     image_size: int | None = None             # resize images to this (default: the dataset's own)
+    autoencoder: str | None = None            # latent diffusion (nb 10): train on this autoencoder's latents
     conditional: bool = False                 # class-conditional model, for classifier-free guidance
     label_dropout: float = 0.1                # P(label → null) while training a conditional model
     objective: Objective = "eps"              # eps: DDPM's ε-prediction; flow: flow matching's velocity (nb 11)
