@@ -64,15 +64,24 @@ def train_command(side: str, args) -> list[str]:
     return command + list(args.extra_train_flags)
 
 
+def _relative(arg: str) -> str:
+    """A path inside the repository as the README shows it (relative to the repository root)."""
+    try:
+        return str(Path(arg).relative_to(ROOT)) if Path(arg).is_absolute() else arg
+    except ValueError:
+        return arg
+
+
 def train(side: str, args) -> dict:
     """Train one side (or, with --resume, keep its finished run) and say what it cost."""
     path = Path(args.runs_dir) / side / "checkpoint.pt"
     command = train_command(side, args)
-    shown = " ".join(shlex.quote(c) for c in ["python", *command[1:]])
+    shown = " ".join(shlex.quote(_relative(c)) for c in ["python", *command[1:]])
+    absolute = " ".join(shlex.quote(c) for c in ["python", *command[1:]])        # as runs before 2026-12-07 stored it
     info_path = path.parent / "benchmark_train.json"
     if args.resume and path.is_file() and info_path.is_file():
         info = json.loads(info_path.read_text())
-        if info.get("command") == shown:
+        if info.get("command") in (shown, absolute):
             print(f"{side}: keeping {path} (--resume)")
             return info
     print(f"{side}: {shown}", flush=True)
@@ -90,7 +99,7 @@ def measure(side: str, args, evaluator: Evaluator, device) -> tuple[dict, torch.
     codec = codec_from_checkpoint(ckpt, str(path), device)
     sampler = DDIMSampler(schedule, steps=args.sample_steps, clip_x0=codec is None)
     labels = torch.arange(args.n) % model.config.num_classes
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed if args.sample_seed is None else args.sample_seed)
     started = time.perf_counter()
     chunks = []
     for start in range(0, args.n, args.batch_size):
@@ -160,7 +169,7 @@ def plot(images: dict[str, torch.Tensor], path: Path, per_class: int = 6) -> Pat
     for ax, (name, x) in zip(axes, images.items()):
         order = torch.cat([torch.arange(k, len(x), 10)[:per_class] for k in range(10)])   # one row per class
         grid = make_grid(x[order], nrow=per_class)
-        ax.imshow(grid.permute(1, 2, 0).squeeze(-1), cmap="gray", vmin=0, vmax=1)
+        ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(name)
         ax.axis("off")
     fig.savefig(path, dpi=110)
@@ -182,7 +191,9 @@ def main(argv=None) -> int:
     parser.add_argument("--autoencoder", type=Path, default=DEFAULT_AE)
     parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "latent_vs_pixel"))
     parser.add_argument("--resume", action="store_true", help="keep training runs finished with the same command")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed unless --sample-seed)")
+    parser.add_argument("--sample-seed", type=int, default=None,
+                        help="another sampling seed for the same trained models (with --resume: the seed spread)")
     parser.add_argument("--extra-train-flags", nargs=argparse.REMAINDER, default=[],
                         help="more `train` flags for both sides (last on the line; tests use it to shrink the models)")
     parser.add_argument("--out", type=Path, default=None,
@@ -213,7 +224,8 @@ def main(argv=None) -> int:
     lines = [line.replace("{s}", f"{args.guidance_scale:g}") for line in ratio_lines(rows)]
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"rows": rows, "autoencoder": ae, "ratios": lines, "seed": args.seed, "precision": args.precision,
+    payload = {"rows": rows, "autoencoder": ae, "ratios": lines, "seed": args.seed, "sample_seed": args.sample_seed,
+               "precision": args.precision,
                "sampler": f"DDIM-{args.sample_steps}, eta 0, s={args.guidance_scale:g}"}
     payload["machine"] = machine_header("latent vs pixel", device, SIZES["full"]).splitlines()[1:4]
     args.out.write_text(json.dumps(payload, indent=2))

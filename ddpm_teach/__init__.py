@@ -8,6 +8,8 @@ Modules (each introduced in the notebook named):
     trainer     the runner: checkpoints, exact resume, budget, DDP        (04)
     samplers    DDPM, DDIM, classifier-free guidance, the sampling loop   (05, 06, 07)
     solvers     Euler, Heun, DPM-Solver++(2M) on the probability-flow ODE (09)
+    autoencoder the KL autoencoder of latent diffusion, its loss, the scale factor (10)
+    latent      latent diffusion: datasets encoded once, checkpoints that embed their autoencoder (10)
     flow        flow matching: the straight path, velocity loss, Euler/Heun in t, straightness (11)
     losses      the variational bound terms for learned variance          (08)
     evaluation  the Fashion-MNIST classifier, classifier-FID, accuracy    (05-08)
@@ -22,7 +24,7 @@ broken torchvision is reported there, with what to do.
 from importlib import import_module
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "schedules", "forward", "unet", "samplers", "solvers", "flow", "training", "trainer", "losses",
+__all__ = ["__version__", "schedules", "forward", "unet", "samplers", "solvers", "autoencoder", "latent", "flow", "training", "trainer", "losses",
            "evaluation", "data", "plotting", "devices", "checkpoint", "course", "exercises", "widgets", "cli",
            "commands", "config", "files"]
 

@@ -47,6 +47,10 @@ class LatentCodec:
 
     @classmethod
     def load(cls, path: str | Path = "checkpoints/fashion_mnist_autoencoder.pt", device="cpu") -> "LatentCodec":
+        if not Path(path).is_file():
+            raise CheckpointError(f"--autoencoder {path} does not exist; give the path of an autoencoder checkpoint "
+                                  "(the shipped one is checkpoints/fashion_mnist_autoencoder.pt), or train one with "
+                                  "`python -m ddpm_teach train-autoencoder`.")
         model, scale, ckpt = load_autoencoder(path, device=device)
         record = {k: ckpt[k] for k in ("model_config", "model", "scale_factor", "sha256") if k in ckpt}
         return cls(model, scale, {**record, "kind": "autoencoder", "source": str(path)})

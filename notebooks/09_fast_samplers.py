@@ -19,7 +19,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/09_fast_samplers.ipynb)
 #
-# ← [08 · Learned variance](08_learned_variance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [11 · Flow matching →](11_flow_matching.ipynb)
+# ← [08 · Learned variance](08_learned_variance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [10 · Latent diffusion →](10_latent_diffusion.ipynb)
 #
 # Notebook 06 made sampling deterministic and shortened it from 1000 model calls to 10-100 with
 # DDIM, and its measured table showed the price: at few steps the images get worse. This notebook
@@ -1151,4 +1151,4 @@ ddpm_teach.exercises.nb09.check_first_order_step(dpm_solver_1_step)
 ddpm_teach.course.section_times()
 
 # %% [markdown]
-# ← [08 · Learned variance](08_learned_variance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [11 · Flow matching →](11_flow_matching.ipynb)
+# ← [08 · Learned variance](08_learned_variance.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [10 · Latent diffusion →](10_latent_diffusion.ipynb)

@@ -34,6 +34,8 @@ def test_kl_right_answers(capsys):
     (0.5 * (MU ** 2 + SIGMA - 1 - math.log(SIGMA)), "squared"),
     (0.5 * (MU ** 2 + SIGMA ** 2 - 1 - math.log(SIGMA)), "log is of the variance"),
     (0.5 * (SIGMA ** 2 - 1 - math.log(SIGMA ** 2)), "mean counts"),
+    (0.5 * (MU ** 2 + SIGMA ** 2 - 1 - math.log10(SIGMA ** 2)), "natural logarithm"),
+    (0.5, "at least 3 decimals"),
     (-0.1, "never negative"),
     (3.0, "½(μ² + σ² − 1 − log σ²)"),
     ("0.3", "one number"),

@@ -48,12 +48,16 @@ def check_kl(answer) -> bool:
         (0.5 * (mu ** 2 + sigma ** 2 - 1 - math.log(sigma)), "the log is of the variance: log σ² = 2 log σ, not log σ."),
         (0.5 * (mu ** 2 + sigma ** 2 - 1 + math.log(sigma ** 2)), "check the sign of the log term: − log σ²."),
         (0.5 * (sigma ** 2 - 1 - math.log(sigma ** 2)), "the mean counts too: μ² is the price of being off-centre."),
+        (0.5 * (mu ** 2 + sigma ** 2 - 1 - math.log10(sigma ** 2)), "KL in nats uses the natural logarithm (math.log), "
+                                                                     "not log10."),
     ]
     right = kl_answer()
     if _near(value, right):
         return report(True, "")
     if value < 0:
         return report(False, "a KL divergence is never negative; check the signs in ½(μ² + σ² − 1 − log σ²).")
+    if round(value, 1) == round(right, 1) and not _near(value, right):
+        return report(False, "close: give at least 3 decimals.")
     hint = next((h for v, h in slips if _near(value, v)), "KL(N(μ, σ²) ‖ N(0, 1)) = ½(μ² + σ² − 1 − log σ²).")
     return report(False, hint)
 
