@@ -35,7 +35,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, save_checkpoint
-from .unet import AttentionBlock
+from .unet import AttentionBlock, Upsample
 
 __all__ = ["AutoencoderConfig", "Autoencoder", "DiagonalGaussian", "kl_divergence", "autoencoder_loss",
            "ClassifierPerceptualLoss", "latent_scale_factor", "AutoencoderTrainConfig", "train_autoencoder",
@@ -178,15 +178,6 @@ class Encoder(nn.Module):
         return self.layers(x)
 
 
-class _Upsample(nn.Module):
-    def __init__(self, ch: int):
-        super().__init__()
-        self.conv = nn.Conv2d(ch, ch, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))   # (B, ch, 2H, 2W)
-
-
 class Decoder(nn.Module):
     """z [B, c, H/f, W/f] → x̂ [B, C, H, W] (no squashing: values near [-1, 1], clamped only when saved)."""
 
@@ -200,7 +191,7 @@ class Decoder(nn.Module):
                 layers.append(_ResBlock(ch, base * cfg.channel_mults[level], groups))
                 ch = base * cfg.channel_mults[level]
             if level > 0:
-                layers.append(_Upsample(ch))
+                layers.append(Upsample(ch))                          # (B, ch, 2H, 2W), the UNet's
         layers += [nn.GroupNorm(groups, ch), nn.SiLU(), nn.Conv2d(ch, cfg.in_channels, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
