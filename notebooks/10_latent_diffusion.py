@@ -51,7 +51,7 @@
 # 7. map each piece onto Stable Diffusion: the VAE, the UNet, the text encoder's cross-attention, the scale factor.
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
-# - 2-core Intel Xeon with AMX (2026-12-07): 93-103 s (two runs)
+# - 2-core Intel Xeon with AMX (2026-12-07): 93-103 s (three runs)
 # - 2-core AMD EPYC, AVX-512-BF16, no AMX: not measured (this notebook was written on the Xeon machine only).
 # - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 12-14 s (Xeon with AMX, 2026-12-07). Slower with
 #   fewer cores, no native bf16 or a busy machine; GPU not measured; the last cell prints this run's time per section.
@@ -601,10 +601,21 @@ verdicts = [
     ("training speed (images per second)", latent_row["train_img_per_s"] > pixel_row["train_img_per_s"]),
     ("sampling time for 1000 images, decode included", latent_row["sample_s_per_1000"] < pixel_row["sample_s_per_1000"]),
     ("classifier-FID at the same training budget", latent_row["fid"] < pixel_row["fid"]),
-    ("conditional accuracy at s = 2", latent_row["accuracy"] > pixel_row["accuracy"]),
 ]
 for what, latent_wins in verdicts:
-    print(f"{what}: {'latent' if latent_wins else 'pixel'} wins")
+    print(f"{what}: {'latent' if latent_wins else 'pixel'} has the better number")
+# the same two trained models, sampled from another seed: how much does the FID move by chance alone?
+seed1 = json.loads((repo_root() / "benchmarks" / "results" / "latent_vs_pixel_seed1.json").read_text())
+moves = [abs(r0["fid"] - r1["fid"]) for r0, r1 in zip(bench["rows"], seed1["rows"])]
+fid_gap = abs(latent_row["fid"] - pixel_row["fid"])
+print(f"FID: latent-pixel gap {fid_gap:.2f}; a second sampling seed moved the two models by {moves[0]:.2f} and "
+      f"{moves[1]:.2f} → {'within' if fid_gap <= 3 * max(moves) else 'far outside'} that noise")
+# accuracy is a share of N images: its standard error is √(p(1 − p)/N) for each model
+n = pixel_row["n"]
+se = math.sqrt(sum(r["accuracy"] * (1 - r["accuracy"]) / n for r in (pixel_row, latent_row)))
+acc_gap = abs(latent_row["accuracy"] - pixel_row["accuracy"])
+print(f"accuracy: gap {100 * acc_gap:.1f} points, standard error of the difference {100 * se:.1f} points → "
+      f"{'a tie (under 2 standard errors)' if acc_gap < 2 * se else 'a real difference'}")
 print(f"the latent model's FID is {latent_row['fid'] / ae_row['fid']:.1f}x its autoencoder's reconstruction FID "
       f"(about the best it can expect): {latent_row['fid']:.2f} against {ae_row['fid']:.2f}")
 
@@ -614,7 +625,10 @@ from IPython.display import Image, display   # noqa: E402  (the benchmark's own 
 display(Image(filename=str(repo_root() / "benchmarks" / "results" / "latent_vs_pixel.png")))
 
 # %% [markdown]
-# What to take from the table (the first cell of this section prints the verdicts, from the numbers):
+# What to take from the table (the first cell of this section prints the verdicts, from the numbers; its
+# last lines say whether each quality gap is larger than chance: the FID against how far a second sampling
+# seed, `benchmarks/results/latent_vs_pixel_seed1.json`, moved the same models' FIDs, the accuracy against its
+# binomial standard error):
 #
 # * **Speed** is where latent diffusion is designed to win: a UNet on 7×7×$c$ instead of 28×28 should
 #   train on more images per second and sample faster, even after paying for the decoder; read the two
