@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from ddpm_teach.autoencoder import AutoencoderConfig  # noqa: E402
 from ddpm_teach.checkpoint import load_checkpoint  # noqa: E402
 
 VARIANTS = (("c2", 2, 0.0), ("c4", 4, 0.0), ("c8", 8, 0.0), ("c4_perceptual", 4, 1.0))
@@ -71,8 +72,6 @@ def main(argv=None) -> int:
             ckpt = load_checkpoint(path, kind="autoencoder")
         else:
             print(f"{name}: keeping {path} (--resume)")
-        from ddpm_teach.autoencoder import AutoencoderConfig
-
         s = ckpt["scores"]
         c, h, w = AutoencoderConfig.from_dict(ckpt["model_config"]).latent_shape
         rows.append({"variant": name, "latent_channels": c, "latent_side": h, "latent_numbers": c * h * w, "perceptual_weight": perceptual,

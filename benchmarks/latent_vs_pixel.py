@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import SIZES, machine_header  # noqa: E402
-from ddpm_teach.autoencoder import reconstruct  # noqa: E402
-from ddpm_teach.checkpoint import load_checkpoint, load_diffusion_model  # noqa: E402
+from ddpm_teach.autoencoder import load_autoencoder, reconstruction_scores  # noqa: E402
+from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset, to_model_range  # noqa: E402
 from ddpm_teach.devices import cpu_has_native_bf16, pick_device  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
@@ -121,18 +121,13 @@ def measure(side: str, args, evaluator: Evaluator, device) -> tuple[dict, torch.
 
 def autoencoder_row(args, evaluator: Evaluator, device) -> dict:
     """The autoencoder's training time (from its checkpoint) and its reconstructions of N test images."""
-    ae_ckpt = load_checkpoint(args.autoencoder, kind="autoencoder")
-    from ddpm_teach.autoencoder import autoencoder_from_payload
-
-    model, _ = autoencoder_from_payload(ae_ckpt, str(args.autoencoder))
+    model, _, ae_ckpt = load_autoencoder(args.autoencoder, device=device)
     test = load_dataset("fashion_mnist", train=False)
-    g = torch.Generator().manual_seed(args.seed)
-    x = to_model_range(test.images[torch.randperm(len(test), generator=g)[:args.n]])
-    x_hat = reconstruct(model.to(device), x, device=device)
-    return {"model": "autoencoder reconstructions", "params": sum(p.numel() for p in model.parameters()),
+    scores = reconstruction_scores(model, evaluator, to_model_range(test.images), n=args.n, seed=args.seed, device=device)
+    return {"model": "autoencoder reconstructions", "params": model.num_parameters(),
             "input": list(model.config.latent_shape), "train_minutes": round(ae_ckpt["train_seconds"] / 60, 2),
-            "steps": int(ae_ckpt["steps"]), "n": args.n, "fid": evaluator.fid(x_hat),
-            "fid_floor": evaluator.fid_floor(args.n), "mse": (x - x_hat).pow(2).mean().item()}
+            "steps": int(ae_ckpt["steps"]), "n": args.n, "fid": scores["fid"], "fid_floor": scores["fid_floor"],
+            "mse": scores["mse"]}
 
 
 def markdown(rows: list[dict], ae: dict) -> str:

@@ -7,8 +7,7 @@ A checkpoint is a dict::
 
 Diffusion checkpoints also hold ``"schedule"`` (see ``NoiseSchedule.to_config``), ``"ema"``
 (the EMA weights), ``"autoencoder"`` (latent diffusion: the embedded autoencoder, see
-:mod:`ddpm_teach.latent`), ``"ema"``
-(the EMA weights), ``"train_config"``, ``"dataset"`` and, while training, the optimizer, LR
+:mod:`ddpm_teach.latent`), ``"train_config"``, ``"dataset"`` and, while training, the optimizer, LR
 scheduler, grad scaler, RNG states, ``"step"`` and ``"loss_history"``.  Nothing in it is code,
 so it loads with ``torch.load(..., weights_only=True)``: a file that needs unpickling of
 arbitrary objects is refused.

@@ -28,14 +28,10 @@ def _training_data(config, autoencoder: dict | None = None):
                           image_size=config.image_size)
     if not config.autoencoder:
         return images
-    from .autoencoder import autoencoder_from_payload
     from .latent import LatentCodec, encode_dataset
 
-    if autoencoder is not None:
-        model, scale = autoencoder_from_payload(autoencoder, "the resumed checkpoint's autoencoder")
-        codec = LatentCodec(model, scale, autoencoder)
-    else:
-        codec = LatentCodec.load(config.autoencoder)
+    codec = (LatentCodec.from_record(autoencoder, "the resumed checkpoint's autoencoder") if autoencoder is not None
+             else LatentCodec.load(config.autoencoder))
     print(f"encoding {len(images)} images with the autoencoder ({config.autoencoder}) once: "
           f"{list(codec.image_shape)} → {list(codec.latent_shape)}, scale factor {codec.scale_factor:.4f}")
     return encode_dataset(images, codec)
@@ -186,14 +182,12 @@ def generate(args):
 
     from .checkpoint import checkpoint_objective, load_diffusion_model
     from .devices import pick_device
-    from .latent import check_latent_model, codec_from_checkpoint
+    from .latent import codec_from_checkpoint
     from .samplers import sample
 
     device = pick_device(args.device)
     model, schedule, ckpt = load_diffusion_model(args.checkpoint, device=device, use_ema=not args.no_ema)
-    codec = codec_from_checkpoint(ckpt, str(args.checkpoint), device)
-    if codec is not None:
-        check_latent_model(model.config, codec, str(args.checkpoint))
+    codec = codec_from_checkpoint(ckpt, str(args.checkpoint), device)       # checked against the UNet's input
     c, size = (codec.image_shape[0], codec.image_shape[1]) if codec else (model.config.in_channels, model.config.image_size)
     _check_fits_in_memory(args.n, c, size)
     sampler = _sampler_for(args, schedule, model.config, checkpoint_objective(ckpt), latent=codec is not None)

@@ -46,6 +46,12 @@ class LatentCodec:
         return (cfg.in_channels, cfg.image_size, cfg.image_size)
 
     @classmethod
+    def from_record(cls, record: dict, source: str = "checkpoint", device="cpu") -> "LatentCodec":
+        """The codec of an embedded autoencoder record (config, weights, scale factor, SHA-256 checked)."""
+        model, scale = autoencoder_from_payload(record, source)
+        return cls(model.to(device), scale, record)
+
+    @classmethod
     def load(cls, path: str | Path = "checkpoints/fashion_mnist_autoencoder.pt", device="cpu") -> "LatentCodec":
         if not Path(path).is_file():
             raise CheckpointError(f"--autoencoder {path} does not exist; give the path of an autoencoder checkpoint "
@@ -146,7 +152,8 @@ def check_latent_model(model_config, codec: LatentCodec, source: str = "checkpoi
 def codec_from_checkpoint(ckpt: dict, source: str = "checkpoint", device="cpu") -> LatentCodec | None:
     """The embedded autoencoder of a latent diffusion checkpoint, or None for a pixel-space one.
     A checkpoint trained with ``--autoencoder`` whose autoencoder entry is missing, or whose
-    weights do not match their recorded SHA-256 or the UNet's input, is an error."""
+    weights do not match their recorded SHA-256 or the UNet's input (``ckpt["model_config"]``),
+    is an error."""
     record = ckpt.get("autoencoder")
     wanted = (ckpt.get("train_config") or {}).get("autoencoder")
     if record is None:
@@ -154,8 +161,12 @@ def codec_from_checkpoint(ckpt: dict, source: str = "checkpoint", device="cpu") 
             raise CheckpointError(f"{source} was trained on the latents of {wanted!r}, but the autoencoder is missing "
                                   "from it; re-export it from its training run with `python -m ddpm_teach export`.")
         return None
-    model, scale = autoencoder_from_payload(record, f"{source} (its autoencoder)")
-    return LatentCodec(model.to(device), scale, record)
+    codec = LatentCodec.from_record(record, f"{source} (its autoencoder)", device)
+    if "model_config" in ckpt:
+        from .unet import UNetConfig
+
+        check_latent_model(UNetConfig.from_dict(ckpt["model_config"]), codec, source)
+    return codec
 
 
 def load_latent_model(path: str | Path = "checkpoints/fashion_mnist_latent.pt", device="cpu", use_ema: bool = True):
@@ -166,5 +177,4 @@ def load_latent_model(path: str | Path = "checkpoints/fashion_mnist_latent.pt", 
     codec = codec_from_checkpoint(ckpt, str(path), device)
     if codec is None:
         raise CheckpointError(f"{path} is a pixel-space model (no autoencoder in it); load it with load_diffusion_model.")
-    check_latent_model(model.config, codec, str(path))
     return model, schedule, codec, ckpt
