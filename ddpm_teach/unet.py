@@ -6,7 +6,17 @@
                                 └─ expanding path: ResBlocks on [h, skip] concatenated,
                                     upsample ×2 between levels ─ conv_out ─ ε̂ [B, C, H, W]
 
-The timestep t (0-based, see :mod:`ddpm_teach.schedules`) enters every ResBlock through a
+Two options change the blocks (notebook 03, §8):
+
+* ``block="convnext"``: every ResBlock becomes a ConvNeXt block (Liu et al. 2022, in the form of
+  lucidrains' denoising-diffusion-pytorch and the HF Annotated Diffusion post);
+* ``resblock_updown=True``: the Downsample/Upsample layers between levels become residual blocks
+  that resample inside (BigGAN, Brock et al. 2019; Dhariwal & Nichol 2021 §3, guided-diffusion's
+  ``ResBlock(up=..., down=...)``).
+
+The defaults are the architecture every checkpoint before these options was made with.
+
+The timestep t (0-based, see :mod:`ddpm_teach.schedules`) enters every block through a
 sinusoidal embedding (Vaswani et al. 2017, §3.5) and an MLP; a class label, when the model is
 conditional, is embedded and added to it.  Label ``num_classes`` is the *null* label used
 for classifier-free guidance.  With ``learn_sigma=True`` the output has 2C channels: ε̂ and
@@ -18,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +36,11 @@ from torch import nn
 
 from .schedules import batch_timesteps
 
-__all__ = ["UNetConfig", "UNet", "timestep_embedding", "trace_shapes", "check_labels"]
+__all__ = ["UNetConfig", "UNet", "BLOCKS", "ResBlock", "ConvNeXtBlock", "Resample", "make_block", "timestep_embedding",
+           "trace_shapes", "block_trace", "check_labels"]
+
+BlockKind = Literal["resnet", "convnext"]
+BLOCKS = ("resnet", "convnext")
 
 
 @dataclass
@@ -44,9 +58,17 @@ class UNetConfig:
     num_classes: int | None = None
     learn_sigma: bool = False
     norm_groups: int = 8
+    block: BlockKind = "resnet"       # resnet: GroupNorm-SiLU-conv twice; convnext: depthwise 7×7 + inverted bottleneck
+    resblock_updown: bool = False     # BigGAN: resample inside a residual block instead of Downsample/Upsample
+    convnext_mult: int = 2            # width of the ConvNeXt block's inverted bottleneck, × its output channels
 
     def __post_init__(self):
-        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "num_heads", "norm_groups"):
+        if self.block not in BLOCKS:
+            raise ValueError(f"block (--block) must be one of {', '.join(BLOCKS)}, got {self.block!r}.")
+        if not isinstance(self.resblock_updown, bool):
+            raise ValueError(f"resblock_updown (--resblock-updown) must be True or False, got {self.resblock_updown!r}.")
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "num_heads", "norm_groups",
+                     "convnext_mult"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a positive integer, got {value!r}.")
@@ -64,6 +86,13 @@ class UNetConfig:
         for mult in self.channel_mults:
             if (self.base_channels * mult) % self.norm_groups:
                 raise ValueError(f"base_channels*mult={self.base_channels * mult} must be divisible by norm_groups={self.norm_groups}.")
+        if self.resblock_updown and len(self.channel_mults) == 1:
+            raise ValueError(f"resblock_updown (--resblock-updown) replaces the resampling between levels, but "
+                             f"channel_mults={list(self.channel_mults)} has one level and never resamples. Give two or "
+                             f"more channel_mults, or leave resblock_updown off.")
+        if self.convnext_mult != 2 and self.block != "convnext":
+            raise ValueError(f"convnext_mult (--convnext-mult) sizes the ConvNeXt block, but block={self.block!r}. "
+                             f"Add --block convnext, or leave convnext_mult at 2.")
         if self.attention_resolutions is None:
             self.attention_resolutions = (self.resolutions[-1],)
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
@@ -136,27 +165,106 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
+class Resample(nn.Module):
+    """Parameter-free resampling by 2 inside a residual block: "down" is 2×2 average pooling, "up"
+    nearest-neighbour doubling (guided-diffusion's Downsample/Upsample with ``use_conv=False``),
+    None the identity.  A module, so that shape traces and hooks see it."""
+
+    def __init__(self, mode: Literal["up", "down"] | None):
+        super().__init__()
+        if mode not in ("up", "down", None):
+            raise ValueError(f"resample must be 'up', 'down' or None, got {mode!r}.")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "down":
+            return F.avg_pool2d(x, 2)                                # (B, C, H/2, W/2)
+        if self.mode == "up":
+            return F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2H, 2W)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"
+
+
 class ResBlock(nn.Module):
     """GroupNorm → SiLU → conv, add the (time + class) embedding, GroupNorm → SiLU → dropout → conv,
-    plus a skip (1×1 conv when the channel count changes)."""
+    plus a skip (1×1 conv when the channel count changes).
 
-    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int):
+    ``resample="down"|"up"`` makes it BigGAN's resampling block (Brock et al. 2019, Fig. 15;
+    guided-diffusion's ``ResBlock(down=True)``): the main path is resampled after the first
+    GroupNorm·SiLU and before conv1, the skip path is resampled before its (optional) 1×1 conv,
+    so both arrive at the new size, and no parameter is added."""
+
+    label = "ResBlock"
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int,
+                 resample: Literal["up", "down"] | None = None):
         super().__init__()
+        self.in_channels, self.out_channels, self.resample = in_ch, out_ch, resample
         self.norm1 = nn.GroupNorm(groups, in_ch)
+        self.h_resample = Resample(resample)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb_proj = nn.Linear(emb_dim, out_ch)
         self.norm2 = nn.GroupNorm(groups, out_ch)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity (or as its skip path)
         nn.init.zeros_(self.conv2.bias)
+        self.x_resample = Resample(resample)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv1(self.h_resample(F.silu(self.norm1(x))))     # (B, out_ch, H', W'), H' = H/2, H or 2H
         h = h + self.emb_proj(F.silu(emb))[:, :, None, None]     # (B, out_ch, 1, 1) broadcast
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return self.skip(x) + h
+        return self.skip(self.x_resample(x)) + h
+
+
+class ConvNeXtBlock(nn.Module):
+    """A ConvNeXt block (Liu et al. 2022, §2.6 and Fig. 4) as diffusion UNets use it (lucidrains'
+    denoising-diffusion-pytorch, the HF Annotated Diffusion post): a depthwise 7×7 conv (one filter
+    per channel: a large receptive field for 49·C weights), the (time + class) embedding added as
+    in the ResBlock, then an inverted bottleneck: GroupNorm(1) (LayerNorm over C, H, W) → 3×3 conv
+    to ``mult``·out channels → GELU → GroupNorm(1) → dropout → 3×3 conv back to out; plus a skip.
+    (Liu et al.'s own block uses one LayerNorm and 1×1 convs in the bottleneck; the diffusion
+    versions use 3×3 convs, which see the neighbours as well.)
+
+    ``resample="down"|"up"`` resamples after the depthwise conv and on the skip path, as in the
+    BigGAN ResBlock: the block then also changes the resolution, with no extra parameter."""
+
+    label = "ConvNeXt"
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, mult: int = 2,
+                 resample: Literal["up", "down"] | None = None):
+        super().__init__()
+        self.in_channels, self.out_channels, self.resample = in_ch, out_ch, resample
+        self.dwconv = nn.Conv2d(in_ch, in_ch, 7, padding=3, groups=in_ch)
+        self.emb_proj = nn.Linear(emb_dim, in_ch)
+        self.h_resample = Resample(resample)
+        self.norm1 = nn.GroupNorm(1, in_ch)
+        self.conv1 = nn.Conv2d(in_ch, mult * out_ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(1, mult * out_ch)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(mult * out_ch, out_ch, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # starts as its skip path, like the ResBlock
+        nn.init.zeros_(self.conv2.bias)
+        self.x_resample = Resample(resample)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.dwconv(x) + self.emb_proj(F.silu(emb))[:, :, None, None]   # (B, in_ch, H, W)
+        h = self.conv1(self.norm1(self.h_resample(h)))                      # (B, mult·out_ch, H', W')
+        h = self.conv2(self.dropout(self.norm2(F.gelu(h))))                 # (B, out_ch, H', W')
+        return self.skip(self.x_resample(x)) + h
+
+
+def make_block(config: "UNetConfig", in_ch: int, out_ch: int, emb_dim: int,
+               resample: Literal["up", "down"] | None = None) -> ResBlock | ConvNeXtBlock:
+    """The block ``config.block`` names, from in_ch to out_ch channels (resampling by 2 if asked)."""
+    if config.block == "convnext":
+        return ConvNeXtBlock(in_ch, out_ch, emb_dim, config.dropout, config.convnext_mult, resample)
+    return ResBlock(in_ch, out_ch, emb_dim, config.dropout, config.norm_groups, resample)
 
 
 class AttentionBlock(nn.Module):
@@ -184,27 +292,31 @@ class AttentionBlock(nn.Module):
 
 
 class Downsample(nn.Module):
+    """A stride-2 3×3 conv.  ``emb`` is ignored: the signature is the resampling blocks'."""
+
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         return self.conv(x)  # (B, C, H/2, W/2)
 
 
 class Upsample(nn.Module):
+    """Nearest-neighbour doubling, then a 3×3 conv.  ``emb`` is ignored, as in :class:`Downsample`."""
+
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))  # (B, C, 2H, 2W)
 
 
 class Level(nn.Module):
-    """The ResBlocks (each optionally followed by attention) of one resolution level."""
+    """The blocks (each optionally followed by attention) of one resolution level."""
 
-    def __init__(self, blocks: list[ResBlock], attns: list[nn.Module]):
+    def __init__(self, blocks: list[nn.Module], attns: list[nn.Module]):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.attns = nn.ModuleList(attns)
@@ -240,20 +352,21 @@ class UNet(nn.Module):
         for level, (mult, res) in enumerate(zip(cfg.channel_mults, cfg.resolutions)):
             blocks, attns = [], []
             for _ in range(cfg.num_res_blocks):
-                blocks.append(ResBlock(ch, base * mult, emb_dim, cfg.dropout, groups))
+                blocks.append(make_block(cfg, ch, base * mult, emb_dim))
                 ch = base * mult
                 attns.append(attn_or_id(ch, res))
                 skip_channels.append(ch)
             self.down_levels.append(Level(blocks, attns))
             is_last = level == len(cfg.channel_mults) - 1
-            self.downsamples.append(nn.Identity() if is_last else Downsample(ch))
+            self.downsamples.append(nn.Identity() if is_last else make_block(cfg, ch, ch, emb_dim, "down")
+                                    if cfg.resblock_updown else Downsample(ch))
             if not is_last:
                 skip_channels.append(ch)
 
         # bottleneck
-        self.mid_block1 = ResBlock(ch, ch, emb_dim, cfg.dropout, groups)
+        self.mid_block1 = make_block(cfg, ch, ch, emb_dim)
         self.mid_attn = AttentionBlock(ch, cfg.num_heads, groups)
-        self.mid_block2 = ResBlock(ch, ch, emb_dim, cfg.dropout, groups)
+        self.mid_block2 = make_block(cfg, ch, ch, emb_dim)
 
         # expanding path: one more block per level than on the way down, to use every skip
         self.up_levels = nn.ModuleList()
@@ -262,11 +375,12 @@ class UNet(nn.Module):
             mult, res = cfg.channel_mults[level], cfg.resolutions[level]
             blocks, attns = [], []
             for _ in range(cfg.num_res_blocks + 1):
-                blocks.append(ResBlock(ch + skip_channels.pop(), base * mult, emb_dim, cfg.dropout, groups))
+                blocks.append(make_block(cfg, ch + skip_channels.pop(), base * mult, emb_dim))
                 ch = base * mult
                 attns.append(attn_or_id(ch, res))
             self.up_levels.append(Level(blocks, attns))
-            self.upsamples.append(Upsample(ch) if level > 0 else nn.Identity())
+            self.upsamples.append(nn.Identity() if level == 0 else make_block(cfg, ch, ch, emb_dim, "up")
+                                  if cfg.resblock_updown else Upsample(ch))
 
         self.norm_out = nn.GroupNorm(groups, ch)
         self.conv_out = nn.Conv2d(ch, cfg.out_channels, 3, padding=1)
@@ -310,7 +424,7 @@ class UNet(nn.Module):
                 h = attn(block(h, emb))
                 skips.append(h)
             if not isinstance(down, nn.Identity):
-                h = down(h)
+                h = down(h, emb)          # Downsample ignores emb; a BigGAN block uses it
                 skips.append(h)
 
         h = self.mid_block2(self.mid_attn(self.mid_block1(h, emb)), emb)
@@ -318,7 +432,8 @@ class UNet(nn.Module):
         for level, up in zip(self.up_levels, self.upsamples):
             for block, attn in zip(level.blocks, level.attns):
                 h = attn(block(torch.cat([h, skips.pop()], dim=1), emb))  # (B, ch + skip_ch, H, W) in
-            h = up(h)
+            if not isinstance(up, nn.Identity):
+                h = up(h, emb)
 
         return self.conv_out(F.silu(self.norm_out(h)))
 
@@ -328,8 +443,9 @@ class UNet(nn.Module):
 
 def trace_shapes(model: UNet, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor | None = None) -> list[tuple[str, tuple[int, ...]]]:
     """Run ``model`` once and return (module name, output shape) for the conv_in, every
-    ResBlock, attention, down/upsample and conv_out, in the order they ran (notebook 03)."""
-    wanted = (ResBlock, AttentionBlock, Downsample, Upsample)
+    block (ResBlock or ConvNeXt), attention, down/upsample and conv_out, in the order they ran
+    (notebook 03)."""
+    wanted = (ResBlock, ConvNeXtBlock, AttentionBlock, Downsample, Upsample)
     records: list[tuple[str, tuple[int, ...]]] = []
     hooks = []
     for name, module in model.named_modules():
@@ -343,4 +459,39 @@ def trace_shapes(model: UNet, x: torch.Tensor, t: torch.Tensor | int, labels: to
     finally:
         for hook in hooks:
             hook.remove()
+    return records
+
+
+def block_trace(block: ResBlock | ConvNeXtBlock, x: torch.Tensor, emb: torch.Tensor) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Run one block and return (name, layer, output shape) for each of its layers in the order
+    they ran, with ``"+ skip"`` last (the block's output): the shape trace of notebook 03, §8.
+    The skip path's layers have names starting ``x_resample`` and ``skip``."""
+    records: list[tuple[str, str, tuple[int, ...]]] = []
+    hooks = []
+    for name, module in block.named_children():
+        if isinstance(module, nn.Identity) or (isinstance(module, Resample) and module.mode is None):
+            continue
+        layer = type(module).__name__
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            kind = "depthwise " if module.groups > 1 else ""
+            stride = f", stride {module.stride[0]}" if module.stride[0] > 1 else ""
+            layer = f"{kind}{kh}×{kw} conv {module.in_channels}→{module.out_channels}{stride}"
+        elif isinstance(module, nn.GroupNorm):
+            layer = "LayerNorm (GroupNorm, 1 group)" if module.num_groups == 1 else f"GroupNorm ({module.num_groups} groups)"
+        elif isinstance(module, nn.Linear):
+            layer = f"linear {module.in_features}→{module.out_features} (of SiLU(emb))"
+        elif isinstance(module, Resample):
+            layer = "2×2 average pool" if module.mode == "down" else "nearest ×2"
+        elif isinstance(module, nn.Dropout):
+            layer = f"dropout p={module.p:g}"
+        hooks.append(module.register_forward_hook(
+            lambda mod, inp, out, name=name, layer=layer: records.append((name, layer, tuple(out.shape)))))
+    try:
+        with torch.no_grad():
+            out = block(x, emb)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    records.append(("+ skip", "main path + skip path", tuple(out.shape)))
     return records

@@ -1,0 +1,288 @@
+"""UNet block variants at an equal parameter count and an equal wall-clock budget (notebook 03 §8,
+issue 19): the course's ResBlock UNet, the same with BigGAN up/down ResBlocks, and a ConvNeXt UNet.
+
+    python benchmarks/blocks.py                  # 15 minutes of training each, N=1000 (about an hour on 2 cores)
+    python benchmarks/blocks.py --quick          # 1 minute each, N=200, no compile probe
+    python benchmarks/blocks.py --resume --sample-seed 1   # the trained runs again, another sampling seed
+
+Every variant is trained by the ordinary command line from the CPU fast path (``--preset cpu-fast``:
+levels 28-14-7, one block per level, attention at 7×7, no dropout, batch 64, lr 1e-3, warm-up 100,
+EMA 0.995, bf16 where the CPU has it natively, the cosine fitted to the budget), unconditional, from
+the same seed (so the same data order), with only the flags of its row changed:
+
+* ``resnet``:            base 32 (the preset itself);
+* ``resnet + BigGAN``:   ``--resblock-updown``, base 30 and 6 GroupNorm groups (5 channels per group,
+                         as near the preset's 4 as base 30 allows): the four resampling ResBlocks
+                         would otherwise add 13% parameters;
+* ``convnext``:          ``--block convnext``, base 24 (its 3×3 bottleneck convs are twice as wide).
+
+The three land within ±5% of one parameter count (checked before anything is trained).  torch.compile:
+at full size a probe times 30 optimizer steps of each variant eager and compiled (after 5 and 15
+warm-up steps) and each variant trains with its faster setting, because the budget is wall-clock
+time and compile helps on some CPUs and hurts on others; ``--compile on|off`` fixes it for all.
+
+Then each samples N images with DDIM-50 (η=0, x̂_0 clipped), from the same seed, and is scored by
+classifier-FID against the test set with the real-vs-real floor at N.  Writes ``--out`` (JSON), the
+table as markdown next to it, and a PNG of each variant's samples.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import SIZES, machine_header  # noqa: E402
+from benchmarks.quality_tables import generate  # noqa: E402
+from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
+from ddpm_teach.devices import cpu_has_native_bf16, pick_device  # noqa: E402
+from ddpm_teach.evaluation import Evaluator  # noqa: E402
+from ddpm_teach.samplers import DDIMSampler  # noqa: E402
+from ddpm_teach.training import preset_configs  # noqa: E402
+from ddpm_teach.unet import UNet  # noqa: E402
+
+# each variant's flags on top of `--preset cpu-fast`, and the same as UNetConfig fields
+VARIANTS = {
+    "resnet": {"flags": [], "fields": {}},
+    "resnet + BigGAN": {"flags": ["--resblock-updown", "--base-channels", "30", "--norm-groups", "6"],
+                        "fields": {"resblock_updown": True, "base_channels": 30, "norm_groups": 6}},
+    "convnext": {"flags": ["--block", "convnext", "--base-channels", "24"],
+                 "fields": {"block": "convnext", "base_channels": 24}},
+}
+PARAM_TOLERANCE = 0.05
+
+
+def slug(variant: str) -> str:
+    return variant.replace(" + ", "_").replace(" ", "_").lower()
+
+
+def model_config(variant: str, extra: dict | None = None):
+    """The variant's UNetConfig, as `train --preset cpu-fast` builds it for Fashion-MNIST."""
+    _, config = preset_configs("cpu-fast", image_size=28, in_channels=1, **VARIANTS[variant]["fields"], **(extra or {}))
+    return config
+
+
+def check_parameter_counts(variants: list[str], extra: dict | None = None) -> dict[str, int]:
+    """Every variant's parameter count, after checking that they lie within ±5% of the first."""
+    counts = {v: UNet(model_config(v, extra)).num_parameters() for v in variants}
+    reference = counts[variants[0]]
+    for variant, count in counts.items():
+        if abs(count / reference - 1) > PARAM_TOLERANCE:
+            raise SystemExit(f"{variant} has {count:,} parameters, {100 * (count / reference - 1):+.1f}% against "
+                             f"{variants[0]}'s {reference:,}: outside ±{100 * PARAM_TOLERANCE:.0f}%; change its "
+                             "base channels in VARIANTS")
+    return counts
+
+
+def probe_compile(variant: str, data, steps: int = 30) -> dict:
+    """Steady-state training img/s of the variant eager and compiled (Trainer.run_step at the
+    preset's batch, after 5 eager / 15 compiled warm-up steps)."""
+    from ddpm_teach.trainer import Trainer
+
+    result = {}
+    for compiled in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            config, unet = preset_configs("cpu-fast", compile=compiled, out_dir=tmp, image_size=28, in_channels=1,
+                                          **VARIANTS[variant]["fields"])
+            trainer = Trainer(config, unet, data)
+            for _ in range(15 if compiled else 5):
+                trainer.run_step()
+            start = time.perf_counter()
+            for _ in range(steps):
+                trainer.run_step()
+            result["compiled" if compiled else "eager"] = round(steps * config.batch_size / (time.perf_counter() - start), 1)
+    print(f"probe {variant}: {result['eager']:.0f} img/s eager, {result['compiled']:.0f} compiled", flush=True)
+    return result
+
+
+def train_command(variant: str, args, compiled: bool) -> list[str]:
+    command = [sys.executable, "-m", "ddpm_teach", "train", "--preset", "cpu-fast", "--max-minutes", f"{args.minutes:g}",
+               "--seed", str(args.seed), "--out-dir", str(Path(args.runs_dir) / slug(variant)), "--overwrite",
+               "--compile" if compiled else "--no-compile", *VARIANTS[variant]["flags"]]
+    return command + list(args.extra_train_flags)
+
+
+def _shown(command: list[str]) -> str:
+    """The command as the README shows it: `python`, and paths relative to the repository."""
+    def relative(arg: str) -> str:
+        try:
+            return str(Path(arg).relative_to(ROOT)) if Path(arg).is_absolute() else arg
+        except ValueError:
+            return arg
+    return " ".join(shlex.quote(relative(c)) for c in ["python", *command[1:]])
+
+
+def _without_compile(command: str) -> str:
+    return " ".join(word for word in command.split() if word not in ("--compile", "--no-compile"))
+
+
+def train(variant: str, args, compiled: bool) -> dict:
+    """Train one variant (or, with --resume, keep its finished run made by the same command)."""
+    path = Path(args.runs_dir) / slug(variant) / "checkpoint.pt"
+    info_path = path.parent / "benchmark_train.json"
+    command = train_command(variant, args, compiled)
+    if args.resume and path.is_file() and info_path.is_file():
+        info = json.loads(info_path.read_text())
+        if _without_compile(info["command"]) == _without_compile(_shown(command)):   # the probe may have chosen either
+            print(f"{variant}: keeping {path} (--resume)")
+            return info
+    print(f"{variant}: {_shown(command)}", flush=True)
+    started = time.perf_counter()
+    log = path.parent.parent / f"{slug(variant)}.log"      # the progress bar and any error (outside the run folder)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as stream:
+        done = subprocess.run(command, cwd=ROOT, stdout=None if args.verbose else stream,
+                              stderr=None if args.verbose else stream)
+    if done.returncode:
+        raise SystemExit(f"training {variant} failed (exit code {done.returncode}); its output is in {log}")
+    info = {"command": _shown(command), "wall_s": round(time.perf_counter() - started, 1)}
+    info_path.write_text(json.dumps(info))
+    return info
+
+
+def measure(variant: str, args, evaluator: Evaluator, device) -> tuple[dict, torch.Tensor]:
+    """Sample N images with DDIM-50 from --sample-seed (timed) and score them."""
+    path = Path(args.runs_dir) / slug(variant) / "checkpoint.pt"
+    model, schedule, ckpt = load_diffusion_model(path, device=device)
+    sampler = DDIMSampler(schedule, steps=args.sample_steps)
+    seed = args.seed if args.sample_seed is None else args.sample_seed
+    started = time.perf_counter()
+    images = generate(model, sampler, args.n, args.batch_size, device, seed, precision=args.precision)
+    seconds = time.perf_counter() - started
+    scores = evaluator.score(images)
+    tc = ckpt["train_config"]
+    row = {"variant": variant, "params": model.num_parameters(), "train_minutes": tc["max_minutes"],
+           "compile": tc["compile"], "steps": int(ckpt["step"]),
+           "train_img_per_s": round(ckpt["step"] * tc["batch_size"] / (60 * tc["max_minutes"]), 1),
+           "sample_s_per_1000": round(seconds * 1000 / args.n, 1), "n": args.n, "sample_seed": seed,
+           "fid": scores["fid"], "fid_floor": scores["fid_floor"]}
+    return row, images
+
+
+def markdown(rows: list[dict], sample_steps: int) -> str:
+    lines = ["| variant | params | compile | train min | steps | train img/s (probe eager / compiled) "
+             f"| sample s / 1000 (DDIM-{sample_steps}) | classifier-FID (floor) |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        probe = r.get("probe")
+        probe_text = f" ({probe['eager']:.0f} / {probe['compiled']:.0f})" if probe else ""
+        lines.append(f"| {r['variant']} | {r['params'] / 1e6:.3f}M | {'yes' if r['compile'] else 'no'} | "
+                     f"{r['train_minutes']:g} | {r['steps']:,} | {r['train_img_per_s']:.0f}{probe_text} | "
+                     f"{r['sample_s_per_1000']:.1f} | {r['fid']:.3f} ({r['fid_floor']:.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def ratio_lines(rows: list[dict]) -> list[str]:
+    base = rows[0]
+    return [f"ratio {r['variant']}/{base['variant']}: train img/s {r['train_img_per_s'] / base['train_img_per_s']:.2f}, "
+            f"classifier-FID {r['fid'] / base['fid']:.2f}, sampling time {r['sample_s_per_1000'] / base['sample_s_per_1000']:.2f}"
+            for r in rows[1:]]
+
+
+def plot(images: dict[str, torch.Tensor], path: Path, count: int = 48) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ddpm_teach.plotting import make_grid
+
+    fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 3.6), layout="constrained")
+    for ax, (name, x) in zip(axes, images.items()):
+        ax.imshow(make_grid(x[:count], nrow=8).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 minute each, N=200, no compile probe (eager)")
+    parser.add_argument("--minutes", type=float, default=None, help="training budget per variant (default 15; --quick 1)")
+    parser.add_argument("--n", type=int, default=None, help="samples scored per variant (default 1000; --quick 200)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--compile", choices=["probe", "on", "off"], default=None,
+                        help="torch.compile while training: probe (each variant's faster setting; the default), "
+                             "on or off for all (--quick: off)")
+    parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
+    parser.add_argument("--batch-size", type=int, default=500, help="sampling batch")
+    parser.add_argument("--precision", default=None, help="sampling precision (default: bf16 where native, else fp32)")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "blocks"))
+    parser.add_argument("--resume", action="store_true", help="keep training runs finished with the same command")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed unless --sample-seed)")
+    parser.add_argument("--sample-seed", type=int, default=None, help="another sampling seed for the same trained models")
+    parser.add_argument("--extra-train-flags", nargs=argparse.REMAINDER, default=[],
+                        help="more `train` flags for every variant (last on the line; the tests shrink the models)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON (default benchmarks/results/blocks.json; --quick: runs/blocks_quick.json)")
+    parser.add_argument("--verbose", action="store_true", help="show the training commands' progress bars")
+    args = parser.parse_args(argv)
+    args.minutes = args.minutes or (1.0 if args.quick else 15.0)
+    args.n = args.n or (200 if args.quick else 1000)
+    args.compile = args.compile or ("off" if args.quick else "probe")
+    args.precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
+    args.out = args.out or (ROOT / "runs" / "blocks_quick.json" if args.quick
+                            else ROOT / "benchmarks" / "results" / "blocks.json")
+    if args.out.suffix != ".json":
+        parser.error(f"--out {args.out} must end in .json (the markdown and PNG go next to it)")
+    counts = check_parameter_counts(args.variants)
+    device = pick_device("auto")
+    print(machine_header("UNet block variants at equal parameters and equal training time", device,
+                         SIZES["quick" if args.quick else "full"],
+                         timing=f"{args.minutes:g} min of training per variant, one after the other; sampling timed once"))
+    print("parameters: " + ", ".join(f"{v} {c:,}" for v, c in counts.items()), flush=True)
+
+    probes = {}
+    if args.compile == "probe" and not (args.resume and all(
+            (Path(args.runs_dir) / slug(v) / "benchmark_train.json").is_file() for v in args.variants)):
+        from ddpm_teach.data import load_dataset
+        data = load_dataset("fashion_mnist")
+        probes = {v: probe_compile(v, data) for v in args.variants}
+    trained = {}
+    for variant in args.variants:
+        compiled = (probes[variant]["compiled"] > probes[variant]["eager"] if variant in probes
+                    else args.compile == "on")
+        trained[variant] = train(variant, args, compiled)
+        if variant in probes:
+            trained[variant]["probe"] = probes[variant]
+            (Path(args.runs_dir) / slug(variant) / "benchmark_train.json").write_text(json.dumps(trained[variant]))
+
+    evaluator = Evaluator.load(device=device)
+    rows, images = [], {}
+    for variant in args.variants:
+        row, images[variant] = measure(variant, args, evaluator, device)
+        row.update(train_command=trained[variant]["command"], train_wall_s=trained[variant]["wall_s"],
+                   **({"probe": trained[variant]["probe"]} if "probe" in trained[variant] else {}))
+        print(f"{variant}: {row['steps']:,} steps, FID {row['fid']:.3f} (floor {row['fid_floor']:.3f}, N={row['n']})",
+              flush=True)
+        rows.append(row)
+    table = markdown(rows, args.sample_steps)
+    print()
+    print(table)
+    lines = ratio_lines(rows)
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"rows": rows, "ratios": lines, "seed": args.seed, "sample_seed": args.sample_seed,
+               "precision": args.precision, "sampler": f"DDIM-{args.sample_steps}, eta 0, x0 clipped",
+               "command": "python benchmarks/blocks.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "machine": machine_header("blocks", device, SIZES["full"]).splitlines()[1:4]}
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(args.out)
+    args.out.with_suffix(".md").write_text(table)
+    png = plot({f"{r['variant']} ({r['steps']:,} steps)": images[r["variant"]] for r in rows}, args.out.with_suffix(".png"))
+    print(f"wrote {args.out}, {args.out.with_suffix('.md')} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
