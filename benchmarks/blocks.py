@@ -1,9 +1,9 @@
-"""UNet block variants at an equal parameter count and an equal wall-clock budget (notebook 03 §8,
+"""UNet block variants at an equal parameter count and an equal wall-clock budget (notebook 03 §10,
 issue 19): the course's ResBlock UNet, the same with BigGAN up/down ResBlocks, and a ConvNeXt UNet.
 
     python benchmarks/blocks.py                  # 15 minutes of training each, N=1000 (about an hour on 2 cores)
     python benchmarks/blocks.py --quick          # 1 minute each, N=200, no compile probe
-    python benchmarks/blocks.py --resume --sample-seed 1   # the trained runs again, another sampling seed
+    python benchmarks/blocks.py --resume --sample-seed 1 --out benchmarks/results/blocks_seed1.json   # another sampling seed
 
 Every variant is trained by the ordinary command line from the CPU fast path (``--preset cpu-fast``:
 levels 28-14-7, one block per level, attention at 7×7, no dropout, batch 64, lr 1e-3, warm-up 100,
@@ -16,10 +16,17 @@ the same seed (so the same data order), with only the flags of its row changed:
                          would otherwise add 13% parameters;
 * ``convnext``:          ``--block convnext``, base 24 (its 3×3 bottleneck convs are twice as wide).
 
-The three land within ±5% of one parameter count (checked before anything is trained).  torch.compile:
-at full size a probe times 30 optimizer steps of each variant eager and compiled (after 5 and 15
-warm-up steps) and each variant trains with its faster setting, because the budget is wall-clock
-time and compile helps on some CPUs and hurts on others; ``--compile on|off`` fixes it for all.
+The three land within ±5% of one parameter count (checked before anything is trained, and again on
+the trained checkpoints).  What follows from the narrower bases and is not matched: the time
+embedding is 4·base wide (128 / 120 / 96), attention keeps 4 heads (head width 16 / 15 / 12), and the
+ConvNeXt UNet's attention and output GroupNorms keep 8 groups (3 and 6 channels per group).
+
+torch.compile: at full size a probe times 30 optimizer steps of each variant eager and compiled
+(after 5 and 15 warm-up steps, steady state only: the compile time itself is not weighed, and the
+probe fills inductor's cache, so the training run's own compile is short) and each variant trains
+with its faster setting, because the budget is wall-clock time and compile helps on some CPUs and
+hurts on others; ``--compile on|off`` fixes it for all.  The "train img/s" column is steps × batch
+over the whole budget (compile included), not the probe's steady-state rate, which is shown beside it.
 
 Then each samples N images with DDIM-50 (η=0, x̂_0 clipped), from the same seed, and is scored by
 classifier-FID against the test set with the real-vs-real floor at N.  Writes ``--out`` (JSON), the
@@ -125,17 +132,28 @@ def _without_compile(command: str) -> str:
     return " ".join(word for word in command.split() if word not in ("--compile", "--no-compile"))
 
 
+def kept_run(variant: str, args) -> dict | None:
+    """With --resume: the finished run of this variant made by the same command (with compile on
+    or off, as its probe chose, unless --compile on|off fixes it), or None."""
+    path = Path(args.runs_dir) / slug(variant) / "checkpoint.pt"
+    info_path = path.parent / "benchmark_train.json"
+    if not (path.is_file() and info_path.is_file()):
+        return None
+    info = json.loads(info_path.read_text())
+    if args.compile == "probe":
+        same = _without_compile(info["command"]) == _without_compile(_shown(train_command(variant, args, False)))
+    else:
+        same = info["command"] == _shown(train_command(variant, args, args.compile == "on"))
+    return info if same else None
+
+
 def train(variant: str, args, compiled: bool) -> dict:
-    """Train one variant (or, with --resume, keep its finished run made by the same command)."""
+    """Train one variant by the command line; its command and wall time go next to the run."""
     path = Path(args.runs_dir) / slug(variant) / "checkpoint.pt"
     info_path = path.parent / "benchmark_train.json"
     command = train_command(variant, args, compiled)
-    if args.resume and path.is_file() and info_path.is_file():
-        info = json.loads(info_path.read_text())
-        if _without_compile(info["command"]) == _without_compile(_shown(command)):   # the probe may have chosen either
-            print(f"{variant}: keeping {path} (--resume)")
-            return info
     print(f"{variant}: {_shown(command)}", flush=True)
+    info_path.unlink(missing_ok=True)        # a run interrupted from here on is never kept by --resume
     started = time.perf_counter()
     log = path.parent.parent / f"{slug(variant)}.log"      # the progress bar and any error (outside the run folder)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +173,7 @@ def measure(variant: str, args, evaluator: Evaluator, device) -> tuple[dict, tor
     model, schedule, ckpt = load_diffusion_model(path, device=device)
     sampler = DDIMSampler(schedule, steps=args.sample_steps)
     seed = args.seed if args.sample_seed is None else args.sample_seed
+    generate(model, DDIMSampler(schedule, steps=2), 2, 2, device, seed, precision=args.precision)   # warm-up, untimed
     started = time.perf_counter()
     images = generate(model, sampler, args.n, args.batch_size, device, seed, precision=args.precision)
     seconds = time.perf_counter() - started
@@ -169,7 +188,7 @@ def measure(variant: str, args, evaluator: Evaluator, device) -> tuple[dict, tor
 
 
 def markdown(rows: list[dict], sample_steps: int) -> str:
-    lines = ["| variant | params | compile | train min | steps | train img/s (probe eager / compiled) "
+    lines = ["| variant | params | compile | train min | steps | train img/s: steps × batch / budget (probe: eager / compiled) "
              f"| sample s / 1000 (DDIM-{sample_steps}) | classifier-FID (floor) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         probe = r.get("probe")
@@ -216,7 +235,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
     parser.add_argument("--batch-size", type=int, default=500, help="sampling batch")
     parser.add_argument("--precision", default=None, help="sampling precision (default: bf16 where native, else fp32)")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "blocks"))
+    parser.add_argument("--runs-dir", default=None, help="where the training runs go (default runs/blocks; "
+                                                          "--quick: runs/blocks_quick)")
     parser.add_argument("--resume", action="store_true", help="keep training runs finished with the same command")
     parser.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed unless --sample-seed)")
     parser.add_argument("--sample-seed", type=int, default=None, help="another sampling seed for the same trained models")
@@ -229,6 +249,7 @@ def main(argv=None) -> int:
     args.minutes = args.minutes or (1.0 if args.quick else 15.0)
     args.n = args.n or (200 if args.quick else 1000)
     args.compile = args.compile or ("off" if args.quick else "probe")
+    args.runs_dir = args.runs_dir or str(ROOT / "runs" / ("blocks_quick" if args.quick else "blocks"))
     args.precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
     args.out = args.out or (ROOT / "runs" / "blocks_quick.json" if args.quick
                             else ROOT / "benchmarks" / "results" / "blocks.json")
@@ -241,15 +262,20 @@ def main(argv=None) -> int:
                          timing=f"{args.minutes:g} min of training per variant, one after the other; sampling timed once"))
     print("parameters: " + ", ".join(f"{v} {c:,}" for v, c in counts.items()), flush=True)
 
-    probes = {}
-    if args.compile == "probe" and not (args.resume and all(
-            (Path(args.runs_dir) / slug(v) / "benchmark_train.json").is_file() for v in args.variants)):
+    kept = {v: kept_run(v, args) for v in args.variants} if args.resume else {}
+    probes = {v: info["probe"] for v, info in kept.items() if info and "probe" in info}
+    to_probe = [v for v in args.variants if not kept.get(v)] if args.compile == "probe" else []
+    if to_probe:
         from ddpm_teach.data import load_dataset
         data = load_dataset("fashion_mnist")
-        probes = {v: probe_compile(v, data) for v in args.variants}
+        probes.update({v: probe_compile(v, data) for v in to_probe})
     trained = {}
     for variant in args.variants:
-        compiled = (probes[variant]["compiled"] > probes[variant]["eager"] if variant in probes
+        if kept.get(variant):
+            print(f"{variant}: keeping {Path(args.runs_dir) / slug(variant)} (--resume)")
+            trained[variant] = kept[variant]
+            continue
+        compiled = (probes[variant]["compiled"] > probes[variant]["eager"] if args.compile == "probe"
                     else args.compile == "on")
         trained[variant] = train(variant, args, compiled)
         if variant in probes:
@@ -265,13 +291,16 @@ def main(argv=None) -> int:
         print(f"{variant}: {row['steps']:,} steps, FID {row['fid']:.3f} (floor {row['fid_floor']:.3f}, N={row['n']})",
               flush=True)
         rows.append(row)
+    spread = max(abs(r["params"] / rows[0]["params"] - 1) for r in rows)
+    print(f"parameters of the trained models: at most {100 * spread:.1f}% from {rows[0]['variant']}'s"
+          + (" -- OUTSIDE ±5%" if spread > PARAM_TOLERANCE else ""))
     table = markdown(rows, args.sample_steps)
     print()
     print(table)
     lines = ratio_lines(rows)
     print("\n".join(lines))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"rows": rows, "ratios": lines, "seed": args.seed, "sample_seed": args.sample_seed,
+    payload = {"rows": rows, "ratios": lines, "param_spread": round(spread, 4), "seed": args.seed, "sample_seed": args.sample_seed,
                "precision": args.precision, "sampler": f"DDIM-{args.sample_steps}, eta 0, x0 clipped",
                "command": "python benchmarks/blocks.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "machine": machine_header("blocks", device, SIZES["full"]).splitlines()[1:4]}

@@ -37,6 +37,7 @@ __all__ = [
     "smooth_ema",
     "plot_loss_curve",
     "draw_unet",
+    "draw_block",
     "plot_ddim_terms",
 ]
 
@@ -429,37 +430,44 @@ def plot_ddim_terms(*, x_t: torch.Tensor, pred_x0: torch.Tensor, x0_term: torch.
 
 # box colours of the UNet diagram, by kind of block
 _UNET_COLOURS = {"conv": "#d9d9d9", "res": "#9ecae1", "attn": "#fdae6b", "down": "#a1d99b", "mid": "#bcbddc"}
-_UNET_LEGEND = {"conv": "convolution", "res": "ResBlock", "attn": "ResBlock + self-attention",
-                "down": "downsample (stride-2 conv)", "mid": "bottleneck"}
+
+
+def _unet_legend(model: "UNet") -> dict[str, str]:
+    label = model.mid_block1.label
+    down = (f"downsample ({label} with 2×2 average pooling inside, BigGAN)" if model.config.resblock_updown
+            else "downsample (stride-2 conv)")
+    return {"conv": "convolution", "res": label, "attn": f"{label} + self-attention", "down": down, "mid": "bottleneck"}
 
 
 def _unet_layout(model: "UNet") -> tuple[list[dict], list[dict]]:
     """The boxes of :func:`draw_unet`, read off the model's modules: the contracting path (one box
-    per skip it stores) and the expanding path (one box per ResBlock, on the row of the skip it
+    per skip it stores) and the expanding path (one box per block, on the row of the skip it
     concatenates).  Each box has a label, a level, a kind (a key of ``_UNET_COLOURS``) and the
     feature-map side ``res``."""
     from torch import nn
 
-    from .unet import AttentionBlock
+    from .unet import AttentionBlock, Downsample
 
     cfg = model.config
     down = [dict(label=f"conv_in  {cfg.in_channels}→{cfg.base_channels}", level=0, kind="conv")]
     for level, (blocks, downsample) in enumerate(zip(model.down_levels, model.downsamples)):
         for block, attn in zip(blocks.blocks, blocks.attns):
             kind = "attn" if isinstance(attn, AttentionBlock) else "res"
-            down.append(dict(label=f"ResBlock  {block.conv1.in_channels}→{block.conv1.out_channels}",
-                             level=level, kind=kind))
-        if not isinstance(downsample, nn.Identity):
+            down.append(dict(label=f"{block.label}  {block.in_channels}→{block.out_channels}", level=level, kind=kind))
+        if isinstance(downsample, Downsample):
             ch = downsample.conv.out_channels
             down.append(dict(label=f"downsample  {ch}→{ch}", level=level + 1, kind="down"))
+        elif not isinstance(downsample, nn.Identity):      # a BigGAN resampling block
+            down.append(dict(label=f"downsample: {downsample.label}↓  {downsample.in_channels}→{downsample.out_channels}",
+                             level=level + 1, kind="down"))
     skip_rows = list(range(len(down)))          # a stack: the expanding path pops from the end
     up: list[dict] = []
     for k, (blocks, upsample) in enumerate(zip(model.up_levels, model.upsamples)):
         level = len(cfg.channel_mults) - 1 - k
         for block, attn in zip(blocks.blocks, blocks.attns):
-            in_ch, out_ch = block.conv1.in_channels, block.conv1.out_channels
-            skip_ch = in_ch - (up[-1]["out"] if up else model.mid_block2.conv1.out_channels)
-            up.append(dict(label=f"ResBlock  {in_ch - skip_ch}+{skip_ch}→{out_ch}", level=level,
+            in_ch, out_ch = block.in_channels, block.out_channels
+            skip_ch = in_ch - (up[-1]["out"] if up else model.mid_block2.out_channels)
+            up.append(dict(label=f"{block.label}  {in_ch - skip_ch}+{skip_ch}→{out_ch}", level=level,
                            kind="attn" if isinstance(attn, AttentionBlock) else "res", row=skip_rows.pop(),
                            out=out_ch, upsample_after=not isinstance(upsample, nn.Identity)
                            and block is blocks.blocks[-1]))
@@ -490,7 +498,9 @@ def draw_unet(model: "UNet | UNetConfig", title: str | None = None) -> "Figure":
     cfg = model.config
     if title is None:
         attention = ", ".join(f"{r}×{r}" for r in cfg.attention_resolutions) or "the bottleneck only"
-        title = (f"UNet: base_channels={cfg.base_channels}, num_res_blocks={cfg.num_res_blocks}, "
+        variant = ("" if cfg.block == "resnet" else f"block={cfg.block}, ") + (
+            "resblock_updown, " if cfg.resblock_updown else "")
+        title = (f"UNet: {variant}base_channels={cfg.base_channels}, num_res_blocks={cfg.num_res_blocks}, "
                  f"channel_mults={cfg.channel_mults}, attention at {attention}")
     down, up = _unet_layout(model)
     n_rows, n_levels = len(down), len(cfg.channel_mults)
@@ -521,19 +531,21 @@ def draw_unet(model: "UNet | UNetConfig", title: str | None = None) -> "Figure":
 
     # the bottleneck
     mid_y, mid_w = -n_rows - 0.3, 2 * box_w
-    mid_x, ch, mid_res = width / 2 - mid_w / 2, model.mid_block1.conv1.out_channels, cfg.resolutions[-1]
-    box(mid_x, mid_y, f"bottleneck: ResBlock → attention → ResBlock  {ch}→{ch}\n{mid_res}×{mid_res}", "mid",
+    mid_x, ch, mid_res = width / 2 - mid_w / 2, model.mid_block1.out_channels, cfg.resolutions[-1]
+    label = model.mid_block1.label
+    box(mid_x, mid_y, f"bottleneck: {label} → attention → {label}  {ch}→{ch}\n{mid_res}×{mid_res}", "mid",
         w=mid_w)
     arrow((left_x[-1] + box_w / 2, -(n_rows - 1) - box_h / 2), (mid_x + box_w * 0.4, mid_y + box_h / 2))
 
     # the expanding path, each block on the row of the skip it consumes
+    up_text = f"upsample ×2: {label}↑" if cfg.resblock_updown else "upsample ×2"
     prev, prev_upsample = (mid_x + mid_w - box_w * 0.4, mid_y + box_h / 2), False
     for u in up:
         x, y = right_x0 - u["level"] * indent, -u["row"]
         box(x, y, f"{u['label']}\n{u['res']}×{u['res']}", u["kind"])
         arrow(prev, (x + box_w / 2, y - box_h / 2))
         if prev_upsample:
-            ax.text((prev[0] + x + box_w / 2) / 2 + 0.2, (prev[1] + y - box_h / 2) / 2, "upsample ×2",
+            ax.text((prev[0] + x + box_w / 2) / 2 + 0.2, (prev[1] + y - box_h / 2) / 2, up_text,
                     fontsize=8.5, color="#31a354", ha="left", va="center", fontweight="bold")
         arrow((left_x[u["row"]] + box_w, y), (x, y), linestyle="--", color="#777777", linewidth=0.9)   # the skip
         prev, prev_upsample = (x + box_w / 2, y + box_h / 2), u["upsample_after"]
@@ -546,11 +558,97 @@ def draw_unet(model: "UNet | UNetConfig", title: str | None = None) -> "Figure":
     arrow((right_x0 + box_w / 2, 1.1 + box_h / 2), (right_x0 + box_w / 2, 1.8))
 
     ax.text(width / 2, -0.45, "skip connections (concatenated)", ha="center", fontsize=8, color="#777777")
-    ax.legend([plt.Rectangle((0, 0), 1, 1, facecolor=_UNET_COLOURS[k], edgecolor="black") for k in _UNET_LEGEND],
-              list(_UNET_LEGEND.values()), loc="lower left", fontsize=8, frameon=False)
+    legend = _unet_legend(model)
+    ax.legend([plt.Rectangle((0, 0), 1, 1, facecolor=_UNET_COLOURS[k], edgecolor="black") for k in legend],
+              list(legend.values()), loc="lower left", fontsize=8, frameon=False)
     ax.set_xlim(-0.3, width + 0.3)
     ax.set_ylim(mid_y - 0.8, 2.4)
     ax.axis("off")
     ax.set_title(title)
     fig.tight_layout()
+    return fig
+
+
+_BLOCK_COLOURS = {"conv": "#9ecae1", "norm": "#bcbddc", "emb": "#fdae6b", "resample": "#a1d99b", "other": "#eeeeee"}
+
+
+def _block_kind(layer: str) -> str:
+    if "conv" in layer:
+        return "conv"
+    if "Norm" in layer:
+        return "norm"
+    if layer.startswith("linear"):
+        return "emb"
+    if "pool" in layer or "nearest" in layer:
+        return "resample"
+    return "other"
+
+
+def draw_block(block, x: "torch.Tensor", emb: "torch.Tensor", ax=None, title: str | None = None) -> "Figure":
+    """Draw one UNet block (notebook 03, §10) as its layers in the order they run, each with the
+    shape it outputs, read off :func:`ddpm_teach.unet.block_trace`: the main path down the
+    middle, the embedding's projection beside the layer it is added after, the skip path (its
+    resampling and 1×1 conv, where the block has them) on the right, and the sum at the bottom.
+
+    block: a :class:`~ddpm_teach.unet.ResBlock` or :class:`~ddpm_teach.unet.ConvNeXtBlock`.
+    x, emb: an input [B, C, H, W] and an embedding [B, emb_dim] to trace with.
+    ax: draw into this axes (default: a new figure).  Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    from .unet import block_trace
+
+    trace = block_trace(block, x, emb)
+    skip_names = ("x_resample", "skip")
+    main = [r for r in trace[:-1] if r[0] not in skip_names and r[0] != "emb_proj"]
+    side = [r for r in trace if r[0] in skip_names]
+    emb_row = next((r for r in trace if r[0] == "emb_proj"), None)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 0.62 * (len(main) + 3)))
+    else:
+        fig = ax.figure
+    box_w, box_h, side_w, emb_w = 4.2, 0.66, 3.1, 3.1
+    in_shape = tuple(x.shape)
+
+    def box(cx, y, text, kind, w=box_w):     # a patch and its text share a gid (the layout test pairs them)
+        gid = f"block-box-{len(ax.patches)}"
+        ax.add_patch(FancyBboxPatch((cx - w / 2, y - box_h / 2), w, box_h, boxstyle="round,pad=0.02,rounding_size=0.1",
+                                    facecolor=_BLOCK_COLOURS[kind], edgecolor="black", linewidth=0.8, gid=gid))
+        ax.text(cx, y, text, ha="center", va="center", fontsize=7, gid=gid)
+
+    def arrow(a, b, **style):
+        ax.annotate("", xy=b, xytext=a, arrowprops={**dict(arrowstyle="-|>", color="black", linewidth=0.9,
+                                                           shrinkA=0, shrinkB=0), **style})
+
+    ax.text(0, 1, f"x  {list(in_shape)}", ha="center", va="center", fontsize=8.5, fontweight="bold")
+    previous = (0, 1 - 0.2)
+    for k, (name, layer, shape) in enumerate(main):
+        y = -k
+        box(0, y, f"{name}: {layer}\n→ {list(shape)}", _block_kind(layer))
+        arrow(previous, (0, y + box_h / 2))
+        previous = (0, y - box_h / 2)
+        added_after = "dwconv" if block.label == "ConvNeXt" else "conv1"
+        if emb_row is not None and name == added_after:
+            ex = -box_w / 2 - 0.3 - emb_w / 2
+            box(ex, y - 0.5, f"emb_proj: {emb_row[1].split(' (')[0]}\n→ {list(emb_row[2])}, added", "emb", w=emb_w)
+            arrow((ex + emb_w / 2, y - 0.5), (-0.08, y - 0.5), color="#e6550d")
+    bottom = -len(main)
+    skip_x = box_w / 2 + 0.3 + side_w / 2
+    prev_skip = (skip_x, 1 - 0.2)
+    ax.annotate("", xy=prev_skip, xytext=(0.9, 1.0), arrowprops=dict(arrowstyle="-", color="#777777",
+                                                                       linewidth=0.9, linestyle="--"))
+    for k, (name, layer, shape) in enumerate(side):
+        y = -1 - 1.4 * k
+        box(skip_x, y, f"{name}: {layer}\n→ {list(shape)}", _block_kind(layer), w=side_w)
+        arrow(prev_skip, (skip_x, y + box_h / 2), color="#777777")
+        prev_skip = (skip_x, y - box_h / 2)
+    box(0, bottom, f"main + skip  →  {list(trace[-1][2])}", "other", w=3.4)
+    arrow(previous, (0, bottom + box_h / 2))
+    arrow(prev_skip, (1.7, bottom), color="#777777", connectionstyle="angle,angleA=-90,angleB=0")
+    ax.text(skip_x, 0.55, "skip path" if side else "skip path: identity", ha="center", fontsize=8, color="#555555")
+    ax.set_xlim(-box_w / 2 - 0.4 - emb_w, skip_x + side_w / 2 + 0.1)
+    ax.set_ylim(bottom - 0.7, 1.4)
+    ax.axis("off")
+    resample = {"down": ", downsampling (BigGAN)", "up": ", upsampling (BigGAN)", None: ""}[block.resample]
+    ax.set_title(title or f"{block.label} {block.in_channels}→{block.out_channels}{resample}", fontsize=10)
     return fig

@@ -6,7 +6,7 @@
                                 └─ expanding path: ResBlocks on [h, skip] concatenated,
                                     upsample ×2 between levels ─ conv_out ─ ε̂ [B, C, H, W]
 
-Two options change the blocks (notebook 03, §8):
+Two options change the blocks (notebook 03, §10):
 
 * ``block="convnext"``: every ResBlock becomes a ConvNeXt block (Liu et al. 2022, in the form of
   lucidrains' denoising-diffusion-pytorch and the HF Annotated Diffusion post);
@@ -167,24 +167,32 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 class Resample(nn.Module):
     """Parameter-free resampling by 2 inside a residual block: "down" is 2×2 average pooling, "up"
-    nearest-neighbour doubling (guided-diffusion's Downsample/Upsample with ``use_conv=False``),
-    None the identity.  A module, so that shape traces and hooks see it."""
+    nearest-neighbour doubling (guided-diffusion's Downsample/Upsample with ``use_conv=False``).
+    A module, so that shape traces and hooks see it."""
 
-    def __init__(self, mode: Literal["up", "down"] | None):
+    def __init__(self, mode: Literal["up", "down"]):
         super().__init__()
-        if mode not in ("up", "down", None):
-            raise ValueError(f"resample must be 'up', 'down' or None, got {mode!r}.")
+        if mode not in ("up", "down"):
+            raise ValueError(f"resample must be 'up' or 'down' (or None for no resampling), got {mode!r}.")
         self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "down":
             return F.avg_pool2d(x, 2)                                # (B, C, H/2, W/2)
-        if self.mode == "up":
-            return F.interpolate(x, scale_factor=2, mode="nearest")  # (B, C, 2H, 2W)
-        return x
+        return F.interpolate(x, scale_factor=2, mode="nearest")      # (B, C, 2H, 2W)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+def _resamplers(resample: Literal["up", "down"] | None) -> tuple[Resample | None, Resample | None]:
+    """The main path's and the skip path's resampling, or (None, None): a block that keeps the
+    resolution has no resampling modules at all (and prints as before these options existed)."""
+    return (Resample(resample), Resample(resample)) if resample is not None else (None, None)
+
+
+def _apply(module: nn.Module | None, x: torch.Tensor) -> torch.Tensor:
+    return x if module is None else module(x)
 
 
 class ResBlock(nn.Module):
@@ -197,13 +205,14 @@ class ResBlock(nn.Module):
     so both arrive at the new size, and no parameter is added."""
 
     label = "ResBlock"
+    activations = {"norm1": "SiLU", "norm2": "SiLU"}     # function calls after these layers (for block_trace)
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int,
                  resample: Literal["up", "down"] | None = None):
         super().__init__()
         self.in_channels, self.out_channels, self.resample = in_ch, out_ch, resample
+        self.h_resample, self.x_resample = _resamplers(resample)
         self.norm1 = nn.GroupNorm(groups, in_ch)
-        self.h_resample = Resample(resample)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb_proj = nn.Linear(emb_dim, out_ch)
         self.norm2 = nn.GroupNorm(groups, out_ch)
@@ -211,14 +220,13 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity (or as its skip path)
         nn.init.zeros_(self.conv2.bias)
-        self.x_resample = Resample(resample)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(self.h_resample(F.silu(self.norm1(x))))     # (B, out_ch, H', W'), H' = H/2, H or 2H
-        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]     # (B, out_ch, 1, 1) broadcast
+        h = self.conv1(_apply(self.h_resample, F.silu(self.norm1(x))))   # (B, out_ch, H', W'), H' = H/2, H or 2H
+        h = h + self.emb_proj(F.silu(emb))[:, :, None, None]           # (B, out_ch, 1, 1) broadcast
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
-        return self.skip(self.x_resample(x)) + h
+        return self.skip(_apply(self.x_resample, x)) + h
 
 
 class ConvNeXtBlock(nn.Module):
@@ -234,6 +242,7 @@ class ConvNeXtBlock(nn.Module):
     BigGAN ResBlock: the block then also changes the resolution, with no extra parameter."""
 
     label = "ConvNeXt"
+    activations = {"conv1": "GELU"}
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, mult: int = 2,
                  resample: Literal["up", "down"] | None = None):
@@ -241,7 +250,7 @@ class ConvNeXtBlock(nn.Module):
         self.in_channels, self.out_channels, self.resample = in_ch, out_ch, resample
         self.dwconv = nn.Conv2d(in_ch, in_ch, 7, padding=3, groups=in_ch)
         self.emb_proj = nn.Linear(emb_dim, in_ch)
-        self.h_resample = Resample(resample)
+        self.h_resample, self.x_resample = _resamplers(resample)
         self.norm1 = nn.GroupNorm(1, in_ch)
         self.conv1 = nn.Conv2d(in_ch, mult * out_ch, 3, padding=1)
         self.norm2 = nn.GroupNorm(1, mult * out_ch)
@@ -249,14 +258,13 @@ class ConvNeXtBlock(nn.Module):
         self.conv2 = nn.Conv2d(mult * out_ch, out_ch, 3, padding=1)
         nn.init.zeros_(self.conv2.weight)  # starts as its skip path, like the ResBlock
         nn.init.zeros_(self.conv2.bias)
-        self.x_resample = Resample(resample)
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.dwconv(x) + self.emb_proj(F.silu(emb))[:, :, None, None]   # (B, in_ch, H, W)
-        h = self.conv1(self.norm1(self.h_resample(h)))                      # (B, mult·out_ch, H', W')
+        h = self.conv1(self.norm1(_apply(self.h_resample, h)))              # (B, mult·out_ch, H', W')
         h = self.conv2(self.dropout(self.norm2(F.gelu(h))))                 # (B, out_ch, H', W')
-        return self.skip(self.x_resample(x)) + h
+        return self.skip(_apply(self.x_resample, x)) + h
 
 
 def make_block(config: "UNetConfig", in_ch: int, out_ch: int, emb_dim: int,
@@ -464,12 +472,13 @@ def trace_shapes(model: UNet, x: torch.Tensor, t: torch.Tensor | int, labels: to
 
 def block_trace(block: ResBlock | ConvNeXtBlock, x: torch.Tensor, emb: torch.Tensor) -> list[tuple[str, str, tuple[int, ...]]]:
     """Run one block and return (name, layer, output shape) for each of its layers in the order
-    they ran, with ``"+ skip"`` last (the block's output): the shape trace of notebook 03, §8.
-    The skip path's layers have names starting ``x_resample`` and ``skip``."""
+    they ran, with ``"+ skip"`` last (the block's output): the shape trace of notebook 03, §10.
+    The skip path's layers are ``x_resample`` and ``skip``.  The activations are function calls,
+    not layers: the layer they follow says so ("→ SiLU"); the shape is the layer's output."""
     records: list[tuple[str, str, tuple[int, ...]]] = []
     hooks = []
     for name, module in block.named_children():
-        if isinstance(module, nn.Identity) or (isinstance(module, Resample) and module.mode is None):
+        if isinstance(module, nn.Identity):
             continue
         layer = type(module).__name__
         if isinstance(module, nn.Conv2d):
@@ -478,13 +487,15 @@ def block_trace(block: ResBlock | ConvNeXtBlock, x: torch.Tensor, emb: torch.Ten
             stride = f", stride {module.stride[0]}" if module.stride[0] > 1 else ""
             layer = f"{kind}{kh}×{kw} conv {module.in_channels}→{module.out_channels}{stride}"
         elif isinstance(module, nn.GroupNorm):
-            layer = "LayerNorm (GroupNorm, 1 group)" if module.num_groups == 1 else f"GroupNorm ({module.num_groups} groups)"
+            layer = "GroupNorm(1): over C, H, W" if module.num_groups == 1 else f"GroupNorm ({module.num_groups} groups)"
         elif isinstance(module, nn.Linear):
             layer = f"linear {module.in_features}→{module.out_features} (of SiLU(emb))"
         elif isinstance(module, Resample):
             layer = "2×2 average pool" if module.mode == "down" else "nearest ×2"
         elif isinstance(module, nn.Dropout):
             layer = f"dropout p={module.p:g}"
+        if name in getattr(block, "activations", {}):
+            layer += f" → {block.activations[name]}"
         hooks.append(module.register_forward_hook(
             lambda mod, inp, out, name=name, layer=layer: records.append((name, layer, tuple(out.shape)))))
     try:

@@ -36,18 +36,21 @@
 # 5. explain why self-attention is used only at low resolution, from its cost $\propto (HW)^2$;
 # 6. count the parameters of a UNet, by formula and by code, and say where they live;
 # 7. read off how class conditioning (with a *null* label) and a learned variance change the model,
-#    and why the model knows nothing about noise schedules.
+#    and why the model knows nothing about noise schedules;
+# 8. switch on BigGAN resampling and ConvNeXt blocks, trace what each changes, and read a measured
+#    comparison of the three designs at an equal parameter count and an equal training time.
 #
 # **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
-# - 2-core Intel Xeon with AMX (2026-11-22): 12 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 15-23 s (four runs)
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 13-14 s (AMD) · GPU: not measured
+# - 2-core Intel Xeon with AMX (2026-11-22, before §10 was added; not measured since): 12 s
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-07, with §10): 15 s (§10: about 5 s of it)
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 10-11 s (AMD, 2026-12-07, with §10) · GPU: not measured
 #
 # Slower on a CPU with fewer cores or on a busy machine; the last cell prints this run's time per section.
 #
 # **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) only changes how many times
 # the timing cells repeat a forward pass. Every shape and parameter count below is the same at both
-# sizes and is checked by `pytest --nbval`.
+# sizes and is checked by `pytest --nbval`. §10's table of trained variants is read from
+# `benchmarks/results/blocks.json`, which `python benchmarks/blocks.py` wrote (about an hour on 2 cores).
 
 # %%
 # Setup: in Google Colab this fetches the course and installs ddpm_teach; elsewhere it does nothing.
@@ -74,9 +77,10 @@ from torch import nn
 
 import ddpm_teach
 import ddpm_teach.exercises.nb03
-from ddpm_teach.course import by_size, timed
-from ddpm_teach.plotting import draw_unet
-from ddpm_teach.unet import AttentionBlock, ResBlock, UNet, UNetConfig, timestep_embedding, trace_shapes
+from ddpm_teach.course import by_size, repo_root, timed
+from ddpm_teach.plotting import draw_block, draw_unet
+from ddpm_teach.unet import (AttentionBlock, ConvNeXtBlock, ResBlock, UNet, UNetConfig, block_trace, timestep_embedding,
+                             trace_shapes)
 
 SIZE = ddpm_teach.course.notebook_size()
 TIMING_REPEATS = by_size(full=3, ci=1)   # forward passes averaged in the timing cells
@@ -396,8 +400,8 @@ def trace_table(model: UNet, batch: int = 2) -> list[dict]:
     rows, prev_ch = [], model.config.in_channels
     for name, shape in trace_shapes(model, x, torch.zeros(batch, dtype=torch.long)):
         module = model.get_submodule(name)
-        if isinstance(module, ResBlock):
-            kind, in_ch = "ResBlock", module.norm1.num_channels
+        if isinstance(module, (ResBlock, ConvNeXtBlock)):          # ConvNeXt: §10
+            kind, in_ch = "ResBlock", module.in_channels
         elif isinstance(module, AttentionBlock):
             kind, in_ch = "attention", module.norm.num_channels
         elif isinstance(module, nn.Conv2d):
@@ -640,6 +644,190 @@ print(f"on {ddpm_teach.course.machine()}, torch {torch.__version__}")
 # notebook 04 trains the small model for its short CPU run, and leaves the default one to a GPU.
 
 # %% [markdown]
+# ## 10. Block variants: BigGAN resampling and ConvNeXt blocks
+#
+# Two block designs from the wider literature turn up in diffusion UNets. `UNetConfig` has a field
+# for each, so `python -m ddpm_teach train` (notebook 04) has a flag for each, `--resblock-updown` and
+# `--block convnext` (with `--convnext-mult`), and a checkpoint records them:
+#
+# - **BigGAN resampling** (`resblock_updown=True`). Brock et al. (2019, Appendix B, Fig. 15) resample
+#   *inside* a residual block: the generator's blocks upsample between the first activation and the
+#   first conv, the discriminator's blocks average-pool at the end. Song et al. (2021) used such
+#   blocks in their score-SDE networks, and Dhariwal & Nichol (2021, §3, Table 1) kept them in their
+#   ablated diffusion model, in the form that guided-diffusion's `ResBlock(up=..., down=...)` and
+#   `ddpm_teach` use for both directions: the main path is GroupNorm·SiLU, then the resampling, then
+#   the two 3×3 convs; the skip path is resampled without parameters (2×2 average pooling down,
+#   nearest-neighbour doubling up) and, if the width changes, goes through a 1×1 conv. Here they
+#   replace the `Downsample` (a stride-2 3×3 conv) and `Upsample` (nearest doubling, then a 3×3 conv)
+#   layers between levels. Each resampling point now has two convs, two norms and the time
+#   embedding instead of one conv: more parameters (about 13% at the course's widths), and the
+#   network sees the timestep while it changes resolution.
+# - **ConvNeXt blocks** (`block="convnext"`). Liu et al. (2022, "A ConvNet for the 2020s", §2.3-2.6 and
+#   Fig. 4) rebuilt the ResNet block in the image of a Transformer block: a **depthwise** 7×7 conv
+#   (one 7×7 filter per channel: it mixes space, not channels, for $49C$ weights and $C$ biases), one
+#   LayerNorm (over the channels, at each position), and an **inverted bottleneck**: a 4×-wide MLP
+#   of 1×1 convs that mixes channels, with GELU. lucidrains' denoising-diffusion-pytorch and the
+#   Hugging Face "Annotated Diffusion" post used a ConvNeXt block in their UNets in 2022, in a
+#   different form, which `ddpm_teach` follows: the time embedding is added after the depthwise
+#   conv, a GroupNorm with one group (it normalises over C, H and W together, unlike Liu et al.'s
+#   per-position LayerNorm) before each conv, and 3×3 convs in a 2× bottleneck (`convnext_mult=2`).
+#   The embedding goes through SiLU and a Linear layer, as in our ResBlock (lucidrains used GELU).
+#   Both the repository and the post have since gone back to ResNet blocks.
+#
+# `block_trace(block, x, emb)` runs one block and lists each layer with the shape it returns; the
+# activations are function calls, not layers, so the layer they follow says "→ SiLU" or "→ GELU".
+# `draw_block` draws the same trace. Here are a ResBlock, a BigGAN downsampling ResBlock and a
+# ConvNeXt block, each fed a [2, 32, 14, 14] input and the 128-wide embedding of the small UNet:
+
+# %%
+ddpm_teach.course.section("10. Block variants")
+x_block = torch.randn(2, 32, 14, 14, generator=torch.Generator().manual_seed(8))
+emb_block = torch.randn(2, 128, generator=torch.Generator().manual_seed(9))
+BLOCKS = {
+    "ResBlock 32→64": ResBlock(32, 64, emb_dim=128, dropout=0.1, groups=8),
+    "BigGAN ResBlock, down": ResBlock(32, 32, emb_dim=128, dropout=0.1, groups=8, resample="down"),
+    "ConvNeXt 32→64": ConvNeXtBlock(32, 64, emb_dim=128, dropout=0.1, mult=2),
+}
+for title, block in BLOCKS.items():
+    block.eval()                                    # dropout off, so the outputs below are exact
+    print(f"{title}: {sum(p.numel() for p in block.parameters()):,} parameters")
+    for name, layer, shape in block_trace(block, x_block, emb_block):
+        print(f"    {name:11s} {layer:34s} → {list(shape)}")
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(18, 6))
+for ax, (title, block) in zip(axes, BLOCKS.items()):
+    draw_block(block, x_block, emb_block, ax=ax, title=title)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the traces against the pictures. The BigGAN block's `h_resample` halves the side after
+# `norm1`·SiLU and before `conv1`, so both of its convs run at 7×7, a quarter of the positions; its
+# skip path (`x_resample`, right) is average pooling and nothing else, because the width does not
+# change. (The *up* blocks do the opposite: both convs run at the doubled side, which costs compute.)
+# The ConvNeXt block keeps `dwconv` at the input's 32 channels (the embedding is projected to 32,
+# not 64), widens to $2 \times 64 = 128$ channels in `conv1` and comes back to 64 in `conv2`.
+#
+# A check that the BigGAN block does what the picture says: `conv2` starts at zero in every block
+# (§4), so a fresh resampling block is exactly its skip path, here 2×2 average pooling, whatever the
+# embedding:
+
+# %%
+with torch.no_grad():
+    pooled = BLOCKS["BigGAN ResBlock, down"](x_block, emb_block)
+print("fresh BigGAN down block == avg_pool2d(x, 2):", torch.equal(pooled, F.avg_pool2d(x_block, 2)))
+
+# %% [markdown]
+# The same switches on the whole network. At the small configuration's widths the ConvNeXt UNet is
+# much larger, because each block's 3×3 convs run into and out of a bottleneck twice as wide, and
+# the four BigGAN resampling blocks add two convs each where there was one. To compare designs rather
+# than sizes, `benchmarks/blocks.py` narrows the two variants until all three have the same
+# parameter count (±5%): BigGAN with `base_channels=30` (and 6 GroupNorm groups, since 30 is not
+# divisible by 8), ConvNeXt with `base_channels=24`. All three have dropout 0, as in the training
+# recipe the benchmark uses.
+
+# %%
+SMALL_NO_DROPOUT = UNetConfig(**{**SMALL.to_dict(), "dropout": 0.0})
+VARIANTS = {
+    "resnet": SMALL_NO_DROPOUT,
+    "resnet + BigGAN": UNetConfig(**{**SMALL_NO_DROPOUT.to_dict(), "resblock_updown": True, "base_channels": 30,
+                                     "norm_groups": 6}),
+    "convnext": UNetConfig(**{**SMALL_NO_DROPOUT.to_dict(), "block": "convnext", "base_channels": 24}),
+}
+small_params = UNet(SMALL).num_parameters()
+print(f"{'variant':16s} {'at base 32':>10s}   {'as benchmarked':>19s}   {'vs resnet':>9s}")
+for name, cfg in VARIANTS.items():
+    same_width = UNet(UNetConfig(**{**cfg.to_dict(), "base_channels": 32, "norm_groups": 8})).num_parameters()
+    matched = UNet(cfg).num_parameters()
+    print(f"{name:16s} {same_width:>10,}   {f'{matched:,} (base {cfg.base_channels})':>19s}   "
+          f"{matched / small_params - 1:>+9.1%}")
+
+# %% [markdown]
+# The BigGAN variant as benchmarked (base 30, so its widths are 30 and 60 where §2's diagram has 32
+# and 64):
+
+# %%
+fig = draw_unet(VARIANTS["resnet + BigGAN"])
+plt.show()
+
+# %% [markdown]
+# The green boxes between levels are now ResBlocks that downsample, and the expanding path upsamples
+# with a ResBlock too (the green label between levels).
+#
+# Equal parameters are not equal time. A conv does $2HW$ multiply-adds per weight, so at equal
+# parameters what differs is the resolution the weights run at (the BigGAN up blocks run at the
+# larger side) and the work that has no weights: a depthwise conv moves a lot of data for little
+# arithmetic, and the ConvNeXt block normalises and applies GELU to a tensor twice as wide. The cell
+# below times a forward + backward pass of each benchmarked variant on this machine, in fp32 without
+# torch.compile (the benchmark trains in bf16 where the CPU has it, compiled):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+step_s = {}
+for name, cfg in VARIANTS.items():
+    variant_model = UNet(cfg).train()
+    step_s[name] = seconds_per_call(lambda: variant_model(x_batch, t_batch).square().mean().backward())
+for name, seconds in step_s.items():
+    print(f"{name:16s} forward + backward at batch {TIMING_BATCH}: {seconds:.2f} s "
+          f"({seconds / step_s['resnet']:.2f} × resnet; mean of {TIMING_REPEATS})")
+print(f"on {ddpm_teach.course.machine()}")
+
+# %% [markdown]
+# Read the ratios above: they are this machine's, and the ranking can differ on another CPU or a
+# GPU. A variant that is slower per step sees fewer images in a fixed training time.
+#
+# **Measured.** Which design gives the better model for the same budget? `benchmarks/blocks.py` trains
+# each variant with the CPU fast path of notebook 04 (`--preset cpu-fast`: batch 64, bf16 where the
+# CPU has it, the learning rate's cosine decay of notebook 04 §6 fitted to the time budget) for the same 15 minutes on
+# 2 cores, from the same seed (so the same data order), then samples N = 1000 images with DDIM-50
+# (notebook 06) and scores them with classifier-FID (notebook 05) against the test set, beside the
+# real-vs-real floor at the same N. torch.compile is probed per variant, and each trains with
+# whichever was faster on that machine. The next cell reads the results file that the command wrote
+# (the command, the machine and every number are in it) and prints the table:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import json
+
+results_dir = repo_root() / "benchmarks" / "results"
+blocks_results = json.loads((results_dir / "blocks.json").read_text())
+print(blocks_results["command"], "on", blocks_results["machine"][1].replace("CPU:", "").strip())
+print(f"sampling: {blocks_results['sampler']}, precision {blocks_results['precision']}")
+print(f"\n{'variant':16s} {'params':>9s} {'compile':>7s} {'steps':>7s} {'img/s':>6s} {'FID':>6s} {'floor':>6s} {'sample s/1000':>13s}")
+for r in blocks_results["rows"]:
+    print(f"{r['variant']:16s} {r['params']:>9,} {'yes' if r['compile'] else 'no':>7s} {r['steps']:>7,} "
+          f"{r['train_img_per_s']:>6.0f} {r['fid']:>6.3f} {r['fid_floor']:>6.3f} {r['sample_s_per_1000']:>13.1f}")
+runs = [blocks_results] + [json.loads(f.read_text()) for f in sorted(results_dir.glob("blocks_seed*.json"))]
+fids = {r["variant"]: [] for r in blocks_results["rows"]}
+for run in runs:
+    for r in run["rows"]:
+        fids[r["variant"]].append(r["fid"])
+seeds = [run["sample_seed"] or 0 for run in runs]
+print(f"\nFID at sampling seeds {seeds} (the same trained models, the same noise for every variant):")
+for variant, values in fids.items():
+    gaps = [f - base for f, base in zip(values, fids["resnet"])]
+    line = f"  {variant:16s} " + " / ".join(f"{f:.3f}" for f in values)
+    if variant != "resnet":
+        same_sign = all(g > 0 for g in gaps) or all(g < 0 for g in gaps)
+        line += (f"   − resnet: " + " / ".join(f"{g:+.3f}" for g in gaps)
+                 + ("  (the same sign at every seed)" if same_sign else "  (changes sign: not resolved)"))
+    print(line)
+print(f"the seed moves every variant's FID by up to {max(max(v) - min(v) for v in fids.values()):.3f}")
+lowest = {min(fids, key=lambda v: fids[v][i]) for i in range(len(runs))}
+print("lowest FID at every seed:" if len(lowest) == 1 else "lowest FID, by seed:", ", ".join(sorted(lowest)))
+
+# %% [markdown]
+# Read the table with its limits: one training run per variant, 15 minutes each, one machine. The
+# seed lines re-sample the same trained models with other noise. Every variant gets the same noise
+# at a given seed, so the seed moves all FIDs together (by the amount printed last), and a gap to
+# resnet that keeps its sign at every seed is a real difference between *these trained models*;
+# with one training run per variant, the spread over training runs is not measured. Compare the
+# steps column with the FID column: in a fixed time, a slower block also means fewer updates. The published evidence is about BigGAN resampling only (Dhariwal & Nichol's Table 1,
+# at a fixed number of iterations on ImageNet 128, not at equal parameters or equal time); it does
+# not cover ConvNeXt blocks.
+
+# %% [markdown]
 # ## Exercises
 #
 # Each exercise is checked with one call, which prints `Correct!` or a hint.
@@ -681,6 +869,18 @@ print(f"on {ddpm_teach.course.machine()}, torch {torch.__version__}")
 # ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
 
 # %% [markdown]
+# **Exercise 4 (a ConvNeXt block by formula).** How many parameters does
+# `ConvNeXtBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, mult=2)` have? Use the trace of §10:
+# which width does each layer see? (Mind the depthwise conv and where the embedding is added.)
+#
+# Try it in the next cell; a worked solution is in **Solutions** at the end of the notebook (hidden; click to show).
+
+# %%
+# Your answer to exercise 4: uncomment, fill in and run.
+# answer_convnext = ...
+# ddpm_teach.exercises.nb03.check_convnext_parameters(answer_convnext)
+
+# %% [markdown]
 # ## Summary
 #
 # - The denoiser $\varepsilon_\theta(x_t, t)$ returns a tensor with the shape of $x_t$ (eq. 14 needs
@@ -694,12 +894,17 @@ print(f"on {ddpm_teach.course.machine()}, torch {torch.__version__}")
 #   do not matter. `conv2`, attention's projection and `conv_out` start at zero, so a fresh model
 #   predicts $\hat\varepsilon = 0$ and each block starts as the identity.
 # - Self-attention costs $\propto (HW)^2$: at 7×7 it is cheap, at 28×28 it costs almost three
-#   convolutions and 0.6 GB of weights per batch of 64 (measured here: well over a hundred times slower than at 7×7), so it is used only at low resolution.
+#   convolutions and 0.6 GB of weights per batch of 64 (see §5's timing), so it is used only at low resolution.
 # - `trace_shapes` shows the side 28 → 14 → 7 → 14 → 28 and the channel widths `base × mult`; the
 #   default model has 6,469,889 parameters, the small CPU model 1,112,801, about 60% of them in the
 #   expanding path; the count grows about quadratically with `base_channels`.
 # - `learn_sigma=True` doubles the output channels (ε̂ and v); the model knows nothing about $T$ or
 #   $\beta_t$, the schedule belongs to the training loop and the samplers.
+# - `resblock_updown=True` resamples inside residual blocks (BigGAN; Dhariwal & Nichol §3): average
+#   pooling or nearest doubling between GroupNorm·SiLU and the first conv, and on the skip path.
+#   `block="convnext"` swaps every ResBlock for a ConvNeXt block: a depthwise 7×7 conv, then a 2×-wide
+#   3×3 bottleneck. At equal width both are larger; `benchmarks/blocks.py` compares them at equal
+#   size and equal training time, and §10 prints what it measured.
 #
 # **Next:** notebook 04 trains this network with Algorithm 1.
 
@@ -732,6 +937,21 @@ ddpm_teach.exercises.nb03.check_resblock_parameters(answer_resblock)
 # @title Solution to exercise 3 (double-click to show the code)
 answer_base96 = round(6_469_889 * (96 / 64) ** 2)   # conv weights grow with C_in·C_out: quadratic in base_channels
 ddpm_teach.exercises.nb03.check_parameter_count_base96(answer_base96)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 4 (double-click to show the code)
+in_ch, out_ch, emb_dim, mult = 64, 128, 256, 2
+answer_convnext = (
+    49 * in_ch + in_ch                        # dwconv: one 7×7 filter (and bias) per channel
+    + emb_dim * in_ch + in_ch                 # emb_proj: added after dwconv, where there are in_ch channels
+    + 2 * in_ch                               # norm1: GroupNorm(1, in_ch), scale + shift per channel
+    + 9 * in_ch * mult * out_ch + mult * out_ch   # conv1: 3×3, widens to mult·out_ch
+    + 2 * mult * out_ch                       # norm2 on the wide tensor
+    + 9 * mult * out_ch * out_ch + out_ch     # conv2: 3×3, back to out_ch
+    + in_ch * out_ch + out_ch                 # skip: 1×1 conv, because in_ch ≠ out_ch
+)
+print("by code:", sum(p.numel() for p in ConvNeXtBlock(in_ch, out_ch, emb_dim, dropout=0.1, mult=mult).parameters()))
+ddpm_teach.exercises.nb03.check_convnext_parameters(answer_convnext)
 
 # %% [markdown]
 # ## Run time on your machine

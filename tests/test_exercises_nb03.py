@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ddpm_teach.exercises import nb03
-from ddpm_teach.unet import ResBlock, UNet, UNetConfig, trace_shapes
+from ddpm_teach.unet import ConvNeXtBlock, ResBlock, UNet, UNetConfig, trace_shapes
 
 from helpers_exercises import hint as _hint, passes as _passes
 
@@ -108,3 +108,36 @@ def test_parameter_count_wrong_answers_get_hints(capsys, factor, words):
 
 def test_parameter_count_rejects_non_numbers(capsys):
     assert "one number" in _hint(capsys, nb03.check_parameter_count_base96, "lots")
+
+
+# ------------------------------------------------------------------ exercise 4: a ConvNeXt block's parameters
+def _convnext_block() -> ConvNeXtBlock:
+    ex = nb03.CONVNEXT_EXERCISE
+    return ConvNeXtBlock(ex["in_ch"], ex["out_ch"], ex["emb_dim"], dropout=0.1, mult=ex["mult"])
+
+
+def test_convnext_answer_matches_the_module(capsys):
+    block = _convnext_block()
+    count = sum(p.numel() for p in block.parameters())
+    assert count == sum(nb03._convnext_parts(**nb03.CONVNEXT_EXERCISE).values())
+    for name, child in block.named_children():
+        own = sum(p.numel() for p in child.parameters())
+        assert own == nb03._convnext_parts(**nb03.CONVNEXT_EXERCISE).get(name, 0), name
+    assert _passes(capsys, nb03.check_convnext_parameters, count)
+    assert _passes(capsys, nb03.check_convnext_parameters, str(count))
+
+
+@pytest.mark.parametrize("mistake,words", [
+    ("full_dwconv", "depthwise"), ("no_dw_bias", "bias too"), ("emb_out", "Linear(emb_dim, in_ch)"), ("narrow", "inverted"),
+    ("no_skip", "1×1 conv"), ("no_norm2", "norm2 sits on the wide tensor"), ("far", "add up dwconv"),
+])
+def test_convnext_wrong_answers_get_hints(capsys, mistake, words):
+    ex = nb03.CONVNEXT_EXERCISE
+    parts = nb03._convnext_parts(**ex)
+    total = sum(parts.values())
+    answer = {"full_dwconv": total - parts["dwconv"] + 49 * 64 * 64 + 64,
+              "no_dw_bias": total - 64, "emb_out": total - parts["emb_proj"] + 256 * 128 + 128,
+              "narrow": sum(nb03._convnext_parts(64, 128, 256, 1).values()),
+              "no_skip": total - parts["skip"], "no_norm2": total - parts["norm2"], "far": 12345}[mistake]
+    assert words in _hint(capsys, nb03.check_convnext_parameters, answer)
+    assert "one integer" in _hint(capsys, nb03.check_convnext_parameters, "many")

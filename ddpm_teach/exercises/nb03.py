@@ -16,6 +16,8 @@ __all__ = [
     "check_shape_after_second_downsample",
     "check_resblock_parameters",
     "check_parameter_count_base96",
+    "CONVNEXT_EXERCISE",
+    "check_convnext_parameters",
 ]
 
 # Exercise 1: UNetConfig(image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 3)), batch 8.
@@ -23,6 +25,8 @@ __all__ = [
 SHAPE_EXERCISE = dict(batch=8, image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 3))
 # Exercise 2: ResBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, groups=8)
 RESBLOCK_EXERCISE = dict(in_ch=64, out_ch=128, emb_dim=256)
+# Exercise 4: ConvNeXtBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, mult=2)
+CONVNEXT_EXERCISE = dict(in_ch=64, out_ch=128, emb_dim=256, mult=2)
 
 
 def _expected_shape() -> tuple[int, int, int, int]:
@@ -156,3 +160,55 @@ def check_parameter_count_base96(answer: int, tolerance: float = 0.01) -> bool:
         return report(False, "that is the count at base_channels=64; every width is base_channels × mult, so it grows.")
     return report(False, f"start from the default's {default:,} parameters: nearly all are conv weights "
                          "9·C_in·C_out, and every C is base_channels × mult. How does that scale from 64 to 96?")
+
+
+def _convnext_parts(in_ch: int, out_ch: int, emb_dim: int, mult: int) -> dict[str, int]:
+    """Parameters of each part of :class:`ddpm_teach.unet.ConvNeXtBlock`."""
+    wide = mult * out_ch
+    return {
+        "dwconv": 49 * in_ch + in_ch,            # one 7×7 filter per channel
+        "emb_proj": emb_dim * in_ch + in_ch,     # added after dwconv, so in_ch wide
+        "norm1": 2 * in_ch,
+        "conv1": 9 * in_ch * wide + wide,
+        "norm2": 2 * wide,
+        "conv2": 9 * wide * out_ch + out_ch,
+        "skip": in_ch * out_ch + out_ch if in_ch != out_ch else 0,
+    }
+
+
+def check_convnext_parameters(answer: int) -> bool:
+    """Exercise 4: the number of parameters of
+    ``ConvNeXtBlock(in_ch=64, out_ch=128, emb_dim=256, dropout=0.1, mult=2)``."""
+    try:
+        n = int(answer)
+    except (TypeError, ValueError):
+        return report(False, "give the number of parameters as one integer.")
+    ex = CONVNEXT_EXERCISE
+    parts = _convnext_parts(**ex)
+    total = sum(parts.values())
+    if n == total:
+        return report(True, "", success=f"Correct! {total:,} parameters; the depthwise 7×7 conv is only "
+                                        f"{parts['dwconv']:,} of them, the two 3×3 convs of the bottleneck "
+                                        f"{parts['conv1'] + parts['conv2']:,}.")
+    in_ch, out_ch, wide = ex["in_ch"], ex["out_ch"], ex["mult"] * ex["out_ch"]
+    if n == total - parts["dwconv"] + 49 * in_ch * in_ch + in_ch:
+        return report(False, "the 7×7 conv is depthwise (groups = in_ch): each channel has its own single 7×7 "
+                             "filter, 49·in_ch weights plus in_ch biases, not 49·in_ch·in_ch.")
+    if n == total - in_ch:
+        return report(False, "close: the depthwise conv has a bias too, one per channel (in_ch of them).")
+    if n == total - parts["emb_proj"] + ex["emb_dim"] * out_ch + out_ch:
+        return report(False, "in the ConvNeXt block the embedding is added right after the depthwise conv, "
+                             "where the tensor still has in_ch channels: emb_proj is Linear(emb_dim, in_ch).")
+    narrow = _convnext_parts(in_ch, out_ch, ex["emb_dim"], 1)
+    if n == sum(narrow.values()):
+        return report(False, f"the bottleneck is *inverted*: conv1 widens to mult·out_ch = {wide} channels "
+                             "and conv2 narrows back to out_ch.")
+    for part, hint in {"skip": "in_ch ≠ out_ch, so the skip path is a 1×1 conv with a bias.",
+                       "norm1": "each GroupNorm(1, C) still has a scale and a shift per channel: 2·C.",
+                       "norm2": "norm2 sits on the wide tensor: 2·mult·out_ch parameters.",
+                       "emb_proj": "the embedding enters through emb_proj, a Linear(emb_dim, in_ch) with a bias."}.items():
+        if n == total - parts[part]:
+            return report(False, f"you left out one part. {hint}")
+    return report(False, "add up dwconv (depthwise 7×7: 49·in_ch + in_ch), emb_proj (Linear(emb_dim, in_ch)), "
+                         "norm1 (2·in_ch), conv1 (3×3, in_ch → mult·out_ch), norm2 (2·mult·out_ch), conv2 "
+                         "(3×3, mult·out_ch → out_ch) and skip (1×1, since in_ch ≠ out_ch). Print the block to see them.")
