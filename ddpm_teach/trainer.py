@@ -448,7 +448,10 @@ class Trainer:
             raise CheckpointError(f"{str(path)!r} is an inference-only checkpoint (no optimizer state); "
                                   "it can be sampled from but not resumed.")
         saved = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
-        changes = {k: (saved.get(k), v) for k, v in {**(overrides or {}), **more}.items() if saved.get(k) != v}
+        # a model flag (--block, --base-channels, ...) is compared with the run's model, not with None
+        known = {**UNetConfig.from_dict(ckpt["model_config"]).to_dict(), **saved}
+        changes = {k: (known.get(k), v) for k, v in {**(overrides or {}), **more}.items()
+                   if known.get(k) != (list(v) if isinstance(v, tuple) else v)}
         _check_resume_changes(changes, int(ckpt["step"]), path)
         config = TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}})
         trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes,

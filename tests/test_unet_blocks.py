@@ -296,6 +296,13 @@ def test_cli_trains_samples_and_refuses_a_bad_combination(tmp_path):
     assert done.returncode == 0, done.stderr
     import numpy as np
     assert np.load(out)["images"].shape == (2, 28, 28)
+    # on --resume the architecture is the run's: the same value is accepted, another one refused in one line
+    same = finish(start_cli("train", "--resume", run / "checkpoint.pt", "--block", "convnext", "--steps", "4"))
+    assert same.returncode == 0, same.stderr
+    other = finish(start_cli("train", "--resume", run / "checkpoint.pt", "--block", "resnet", "--steps", "5"))
+    assert other.returncode == 2 and other.stderr.strip().count("\n") == 0
+    assert "--block 'resnet' (the run has 'convnext')" in other.stderr and "Traceback" not in other.stderr
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4       # nothing overwritten
     bad = finish(start_cli("train", "--resblock-updown", "--channel-mults", "1", "--out-dir", tmp_path / "bad"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().count("\n") == 0 and "--resblock-updown" in bad.stderr
