@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import SIZES, machine_header  # noqa: E402
+from benchmarks.common import (SIZES, add_trained_comparison_arguments, machine_header, save_sample_panels,  # noqa: E402
+                               shown_command)
 from benchmarks.quality_tables import generate  # noqa: E402
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.devices import cpu_has_native_bf16, pick_device  # noqa: E402
@@ -118,16 +118,6 @@ def train_command(variant: str, args, compiled: bool) -> list[str]:
     return command + list(args.extra_train_flags)
 
 
-def _shown(command: list[str]) -> str:
-    """The command as the README shows it: `python`, and paths relative to the repository."""
-    def relative(arg: str) -> str:
-        try:
-            return str(Path(arg).relative_to(ROOT)) if Path(arg).is_absolute() else arg
-        except ValueError:
-            return arg
-    return " ".join(shlex.quote(relative(c)) for c in ["python", *command[1:]])
-
-
 def _without_compile(command: str) -> str:
     return " ".join(word for word in command.split() if word not in ("--compile", "--no-compile"))
 
@@ -141,9 +131,9 @@ def kept_run(variant: str, args) -> dict | None:
         return None
     info = json.loads(info_path.read_text())
     if args.compile == "probe":
-        same = _without_compile(info["command"]) == _without_compile(_shown(train_command(variant, args, False)))
+        same = _without_compile(info["command"]) == _without_compile(shown_command(train_command(variant, args, False)))
     else:
-        same = info["command"] == _shown(train_command(variant, args, args.compile == "on"))
+        same = info["command"] == shown_command(train_command(variant, args, args.compile == "on"))
     return info if same else None
 
 
@@ -152,7 +142,7 @@ def train(variant: str, args, compiled: bool) -> dict:
     path = Path(args.runs_dir) / slug(variant) / "checkpoint.pt"
     info_path = path.parent / "benchmark_train.json"
     command = train_command(variant, args, compiled)
-    print(f"{variant}: {_shown(command)}", flush=True)
+    print(f"{variant}: {shown_command(command)}", flush=True)
     info_path.unlink(missing_ok=True)        # a run interrupted from here on is never kept by --resume
     started = time.perf_counter()
     log = path.parent.parent / f"{slug(variant)}.log"      # the progress bar and any error (outside the run folder)
@@ -162,7 +152,7 @@ def train(variant: str, args, compiled: bool) -> dict:
                               stderr=None if args.verbose else stream)
     if done.returncode:
         raise SystemExit(f"training {variant} failed (exit code {done.returncode}); its output is in {log}")
-    info = {"command": _shown(command), "wall_s": round(time.perf_counter() - started, 1)}
+    info = {"command": shown_command(command), "wall_s": round(time.perf_counter() - started, 1)}
     info_path.write_text(json.dumps(info))
     return info
 
@@ -206,45 +196,18 @@ def ratio_lines(rows: list[dict]) -> list[str]:
             for r in rows[1:]]
 
 
-def plot(images: dict[str, torch.Tensor], path: Path, count: int = 48) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ddpm_teach.plotting import make_grid
-
-    fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 3.6), layout="constrained")
-    for ax, (name, x) in zip(axes, images.items()):
-        ax.imshow(make_grid(x[:count], nrow=8).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name)
-        ax.axis("off")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 minute each, N=200, no compile probe (eager)")
-    parser.add_argument("--minutes", type=float, default=None, help="training budget per variant (default 15; --quick 1)")
-    parser.add_argument("--n", type=int, default=None, help="samples scored per variant (default 1000; --quick 200)")
+    add_trained_comparison_arguments(parser, "variant")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--compile", choices=["probe", "on", "off"], default=None,
                         help="torch.compile while training: probe (each variant's faster setting; the default), "
                              "on or off for all (--quick: off)")
-    parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
-    parser.add_argument("--batch-size", type=int, default=500, help="sampling batch")
-    parser.add_argument("--precision", default=None, help="sampling precision (default: bf16 where native, else fp32)")
     parser.add_argument("--runs-dir", default=None, help="where the training runs go (default runs/blocks; "
                                                           "--quick: runs/blocks_quick)")
-    parser.add_argument("--resume", action="store_true", help="keep training runs finished with the same command")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed unless --sample-seed)")
-    parser.add_argument("--sample-seed", type=int, default=None, help="another sampling seed for the same trained models")
-    parser.add_argument("--extra-train-flags", nargs=argparse.REMAINDER, default=[],
-                        help="more `train` flags for every variant (last on the line; the tests shrink the models)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default benchmarks/results/blocks.json; --quick: runs/blocks_quick.json)")
-    parser.add_argument("--verbose", action="store_true", help="show the training commands' progress bars")
     args = parser.parse_args(argv)
     args.minutes = args.minutes or (1.0 if args.quick else 15.0)
     args.n = args.n or (200 if args.quick else 1000)
@@ -308,7 +271,8 @@ def main(argv=None) -> int:
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(args.out)
     args.out.with_suffix(".md").write_text(table)
-    png = plot({f"{r['variant']} ({r['steps']:,} steps)": images[r["variant"]] for r in rows}, args.out.with_suffix(".png"))
+    png = save_sample_panels({f"{r['variant']} ({r['steps']:,} steps)": images[r["variant"]][:48] for r in rows},
+                             args.out.with_suffix(".png"), nrow=8)
     print(f"wrote {args.out}, {args.out.with_suffix('.md')} and {png}")
     return 0
 

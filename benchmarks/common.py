@@ -14,9 +14,11 @@ import contextlib
 import os
 import platform
 import re
+import shlex
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -28,7 +30,8 @@ from ddpm_teach.unet import UNet, UNetConfig
 
 __all__ = ["COURSE_UNET", "Sizes", "add_size_arguments", "sizes_from_args", "machine_header", "sync", "Timer",
            "measure", "diffusers_version", "build_peer", "PeerAdapter", "num_parameters",
-           "flops_per_image", "peak_tflops", "print_table", "autocast", "AMP_DTYPE_NAMES", "resolve_device"]
+           "flops_per_image", "peak_tflops", "print_table", "autocast", "AMP_DTYPE_NAMES", "resolve_device",
+           "shown_command", "save_sample_panels", "add_trained_comparison_arguments"]
 
 # The course's small model (notebooks 04-08, the shipped checkpoints): ~1.1M parameters.
 COURSE_UNET = UNetConfig(image_size=28, in_channels=1, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
@@ -356,3 +359,57 @@ def resolve_device(name: str, threads: int | None) -> torch.device:
     if threads:
         torch.set_num_threads(threads)
     return pick_device(name)
+
+
+# ----------------------------------------------------------------------------------------------
+# the benchmarks that train through the command line (latent_vs_pixel, blocks)
+# ----------------------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def add_trained_comparison_arguments(parser: argparse.ArgumentParser, each: str) -> None:
+    """The arguments shared by the benchmarks that train each of several models (``each``: "side",
+    "variant") for a time budget and then sample and score them: --minutes, --n, --sample-steps,
+    --batch-size, --precision, --resume, --seed, --sample-seed, --extra-train-flags, --verbose."""
+    parser.add_argument("--minutes", type=float, default=None, help=f"training budget per {each} (default 15; --quick 1)")
+    parser.add_argument("--n", type=int, default=None, help=f"samples scored per {each} (default 1000; --quick 200)")
+    parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
+    parser.add_argument("--batch-size", type=int, default=500, help="sampling batch")
+    parser.add_argument("--precision", default=None, help="sampling precision (default: bf16 where native, else fp32)")
+    parser.add_argument("--resume", action="store_true", help="keep training runs finished with the same command")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed unless --sample-seed)")
+    parser.add_argument("--sample-seed", type=int, default=None,
+                        help="another sampling seed for the same trained models (with --resume: the seed spread)")
+    parser.add_argument("--extra-train-flags", nargs=argparse.REMAINDER, default=[],
+                        help=f"more `train` flags for every {each} (last on the line; the tests shrink the models)")
+    parser.add_argument("--verbose", action="store_true", help="show the training commands' progress bars")
+
+
+def shown_command(command: list[str]) -> str:
+    """A `python -m ddpm_teach ...` command as the README shows it: `python` for the interpreter,
+    and paths inside the repository relative to its root."""
+    def relative(arg: str) -> str:
+        try:
+            return str(Path(arg).relative_to(REPO_ROOT)) if Path(arg).is_absolute() else arg
+        except ValueError:
+            return arg
+    return " ".join(shlex.quote(relative(c)) for c in ["python", *command[1:]])
+
+
+def save_sample_panels(panels: dict[str, torch.Tensor], path: Path, nrow: int, height: float = 3.6) -> Path:
+    """One grid of images [N, 1, H, W] in [-1, 1] per titled panel, side by side, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ddpm_teach.plotting import make_grid
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), height), layout="constrained")
+    for ax, (name, x) in zip(axes, panels.items()):
+        ax.imshow(make_grid(x, nrow=nrow).permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -39,7 +39,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import SIZES, machine_header  # noqa: E402
+from benchmarks.common import (SIZES, add_trained_comparison_arguments, machine_header, save_sample_panels,  # noqa: E402
+                               shown_command)
 from ddpm_teach.autoencoder import load_autoencoder, reconstruction_scores  # noqa: E402
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset, to_model_range  # noqa: E402
@@ -64,19 +65,11 @@ def train_command(side: str, args) -> list[str]:
     return command + list(args.extra_train_flags)
 
 
-def _relative(arg: str) -> str:
-    """A path inside the repository as the README shows it (relative to the repository root)."""
-    try:
-        return str(Path(arg).relative_to(ROOT)) if Path(arg).is_absolute() else arg
-    except ValueError:
-        return arg
-
-
 def train(side: str, args) -> dict:
     """Train one side (or, with --resume, keep its finished run) and say what it cost."""
     path = Path(args.runs_dir) / side / "checkpoint.pt"
     command = train_command(side, args)
-    shown = " ".join(shlex.quote(_relative(c)) for c in ["python", *command[1:]])
+    shown = shown_command(command)
     absolute = " ".join(shlex.quote(c) for c in ["python", *command[1:]])        # as runs before 2026-12-07 stored it
     info_path = path.parent / "benchmark_train.json"
     if args.resume and path.is_file() and info_path.is_file():
@@ -154,46 +147,22 @@ def ratio_lines(rows: list[dict]) -> list[str]:
 
 
 def plot(images: dict[str, torch.Tensor], path: Path, per_class: int = 6) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ddpm_teach.plotting import make_grid
-
-    fig, axes = plt.subplots(1, len(images), figsize=(4.2 * len(images), 4.6), layout="constrained")
-    for ax, (name, x) in zip(axes, images.items()):
-        order = torch.cat([torch.arange(k, len(x), 10)[:per_class] for k in range(10)])   # one row per class
-        grid = make_grid(x[order], nrow=per_class)
-        ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name)
-        ax.axis("off")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    """Each model's first ``per_class`` samples of every class, one row per class."""
+    order = lambda x: torch.cat([torch.arange(k, len(x), 10)[:per_class] for k in range(10)])   # noqa: E731
+    return save_sample_panels({name: x[order(x)] for name, x in images.items()}, path, nrow=per_class, height=4.6)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 minute each, N=200")
-    parser.add_argument("--minutes", type=float, default=None, help="training budget per side (default 15; --quick 1)")
-    parser.add_argument("--n", type=int, default=None, help="samples scored per model (default 1000; --quick 200)")
-    parser.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
+    add_trained_comparison_arguments(parser, "side")
     parser.add_argument("--guidance-scale", type=float, default=2.0)
-    parser.add_argument("--batch-size", type=int, default=500, help="sampling batch")
-    parser.add_argument("--precision", default=None, help="sampling precision (default: bf16 where native, else fp32)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                         help="torch.compile both sides while training (the preset's choice; --no-compile for eager)")
     parser.add_argument("--autoencoder", type=Path, default=DEFAULT_AE)
     parser.add_argument("--runs-dir", default=str(ROOT / "runs" / "latent_vs_pixel"))
-    parser.add_argument("--resume", action="store_true", help="keep training runs finished with the same command")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (and sampling seed unless --sample-seed)")
-    parser.add_argument("--sample-seed", type=int, default=None,
-                        help="another sampling seed for the same trained models (with --resume: the seed spread)")
-    parser.add_argument("--extra-train-flags", nargs=argparse.REMAINDER, default=[],
-                        help="more `train` flags for both sides (last on the line; tests use it to shrink the models)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default benchmarks/results/latent_vs_pixel.json; --quick: runs/latent_vs_pixel_quick.json)")
-    parser.add_argument("--verbose", action="store_true", help="show the training commands' progress bars")
     args = parser.parse_args(argv)
     args.minutes = args.minutes or (1.0 if args.quick else 15.0)
     args.n = args.n or (200 if args.quick else 1000)

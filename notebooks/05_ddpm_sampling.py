@@ -42,7 +42,7 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 144 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 151-232 s (three runs)
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 115-232 s (four runs)
 # - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): about 10 s (AMD, 2026-12-07).
 #   Slower with no native bf16, fewer cores or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - Most of it goes into the 2 × 256 samples of §4 and the 1000-step trajectory of §2.
