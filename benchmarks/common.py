@@ -29,7 +29,7 @@ from ddpm_teach.devices import describe_device, pick_device
 from ddpm_teach.unet import UNet, UNetConfig
 
 __all__ = ["COURSE_UNET", "Sizes", "add_size_arguments", "sizes_from_args", "machine_header", "sync", "Timer",
-           "measure", "diffusers_version", "build_peer", "PeerAdapter", "num_parameters",
+           "measure", "diffusers_version", "build_peer", "PEER_LAYOUTS", "PeerAdapter", "num_parameters",
            "flops_per_image", "peak_tflops", "print_table", "autocast", "AMP_DTYPE_NAMES", "resolve_device",
            "shown_command", "save_sample_panels", "add_trained_comparison_arguments"]
 
@@ -237,27 +237,54 @@ def num_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_peer(config: UNetConfig, tolerance: float = 0.10):
-    """diffusers' ``UNet2DModel`` laid out like our UNet, with diffusers' own defaults for the rest.
+PEER_LAYOUTS = ("defaults", "matched")
 
-    Same levels (block_out_channels = base·mults), same ResBlocks per level (layers_per_block),
-    attention (``AttnDownBlock2D``/``AttnUpBlock2D``) at the same resolutions, plain
-    ``DownBlock2D``/``UpBlock2D`` elsewhere, and its default mid-block (ResBlock, attention,
-    ResBlock), time embedding (4·base), GroupNorm groups (32) and attention head size (8).
+
+def build_peer(config: UNetConfig, tolerance: float = 0.10, layout: str = "defaults"):
+    """diffusers' ``UNet2DModel`` laid out like our UNet: the same levels (block_out_channels =
+    base·mults), ResBlocks per level (layers_per_block), attention (``AttnDownBlock2D`` /
+    ``AttnUpBlock2D``) at the same resolutions, plain ``DownBlock2D``/``UpBlock2D`` elsewhere, its
+    mid-block (ResBlock, attention, ResBlock) and time embedding (4·base).
+
+    layout="defaults": diffusers' own defaults for the rest, as the benchmarks in the README have
+        measured it so far: 32 GroupNorm groups (at width 32, one channel per group), attention
+        heads of size 8, PyTorch's initialisation.  Label results "library defaults".
+    layout="matched": the rest matched to ours as well: GroupNorm groups = ``norm_groups``, heads of
+        our size (``num_heads`` per attention layer), and our zero initialisation of each ResBlock's
+        second conv, each attention output projection and the output conv.  The two networks then
+        compute the same function from the same weights (tests/test_peer.py copies ours into it).
     Raises if the parameter counts differ by more than ``tolerance``."""
     from diffusers import UNet2DModel
 
+    if layout not in PEER_LAYOUTS:
+        raise ValueError(f"layout must be one of {PEER_LAYOUTS}, got {layout!r}.")
     down, up = [], []
     for res in config.resolutions:
         attention = res in config.attention_resolutions
         down.append("AttnDownBlock2D" if attention else "DownBlock2D")
         up.insert(0, "AttnUpBlock2D" if attention else "UpBlock2D")
+    widths = tuple(config.base_channels * m for m in config.channel_mults)
+    matched = {}
+    if layout == "matched":
+        if config.block != "resnet" or config.resblock_updown:
+            raise ValueError("the matched diffusers peer exists for block='resnet' without resblock_updown only.")
+        attended = {w for w, r in zip(widths, config.resolutions) if r in config.attention_resolutions} | {widths[-1]}
+        head_sizes = {w // config.num_heads for w in attended}
+        if len(head_sizes) != 1:
+            raise ValueError(f"diffusers has one attention head size per model; with {config.num_heads} heads ours has "
+                             f"{sorted(head_sizes)} at the attended widths {sorted(attended)}.")
+        matched = {"norm_num_groups": config.norm_groups, "attention_head_dim": head_sizes.pop()}
     peer = UNet2DModel(
         sample_size=config.image_size, in_channels=config.in_channels, out_channels=config.out_channels,
-        block_out_channels=tuple(config.base_channels * m for m in config.channel_mults),
-        layers_per_block=config.num_res_blocks, down_block_types=tuple(down), up_block_types=tuple(up),
-        dropout=config.dropout,
+        block_out_channels=widths, layers_per_block=config.num_res_blocks, down_block_types=tuple(down),
+        up_block_types=tuple(up), dropout=config.dropout, **matched,
     )
+    if layout == "matched":
+        with torch.no_grad():
+            for name, module in peer.named_modules():
+                if name.endswith(".conv2") or name.endswith(".to_out.0") or name == "conv_out":
+                    module.weight.zero_()
+                    module.bias.zero_()
     ours, theirs = num_parameters(UNet(config)), num_parameters(peer)
     if abs(theirs - ours) > tolerance * ours:
         raise ValueError(f"the diffusers peer has {theirs:,} parameters, ours {ours:,}: not within ±{tolerance:.0%}.")
