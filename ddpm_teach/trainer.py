@@ -88,6 +88,12 @@ def derive_model_config(model_config: UNetConfig | Mapping | None, data, config:
                          "num_classes": len(data.classes) if config.conditional else None})
 
 
+def optimizer_options(device: torch.device) -> dict:
+    """Extra AdamW options for ``device``: the fused kernel on CUDA (one launch for all parameters),
+    nothing elsewhere (the CPU's default for-each implementation is the fast one there)."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
 def amp_dtype_for(choice: MixedPrecision, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``--mixed-precision`` on ``device`` (None: fp32).  "auto" is bf16 on
     GPUs with native bf16 (Ampere and later), fp16 with a grad scaler on older ones (a T4 would
@@ -293,7 +299,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = make_ema(self.model, config.ema_decay, config.ema_warmup)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                           **({"fused": True} if self.device.type == "cuda" else {}))
+                                           **optimizer_options(self.device))
         self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_at(s, config))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.rank)
