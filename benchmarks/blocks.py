@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,23 +46,21 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import (SIZES, add_trained_comparison_arguments, machine_header, save_sample_panels,  # noqa: E402
-                               shown_command)
+from benchmarks.common import (SIZES, add_trained_comparison_arguments, finish_trained_comparison_arguments,  # noqa: E402
+                               machine_header, run_training_command, save_sample_panels, shown_command)
 from benchmarks.quality_tables import generate  # noqa: E402
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
-from ddpm_teach.devices import cpu_has_native_bf16, pick_device  # noqa: E402
+from ddpm_teach.devices import pick_device  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler  # noqa: E402
 from ddpm_teach.training import preset_configs  # noqa: E402
 from ddpm_teach.unet import UNet  # noqa: E402
 
-# each variant's flags on top of `--preset cpu-fast`, and the same as UNetConfig fields
+# each variant's UNetConfig fields on top of `--preset cpu-fast` (its `train` flags are made from them)
 VARIANTS = {
-    "resnet": {"flags": [], "fields": {}},
-    "resnet + BigGAN": {"flags": ["--resblock-updown", "--base-channels", "30", "--norm-groups", "6"],
-                        "fields": {"resblock_updown": True, "base_channels": 30, "norm_groups": 6}},
-    "convnext": {"flags": ["--block", "convnext", "--base-channels", "24"],
-                 "fields": {"block": "convnext", "base_channels": 24}},
+    "resnet": {},
+    "resnet + BigGAN": {"resblock_updown": True, "base_channels": 30, "norm_groups": 6},
+    "convnext": {"block": "convnext", "base_channels": 24},
 }
 PARAM_TOLERANCE = 0.05
 
@@ -72,15 +69,23 @@ def slug(variant: str) -> str:
     return variant.replace(" + ", "_").replace(" ", "_").lower()
 
 
-def model_config(variant: str, extra: dict | None = None):
-    """The variant's UNetConfig, as `train --preset cpu-fast` builds it for Fashion-MNIST."""
-    _, config = preset_configs("cpu-fast", image_size=28, in_channels=1, **VARIANTS[variant]["fields"], **(extra or {}))
-    return config
+def variant_flags(variant: str) -> list[str]:
+    """The variant's fields as `train` flags, e.g. ["--resblock-updown", "--base-channels", "30", ...]."""
+    flags = []
+    for name, value in VARIANTS[variant].items():
+        flag = "--" + name.replace("_", "-")
+        flags += ([flag] if value else ["--no-" + flag[2:]]) if isinstance(value, bool) else [flag, str(value)]
+    return flags
 
 
-def check_parameter_counts(variants: list[str], extra: dict | None = None) -> dict[str, int]:
+def variant_configs(variant: str, **train_overrides):
+    """The variant's (TrainConfig, UNetConfig), as `train --preset cpu-fast` builds them for Fashion-MNIST."""
+    return preset_configs("cpu-fast", image_size=28, in_channels=1, **VARIANTS[variant], **train_overrides)
+
+
+def check_parameter_counts(variants: list[str]) -> dict[str, int]:
     """Every variant's parameter count, after checking that they lie within ±5% of the first."""
-    counts = {v: UNet(model_config(v, extra)).num_parameters() for v in variants}
+    counts = {v: UNet(variant_configs(v)[1]).num_parameters() for v in variants}
     reference = counts[variants[0]]
     for variant, count in counts.items():
         if abs(count / reference - 1) > PARAM_TOLERANCE:
@@ -98,8 +103,7 @@ def probe_compile(variant: str, data, steps: int = 30) -> dict:
     result = {}
     for compiled in (False, True):
         with tempfile.TemporaryDirectory() as tmp:
-            config, unet = preset_configs("cpu-fast", compile=compiled, out_dir=tmp, image_size=28, in_channels=1,
-                                          **VARIANTS[variant]["fields"])
+            config, unet = variant_configs(variant, compile=compiled, out_dir=tmp)
             trainer = Trainer(config, unet, data)
             for _ in range(15 if compiled else 5):
                 trainer.run_step()
@@ -114,7 +118,7 @@ def probe_compile(variant: str, data, steps: int = 30) -> dict:
 def train_command(variant: str, args, compiled: bool) -> list[str]:
     command = [sys.executable, "-m", "ddpm_teach", "train", "--preset", "cpu-fast", "--max-minutes", f"{args.minutes:g}",
                "--seed", str(args.seed), "--out-dir", str(Path(args.runs_dir) / slug(variant)), "--overwrite",
-               "--compile" if compiled else "--no-compile", *VARIANTS[variant]["flags"]]
+               "--compile" if compiled else "--no-compile", *variant_flags(variant)]
     return command + list(args.extra_train_flags)
 
 
@@ -141,20 +145,9 @@ def train(variant: str, args, compiled: bool) -> dict:
     """Train one variant by the command line; its command and wall time go next to the run."""
     path = Path(args.runs_dir) / slug(variant) / "checkpoint.pt"
     info_path = path.parent / "benchmark_train.json"
-    command = train_command(variant, args, compiled)
-    print(f"{variant}: {shown_command(command)}", flush=True)
-    info_path.unlink(missing_ok=True)        # a run interrupted from here on is never kept by --resume
-    started = time.perf_counter()
-    log = path.parent.parent / f"{slug(variant)}.log"      # the progress bar and any error (outside the run folder)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as stream:
-        done = subprocess.run(command, cwd=ROOT, stdout=None if args.verbose else stream,
-                              stderr=None if args.verbose else stream)
-    if done.returncode:
-        raise SystemExit(f"training {variant} failed (exit code {done.returncode}); its output is in {log}")
-    info = {"command": shown_command(command), "wall_s": round(time.perf_counter() - started, 1)}
-    info_path.write_text(json.dumps(info))
-    return info
+    print(f"{variant}: ", end="")
+    return run_training_command(train_command(variant, args, compiled), info_path,
+                                path.parent.parent / f"{slug(variant)}.log", args.verbose)
 
 
 def measure(variant: str, args, evaluator: Evaluator, device) -> tuple[dict, torch.Tensor]:
@@ -209,11 +202,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default benchmarks/results/blocks.json; --quick: runs/blocks_quick.json)")
     args = parser.parse_args(argv)
-    args.minutes = args.minutes or (1.0 if args.quick else 15.0)
-    args.n = args.n or (200 if args.quick else 1000)
+    finish_trained_comparison_arguments(args)
     args.compile = args.compile or ("off" if args.quick else "probe")
     args.runs_dir = args.runs_dir or str(ROOT / "runs" / ("blocks_quick" if args.quick else "blocks"))
-    args.precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
     args.out = args.out or (ROOT / "runs" / "blocks_quick.json" if args.quick
                             else ROOT / "benchmarks" / "results" / "blocks.json")
     if args.out.suffix != ".json":

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import re
 import shlex
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,8 @@ from ddpm_teach.unet import UNet, UNetConfig
 __all__ = ["COURSE_UNET", "Sizes", "add_size_arguments", "sizes_from_args", "machine_header", "sync", "Timer",
            "measure", "diffusers_version", "build_peer", "PEER_LAYOUTS", "PeerAdapter", "num_parameters",
            "flops_per_image", "peak_tflops", "print_table", "autocast", "AMP_DTYPE_NAMES", "resolve_device",
-           "shown_command", "save_sample_panels", "add_trained_comparison_arguments"]
+           "shown_command", "save_sample_panels", "add_trained_comparison_arguments",
+           "finish_trained_comparison_arguments", "run_training_command"]
 
 # The course's small model (notebooks 04-08, the shipped checkpoints): ~1.1M parameters.
 COURSE_UNET = UNetConfig(image_size=28, in_channels=1, base_channels=32, channel_mults=(1, 2, 2), num_res_blocks=1,
@@ -411,6 +414,34 @@ def add_trained_comparison_arguments(parser: argparse.ArgumentParser, each: str)
     parser.add_argument("--extra-train-flags", nargs=argparse.REMAINDER, default=[],
                         help=f"more `train` flags for every {each} (last on the line; the tests shrink the models)")
     parser.add_argument("--verbose", action="store_true", help="show the training commands' progress bars")
+
+
+def finish_trained_comparison_arguments(args: argparse.Namespace) -> None:
+    """The size-dependent defaults of those arguments: 15 minutes and N=1000 (--quick: 1 and 200),
+    bf16 sampling where the CPU or GPU has it natively, else fp32."""
+    from ddpm_teach.devices import cpu_has_native_bf16
+
+    args.minutes = args.minutes or (1.0 if args.quick else 15.0)
+    args.n = args.n or (200 if args.quick else 1000)
+    args.precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
+
+
+def run_training_command(command: list[str], info_path: Path, log: Path, verbose: bool = False) -> dict:
+    """Run a `python -m ddpm_teach train` command from the repository root, its output in ``log``
+    (on the terminal with ``verbose``), and write ``{"command", "wall_s"}`` to ``info_path`` once it
+    has finished: a run interrupted or failed is never taken for a finished one by --resume."""
+    print(f"{shown_command(command)}", flush=True)
+    info_path.unlink(missing_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "w") as stream:
+        done = subprocess.run(command, cwd=REPO_ROOT, stdout=None if verbose else stream,
+                              stderr=None if verbose else stream)
+    if done.returncode:
+        raise SystemExit(f"training failed (exit code {done.returncode}); its output is in {log}")
+    info = {"command": shown_command(command), "wall_s": round(time.perf_counter() - started, 1)}
+    info_path.write_text(json.dumps(info))
+    return info
 
 
 def shown_command(command: list[str]) -> str:

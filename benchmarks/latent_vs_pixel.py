@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,12 +38,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import (SIZES, add_trained_comparison_arguments, machine_header, save_sample_panels,  # noqa: E402
-                               shown_command)
+from benchmarks.common import (SIZES, add_trained_comparison_arguments, finish_trained_comparison_arguments,  # noqa: E402
+                               machine_header, run_training_command, save_sample_panels, shown_command)
 from ddpm_teach.autoencoder import load_autoencoder, reconstruction_scores  # noqa: E402
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset, to_model_range  # noqa: E402
-from ddpm_teach.devices import cpu_has_native_bf16, pick_device  # noqa: E402
+from ddpm_teach.devices import pick_device  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.latent import codec_from_checkpoint  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
@@ -77,12 +76,8 @@ def train(side: str, args) -> dict:
         if info.get("command") in (shown, absolute):
             print(f"{side}: keeping {path} (--resume)")
             return info
-    print(f"{side}: {shown}", flush=True)
-    started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=None if args.verbose else subprocess.DEVNULL)
-    info = {"command": shown, "wall_s": round(time.perf_counter() - started, 1)}
-    info_path.write_text(json.dumps(info))
-    return info
+    print(f"{side}: ", end="")
+    return run_training_command(command, info_path, path.parent.parent / f"{side}.log", args.verbose)
 
 
 def measure(side: str, args, evaluator: Evaluator, device) -> tuple[dict, torch.Tensor]:
@@ -164,9 +159,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON (default benchmarks/results/latent_vs_pixel.json; --quick: runs/latent_vs_pixel_quick.json)")
     args = parser.parse_args(argv)
-    args.minutes = args.minutes or (1.0 if args.quick else 15.0)
-    args.n = args.n or (200 if args.quick else 1000)
-    args.precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
+    finish_trained_comparison_arguments(args)
     args.out = args.out or (ROOT / "runs" / "latent_vs_pixel_quick.json" if args.quick
                             else ROOT / "benchmarks" / "results" / "latent_vs_pixel.json")
     if not Path(args.autoencoder).is_file():

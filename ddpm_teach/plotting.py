@@ -627,8 +627,7 @@ def draw_block(block, x: "torch.Tensor", emb: "torch.Tensor", ax=None, title: st
         box(0, y, f"{name}: {layer}\n→ {list(shape)}", _block_kind(layer))
         arrow(previous, (0, y + box_h / 2))
         previous = (0, y - box_h / 2)
-        added_after = "dwconv" if block.label == "ConvNeXt" else "conv1"
-        if emb_row is not None and name == added_after:
+        if emb_row is not None and name == block.emb_added_after:
             ex = -box_w / 2 - 0.3 - emb_w / 2
             box(ex, y - 0.5, f"emb_proj: {emb_row[1].split(' (')[0]}\n→ {list(emb_row[2])}, added", "emb", w=emb_w)
             arrow((ex + emb_w / 2, y - 0.5), (-0.08, y - 0.5), color="#e6550d")

@@ -206,6 +206,7 @@ class ResBlock(nn.Module):
 
     label = "ResBlock"
     activations = {"norm1": "SiLU", "norm2": "SiLU"}     # function calls after these layers (for block_trace)
+    emb_added_after = "conv1"                            # where the embedding enters (for draw_block)
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, groups: int,
                  resample: Literal["up", "down"] | None = None):
@@ -230,12 +231,12 @@ class ResBlock(nn.Module):
 
 
 class ConvNeXtBlock(nn.Module):
-    """A ConvNeXt block (Liu et al. 2022, §2.6 and Fig. 4) as diffusion UNets use it (lucidrains'
-    denoising-diffusion-pytorch, the HF Annotated Diffusion post): a depthwise 7×7 conv (one filter
-    per channel: a large receptive field for 49·C weights), the (time + class) embedding added as
-    in the ResBlock, then an inverted bottleneck: GroupNorm(1) (LayerNorm over C, H, W) → 3×3 conv
+    """A ConvNeXt block (Liu et al. 2022, §2.3-2.6 and Fig. 4) as diffusion UNets used it (lucidrains'
+    denoising-diffusion-pytorch, the HF Annotated Diffusion post, both in 2022): a depthwise 7×7 conv
+    (one filter per channel: a large receptive field for 49·C weights + C biases), the (time + class) embedding added as
+    in the ResBlock, then an inverted bottleneck: GroupNorm(1) (normalises over C, H, W) → 3×3 conv
     to ``mult``·out channels → GELU → GroupNorm(1) → dropout → 3×3 conv back to out; plus a skip.
-    (Liu et al.'s own block uses one LayerNorm and 1×1 convs in the bottleneck; the diffusion
+    (Liu et al.'s own block uses one per-position LayerNorm and 1×1 convs in the bottleneck; the diffusion
     versions use 3×3 convs, which see the neighbours as well.)
 
     ``resample="down"|"up"`` resamples after the depthwise conv and on the skip path, as in the
@@ -243,6 +244,7 @@ class ConvNeXtBlock(nn.Module):
 
     label = "ConvNeXt"
     activations = {"conv1": "GELU"}
+    emb_added_after = "dwconv"
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, mult: int = 2,
                  resample: Literal["up", "down"] | None = None):
@@ -449,25 +451,30 @@ class UNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def _record_outputs(run, tagged: list[tuple[tuple, nn.Module]]) -> tuple[list[tuple], torch.Tensor]:
+    """Call ``run()`` without gradients, with a forward hook on each module that appends
+    ``(*tag, output shape)`` in the order the modules ran; return the records and run's output.
+    The hooks are removed whatever happens."""
+    records: list[tuple] = []
+    hooks = [module.register_forward_hook(lambda mod, inp, out, tag=tag: records.append((*tag, tuple(out.shape))))
+             for tag, module in tagged]
+    try:
+        with torch.no_grad():
+            out = run()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return records, out
+
+
 def trace_shapes(model: UNet, x: torch.Tensor, t: torch.Tensor | int, labels: torch.Tensor | None = None) -> list[tuple[str, tuple[int, ...]]]:
     """Run ``model`` once and return (module name, output shape) for the conv_in, every
     block (ResBlock or ConvNeXt), attention, down/upsample and conv_out, in the order they ran
     (notebook 03)."""
     wanted = (ResBlock, ConvNeXtBlock, AttentionBlock, Downsample, Upsample)
-    records: list[tuple[str, tuple[int, ...]]] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, wanted) or name in ("conv_in", "conv_out"):
-            hooks.append(module.register_forward_hook(
-                lambda mod, inp, out, name=name: records.append((name, tuple(out.shape)))
-            ))
-    try:
-        with torch.no_grad():
-            model(x, t, labels)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return records
+    tagged = [((name,), module) for name, module in model.named_modules()
+              if isinstance(module, wanted) or name in ("conv_in", "conv_out")]
+    return _record_outputs(lambda: model(x, t, labels), tagged)[0]
 
 
 def block_trace(block: ResBlock | ConvNeXtBlock, x: torch.Tensor, emb: torch.Tensor) -> list[tuple[str, str, tuple[int, ...]]]:
@@ -475,8 +482,7 @@ def block_trace(block: ResBlock | ConvNeXtBlock, x: torch.Tensor, emb: torch.Ten
     they ran, with ``"+ skip"`` last (the block's output): the shape trace of notebook 03, §10.
     The skip path's layers are ``x_resample`` and ``skip``.  The activations are function calls,
     not layers: the layer they follow says so ("→ SiLU"); the shape is the layer's output."""
-    records: list[tuple[str, str, tuple[int, ...]]] = []
-    hooks = []
+    tagged = []
     for name, module in block.named_children():
         if isinstance(module, nn.Identity):
             continue
@@ -494,15 +500,8 @@ def block_trace(block: ResBlock | ConvNeXtBlock, x: torch.Tensor, emb: torch.Ten
             layer = "2×2 average pool" if module.mode == "down" else "nearest ×2"
         elif isinstance(module, nn.Dropout):
             layer = f"dropout p={module.p:g}"
-        if name in getattr(block, "activations", {}):
+        if name in block.activations:
             layer += f" → {block.activations[name]}"
-        hooks.append(module.register_forward_hook(
-            lambda mod, inp, out, name=name, layer=layer: records.append((name, layer, tuple(out.shape)))))
-    try:
-        with torch.no_grad():
-            out = block(x, emb)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    records.append(("+ skip", "main path + skip path", tuple(out.shape)))
-    return records
+        tagged.append(((name, layer), module))
+    records, out = _record_outputs(lambda: block(x, emb), tagged)
+    return records + [("+ skip", "main path + skip path", tuple(out.shape))]

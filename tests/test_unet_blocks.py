@@ -123,8 +123,12 @@ def test_the_benchmark_variants_are_within_five_percent():
     reference = counts["resnet"]
     assert reference == 1_112_801                               # the shipped cpu-fast model's count
     assert all(abs(c / reference - 1) <= 0.05 for c in counts.values())
-    assert UNet(blocks.model_config("resnet + BigGAN")).config.resblock_updown
-    assert UNet(blocks.model_config("convnext")).config.block == "convnext"
+    assert UNet(blocks.variant_configs("resnet + BigGAN")[1]).config.resblock_updown
+    assert UNet(blocks.variant_configs("convnext")[1]).config.block == "convnext"
+    # the flags the training commands get are the same fields
+    assert blocks.variant_flags("resnet + BigGAN") == ["--resblock-updown", "--base-channels", "30", "--norm-groups", "6"]
+    assert blocks.variant_flags("convnext") == ["--block", "convnext", "--base-channels", "24"]
+    assert blocks.variant_flags("resnet") == []
 
 
 # ------------------------------------------------------------------ the blocks against oracles
