@@ -1,4 +1,4 @@
-"""The command line: ``python -m ddpm_teach train | sample | evaluate | export | train-classifier | train-autoencoder``.
+"""The command line: ``python -m ddpm_teach train | sample | evaluate | export | train-classifier | train-autoencoder | data``.
 
 The flags of ``train`` are built from the fields of :class:`TrainConfig` and :class:`UNetConfig`
 (``--base-channels 32 --channel-mults 1 2 2 --steps 5000 ...``), so the two never drift apart.
@@ -133,8 +133,12 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
     _add_config_argument(ev)
     ev.add_argument("--samples", default=None, help="an .npz written by `sample` (images, labels)")
     _add_sampling_arguments(ev)
-    ev.add_argument("--classifier", default=None, help="classifier checkpoint (default: the shipped one)")
-    ev.add_argument("--data-root", default=None, help="where Fashion-MNIST lives (found offline if installed)")
+    ev.add_argument("--classifier", default=None,
+                    help="classifier checkpoint (default: the shipped one for these images: Fashion-MNIST or emoji)")
+    ev.add_argument("--dataset", default=None,
+                    help="the data set whose test split is the reference (default: the classifier's own, e.g. "
+                         "fashion_mnist or data/emoji)")
+    ev.add_argument("--data-root", default=None, help="where named data sets live (Fashion-MNIST is found offline if installed)")
     ev.add_argument("--json", default=None, help="also write the scores to this JSON file")
 
     exp = sub.add_parser("export", help="write the inference-only part of a training checkpoint (EMA weights, configs)")
@@ -142,7 +146,7 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="where to write the small checkpoint (e.g. checkpoints/x.pt)")
     exp.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
-    clf = sub.add_parser("train-classifier", help="train the Fashion-MNIST classifier used for evaluation")
+    clf = sub.add_parser("train-classifier", help="train the classifier used for evaluation (Fashion-MNIST, or --dataset FOLDER)")
     add_dataclass_arguments(clf, ClassifierTrainConfig, title="classifier")
     clf.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     ae = sub.add_parser("train-autoencoder", help="train the latent-diffusion autoencoder (notebook 10)")
@@ -150,7 +154,23 @@ def build_parser(preset_name: str | None = None) -> argparse.ArgumentParser:
     ae.add_argument("--eval-n", type=positive_int, default=1000,
                     help="test images whose reconstructions are scored (classifier-FID, MSE) after training")
     ae.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    parser.subcommands = {"train": train, "sample": smp, "evaluate": ev, "export": exp, "train-classifier": clf,
+    data = sub.add_parser("data", help="build a data set folder (notebook 12: emoji)")
+    data_sub = data.add_subparsers(dest="data_set", required=True)
+    emoji = data_sub.add_parser("emoji", help="Noto emoji as a train/test image folder, one sub-folder per category")
+    emoji.add_argument("--out", default=None, help="the folder to write (e.g. data/emoji); without it, --download only fetches")
+    emoji.add_argument("--size", type=positive_int, default=32, help="image side in pixels, 4..64 (default: 32)")
+    emoji.add_argument("--skin-tones", choices=("none", "all"), default="none",
+                       help="none: only the default yellow of people emoji; all: add the five skin-tone variants, each "
+                            "in its base emoji's split (default: none)")
+    emoji.add_argument("--test-fraction", type=positive_float, default=0.15,
+                       help="share of each category held out in test/ (default: 0.15)")
+    emoji.add_argument("--source", default=None,
+                       help="an unpacked emoji-datasource-google package (default: $DDPM_TEACH_EMOJI, else the folder "
+                            "--download fills)")
+    emoji.add_argument("--download", action="store_true",
+                       help="fetch the source from registry.npmjs.org first if it is missing (74 MB)")
+    emoji.add_argument("--overwrite", action="store_true", help="replace --out if it exists (once the new one is complete)")
+    parser.subcommands = {"data": emoji, "train": train, "sample": smp, "evaluate": ev, "export": exp, "train-classifier": clf,
                           "train-autoencoder": ae}
     return parser
 
@@ -246,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
         handler = {"train": commands.cmd_train, "sample": commands.cmd_sample, "evaluate": commands.cmd_evaluate,
                    "train-classifier": commands.cmd_train_classifier, "export": commands.cmd_export,
-                   "train-autoencoder": commands.cmd_train_autoencoder}[args.command]
+                   "train-autoencoder": commands.cmd_train_autoencoder, "data": commands.cmd_data}[args.command]
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

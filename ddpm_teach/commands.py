@@ -25,7 +25,7 @@ def _training_data(config, autoencoder: dict | None = None):
     from .data import load_dataset
 
     images = load_dataset(config.dataset, config.data_root, train=True, download=config.download,
-                          image_size=config.image_size)
+                          image_size=config.image_size, crop=config.crop)
     if not config.autoencoder:
         return images
     from .latent import LatentCodec, encode_dataset
@@ -269,8 +269,21 @@ def read_samples_npz(path: str):
     return images, labels
 
 
+def _checkpoint_images(path) -> tuple[tuple[int, int, int], list[str] | None]:
+    """The shape [C, H, W] of the images a diffusion checkpoint makes (decoded, for a latent one)
+    and the class names of its data set (None if not recorded)."""
+    from .checkpoint import load_checkpoint
+    from .latent import codec_from_checkpoint
+
+    ckpt = load_checkpoint(path, kind="diffusion")
+    codec = codec_from_checkpoint(ckpt, str(path))
+    config = ckpt["model_config"]
+    shape = tuple(codec.image_shape) if codec else (config["in_channels"], config["image_size"], config["image_size"])
+    return shape, (ckpt.get("dataset") or {}).get("classes")
+
+
 def cmd_evaluate(args) -> int:
-    from .evaluation import Evaluator
+    from .evaluation import Evaluator, find_classifier
     from .files import atomic_write, check_output_file
 
     if (args.samples is None) == (args.checkpoint is None):
@@ -279,9 +292,13 @@ def cmd_evaluate(args) -> int:
         check_output_file(args.json, "--json")
     if args.samples:
         images, labels = read_samples_npz(args.samples)
-    else:
+        shape, classes = tuple(images.shape[1:]), None
+    else:                      # the classifier and its data are found before the sampling, not after
+        shape, classes = _checkpoint_images(args.checkpoint)
+    classifier = args.classifier or find_classifier(shape[0], shape[-1], classes)
+    evaluator = Evaluator.load(classifier, data_root=args.data_root, dataset=args.dataset)
+    if not args.samples:
         images, labels, _ = generate(args)
-    evaluator = Evaluator.load(args.classifier, data_root=args.data_root)
     if labels is not None and int(labels.max()) >= len(evaluator.classes):
         raise ValueError(f"--samples {args.samples}: labels go up to {int(labels.max())}, but the classifier knows "
                          f"{len(evaluator.classes)} classes.")
@@ -346,4 +363,26 @@ def cmd_train_autoencoder(args) -> int:
           f"(the same images unreconstructed: {scores['fid_originals']:.3f}; real-vs-real floor at N={scores['n']}: "
           f"{scores['fid_floor']:.3f})")
     print(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_data(args) -> int:
+    """``data emoji``: fetch the source (``--download``) and/or build the image folder (``--out``)."""
+    from .emoji import build_emoji_folder, fetch_source, find_source
+
+    if args.out is None and not args.download:
+        raise ValueError("give --out FOLDER to build the data set (and/or --download to fetch its source).")
+    if args.out is not None:                              # checked before a 74 MB download
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+            raise ValueError(f"--out {out} exists and is not empty; add --overwrite to replace it, or give another --out.")
+    source = fetch_source(args.source) if args.download else find_source(args.source)
+    if args.out is None:
+        print(f"emoji source ready: {source}")
+        return 0
+    summary = build_emoji_folder(args.out, args.size, source=source, skin_tones=args.skin_tones,
+                                 test_fraction=args.test_fraction, overwrite=args.overwrite)
+    per = ", ".join(f"{k} {v}" for k, v in summary["per_category"]["train"].items())
+    print(f"wrote {summary['images']} emoji ({summary['size']}x{summary['size']} RGB) to {args.out}: "
+          f"{summary['train']} train, {summary['test']} test; train per category: {per}")
     return 0

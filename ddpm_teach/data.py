@@ -14,7 +14,8 @@ Where the data come from (no silent substitutes; a dataset that cannot be had ra
   (``apt-get install dataset-fashion-mnist`` → ``/usr/share/datasets/fashion-mnist``).
   With ``download=True`` (online) torchvision fetches them into ``root``.
 * **CIFAR-10** comes through ``torchvision.datasets.CIFAR10``.
-* **Your own images:** a folder with one sub-folder per class.
+* **Your own images:** a folder with one sub-folder per class (:func:`load_image_folder`; real
+  photos are decoded by :mod:`ddpm_teach.image_folder`, once, and cached).
 
 torchvision is imported only inside the download paths (never by ``import ddpm_teach.data``),
 and a broken torchvision install is reported with what to do about it.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
@@ -31,6 +33,8 @@ from typing import Iterable, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .image_folder import CROPS, IMAGE_EXTENSIONS, Crop, describe_skipped, read_image_folder
 
 __all__ = [
     "DATASETS",
@@ -46,7 +50,11 @@ __all__ = [
     "candidate_folders",
     "find_idx_files",
     "resize_images",
+    "CROPS",
+    "MIN_FOLDER_IMAGES",
+    "FEW_FOLDER_IMAGES",
     "load_image_folder",
+    "split_folder",
     "load_dataset",
 ]
 
@@ -65,8 +73,6 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 # the sub-folder of `root` that torchvision.datasets.{FashionMNIST, MNIST} download into
 _TORCHVISION_RAW = {"fashion_mnist": Path("FashionMNIST", "raw"), "mnist": Path("MNIST", "raw")}
-
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -355,81 +361,49 @@ def resize_images(images: torch.Tensor, image_size: int, chunk: int = 4096) -> t
     return out
 
 
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+# a dataset this small is refused: one image is a point, not a distribution to learn
+MIN_FOLDER_IMAGES = 2
+# below this a warning: the model has capacity to memorise every image, and its samples come out as copies
+FEW_FOLDER_IMAGES = 100
 
 
-def _center_crop_resize(image, image_size: int):
-    """Centre-crop a PIL image to a square, then resize it (bicubic) to image_size x image_size."""
-    from PIL import Image
-
-    width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    image = image.crop((left, top, left + side, top + side))
-    if side != image_size:
-        image = image.resize((image_size, image_size), Image.BICUBIC)
-    return image
+def _warn(message: str) -> None:
+    """One ``warning: ...`` line on stderr (as the command line prints its ``error: ...`` lines)."""
+    print("warning: " + " ".join(message.split()), file=sys.stderr)
 
 
-def load_image_folder(folder: str | Path, image_size: int | None = None) -> ImageData:
+def load_image_folder(folder: str | Path, image_size: int | None = None, *, crop: Crop = "center",
+                      cache: bool = True) -> ImageData:
     """Your own images: ``folder/<class name>/<image files>``; labels follow the sorted sub-folder names.
 
-    Images are converted to grayscale ("L", C=1) if every one is grayscale, else to RGB (C=3).
-    With ``image_size``, each is centre-cropped to a square and resized (bicubic); without it,
-    all must already share one square size.  Hidden folders (``.ipynb_checkpoints``) are skipped."""
-    from PIL import Image, UnidentifiedImageError
+    Real photos are read as :mod:`ddpm_teach.image_folder` describes: upright (EXIF), transparency on
+    white, 16-bit gray scaled, gray ("L", C=1) if every image is gray, else RGB (C=3).  With
+    ``image_size``, each is made square (``crop="center"``: the centred square; ``"resize"``: the
+    whole image, squashed) and resized (bicubic); without it, all must share one square size.
 
+    Files that are not readable images (``notes.txt``, ``.DS_Store``, a corrupt ``.jpg``) are
+    skipped, and one warning line counts them and names the first few; a sub-folder without a
+    readable image is not a class, and hidden folders (``.ipynb_checkpoints``) are not read.
+    Fewer than MIN_FOLDER_IMAGES (2) readable images are refused (one image is not a distribution);
+    under FEW_FOLDER_IMAGES (100) a warning says that the model will memorise them.
+
+    The decoded tensors are cached on disk (``$DDPM_TEACH_CACHE/folders``), so that the next run
+    with the same files, ``image_size`` and ``crop`` skips the decoding; ``cache=False`` neither
+    reads nor writes it."""
     folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is not a folder.")
-    class_dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    layout = (f"Expected an image folder with one sub-folder per class, e.g. {folder}/cats/001.png and "
-              f"{folder}/dogs/001.png (extensions: {', '.join(IMAGE_EXTENSIONS)}).")
-    if not class_dirs:
-        raise ValueError(f"{folder} has no class sub-folders. {layout}")
-
-    files: list[Path] = []
-    labels: list[int] = []
-    classes: list[str] = []
-    for class_dir in class_dirs:
-        class_files = sorted(p for p in class_dir.rglob("*")
-                             if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                             and not any(part.startswith(".") for part in p.relative_to(class_dir).parts))
-        if not class_files:
-            continue  # a sub-folder without images is not a class
-        files += class_files
-        labels += [len(classes)] * len(class_files)
-        classes.append(class_dir.name)
-    if not files:
-        raise ValueError(f"{folder} contains no images in its sub-folders "
-                         f"({', '.join(d.name for d in class_dirs[:5])}{', ...' if len(class_dirs) > 5 else ''}). {layout}")
-
-    pil_images = []
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                image.load()
-                pil_images.append(image.copy())
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"cannot read image {path}: {error}") from error
-    mode = "L" if all(image.mode in _GRAY_MODES for image in pil_images) else "RGB"
-
-    arrays = []
-    for path, image in zip(files, pil_images):
-        image = image.convert(mode)
-        if image_size is not None:
-            image = _center_crop_resize(image, image_size)
-        elif image.size != pil_images[0].size:
-            raise ValueError(f"images differ in size: {files[0]} is {pil_images[0].size[0]}x{pil_images[0].size[1]} "
-                             f"but {path} is {image.size[0]}x{image.size[1]}. Pass image_size=... "
-                             "(e.g. image_size=32) to centre-crop and resize them all.")
-        array = np.asarray(image, dtype=np.uint8)
-        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))   # (C, H, W)
-    images = torch.from_numpy(np.stack(arrays))                                        # (N, C, H, W)
-    if image_size is None and images.shape[-1] != images.shape[-2]:
-        raise ValueError(f"the images are {images.shape[-1]}x{images.shape[-2]}, not square. "
-                         "Pass image_size=... to centre-crop and resize them.")
-    return ImageData(images, torch.tensor(labels, dtype=torch.long), classes, folder.name)
+    found = read_image_folder(folder, image_size, crop, cache=cache)
+    n = len(found.labels)
+    if found.skipped:
+        _warn(f"skipped {len(found.skipped)} of {n + len(found.skipped)} files in {folder} that are not readable "
+              f"images ({describe_skipped(found.skipped)}); remove or fix them to silence this.")
+    if n < MIN_FOLDER_IMAGES:
+        raise ValueError(f"{folder} holds only {n} readable image{'s' if n != 1 else ''}; a diffusion model learns a "
+                         f"distribution from many examples: put at least {MIN_FOLDER_IMAGES} (better hundreds) in "
+                         f"{folder}/<class name>/.")
+    if n < FEW_FOLDER_IMAGES:
+        _warn(f"{folder} holds only {n} images: a diffusion model trained on so few memorises them, and its samples "
+              "come out as copies of them; hundreds to thousands of images let it learn what they have in common.")
+    return ImageData(found.images, found.labels, found.classes, folder.name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -473,16 +447,20 @@ def _load_cifar10(root: Path, train: bool, download: bool) -> ImageData:
 
 
 def load_dataset(name_or_path: str | Path, root: str | Path | None = None, *, train: bool = True,
-                 download: bool = False, image_size: int | None = None) -> ImageData:
+                 download: bool = False, image_size: int | None = None, crop: Crop = "center") -> ImageData:
     """Load a named dataset or an image folder into memory.
 
-    name_or_path: ``"fashion_mnist"``, ``"mnist"``, ``"cifar10"``, or a folder: either one
-                  sub-folder per class of images, or a folder holding the four IDX files.
+    name_or_path: ``"fashion_mnist"``, ``"mnist"``, ``"cifar10"``, or a folder: one sub-folder per
+                  class of images (or ``train/`` and ``test/`` of them, see :func:`split_folder`), or
+                  a folder holding the four IDX files.
     root:         where named datasets live / are downloaded to; default ``$DDPM_TEACH_DATA``
                   or ``~/.cache/ddpm_teach/data``.
     train:        the training split (60000 / 50000 images) or the test split (10000).
     download:     allow torchvision to download a dataset that is not on disk (needs internet).
     image_size:   resize to image_size x image_size (e.g. 28 → 32 for a UNet that wants 32).
+    crop:         how an image folder's images are made square for image_size: ``"center"`` (the
+                  centred square) or ``"resize"`` (the whole image, squashed); see
+                  :func:`load_image_folder`.  The named datasets are square already.
 
     Returns an :class:`ImageData` (uint8 [N, C, H, W], int64 labels [N]).  A named dataset that
     cannot be found raises :class:`DatasetNotFoundError` saying how to get it; nothing synthetic
@@ -508,10 +486,33 @@ def load_dataset(name_or_path: str | Path, root: str | Path | None = None, *, tr
                              "(one sub-folder per class) or of a folder holding MNIST-format IDX files.")
         data = _load_idx_folder(folder, train)
         if data is None:
-            return load_image_folder(folder, image_size=image_size)
+            split = split_folder(folder, train)
+            data = load_image_folder(split, image_size=image_size, crop=crop)
+            if split != folder:
+                data.name = folder.name                       # "emoji", not "train"
+            return data
     if image_size is not None:
         data.images = resize_images(data.images, image_size)
     return data
+
+
+SPLITS = {True: "train", False: "test"}
+
+
+def split_folder(folder: str | Path, train: bool = True) -> Path:
+    """The folder to read for a split.  A folder with a ``train/`` sub-folder that holds class
+    sub-folders has a split layout (``folder/train/<class>/...`` and ``folder/test/<class>/...``,
+    as ``data emoji`` writes): ``train=True`` reads ``train/``, ``train=False`` reads ``test/``.
+    Any other folder is one split, the same for both."""
+    folder = Path(folder).expanduser()
+    train_dir = folder / "train"
+    if not (train_dir.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in train_dir.iterdir())):
+        return folder
+    chosen = folder / SPLITS[bool(train)]
+    if not chosen.is_dir():
+        raise DatasetNotFoundError(f"{folder} has a train/ folder but no {chosen.name}/ (the held-out split, one "
+                                   "sub-folder per class as in train/); add it, or point at train/ itself.")
+    return chosen
 
 
 def _load_idx_folder(folder: Path, train: bool) -> ImageData | None:

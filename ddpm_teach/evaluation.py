@@ -1,4 +1,4 @@
-"""Measuring samples (notebooks 05-08): a Fashion-MNIST classifier supplies
+"""Measuring samples (notebooks 05-08, 12): a classifier trained on the data set supplies
 
 * **classifier-FID**: the Fréchet distance between Gaussians fitted to the classifier's
   penultimate features of N samples and of the test set (Heusel et al. 2017, eq. 6, with a
@@ -7,6 +7,11 @@
 
 Every FID is reported with its N and the *real-vs-real floor*: the FID of N real training
 images against the same test set, which is what a perfect generator would score at that N.
+
+Each classifier checkpoint records the data set it was trained on (``"fashion_mnist"``, or an
+image folder such as ``data/emoji`` with ``train/`` and ``test/``), so :meth:`Evaluator.load`
+scores against that data set's test split, and :func:`find_classifier` picks the shipped
+classifier that matches a diffusion checkpoint's images.
 """
 from __future__ import annotations
 
@@ -26,9 +31,13 @@ from .checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoin
 from .devices import pick_device
 
 __all__ = ["ClassifierConfig", "Classifier", "ClassifierTrainConfig", "train_classifier", "frechet_distance",
-           "gaussian_stats", "Evaluator", "DEFAULT_CLASSIFIER"]
+           "gaussian_stats", "Evaluator", "DEFAULT_CLASSIFIER", "SHIPPED_CLASSIFIERS", "find_classifier",
+           "resolve_dataset"]
 
-DEFAULT_CLASSIFIER = Path(__file__).resolve().parent.parent / "checkpoints" / "fashion_mnist_classifier.pt"
+_REPO = Path(__file__).resolve().parent.parent
+DEFAULT_CLASSIFIER = _REPO / "checkpoints" / "fashion_mnist_classifier.pt"
+# the shipped evaluation classifiers, one per data set (checkpoints/README.md)
+SHIPPED_CLASSIFIERS = (DEFAULT_CLASSIFIER, _REPO / "checkpoints" / "emoji_classifier.pt")
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Classifier(nn.Module):
 
 @dataclass
 class ClassifierTrainConfig:
+    dataset: str = "fashion_mnist"      # a data set name, or an image folder with train/ and test/ (data/emoji)
     data_root: str | None = None
     epochs: int = 8
     batch_size: int = 128
@@ -86,12 +96,14 @@ class ClassifierTrainConfig:
     out: str = "checkpoints/fashion_mnist_classifier.pt"
 
 
-def _shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to ``max_shift`` pixels (padding with -1, the background)."""
+def _shift_augment(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2,
+                   background: float = -1.0) -> torch.Tensor:
+    """Random horizontal flips and shifts of up to ``max_shift`` pixels, padding with
+    ``background`` (-1: Fashion-MNIST's black; +1: the emoji's white)."""
     B, _, H, W = x.shape
     flip = torch.rand(B, generator=generator) < 0.5
     x = torch.where(flip[:, None, None, None].to(x.device), x.flip(-1), x)
-    padded = F.pad(x, (max_shift,) * 4, value=-1.0)
+    padded = F.pad(x, (max_shift,) * 4, value=background)
     dx, dy = torch.randint(0, 2 * max_shift + 1, (2,), generator=generator).tolist()
     return padded[:, :, dy:dy + H, dx:dx + W]
 
@@ -144,14 +156,46 @@ def _cached_test_features(classifier: Classifier, images: torch.Tensor, device) 
     return features
 
 
+def resolve_dataset(dataset: str) -> str:
+    """A data set name as it is, or a folder: as given if it exists, else relative to the
+    repository (a notebook runs in notebooks/, where ``data/emoji`` means the repository's)."""
+    from .data import DATASETS
+
+    if str(dataset).lower().replace("-", "_") in DATASETS or Path(dataset).expanduser().exists():
+        return str(dataset)
+    in_repo = _REPO / dataset
+    return str(in_repo) if in_repo.exists() else str(dataset)
+
+
+def _check_split_layout(dataset: str) -> None:
+    """An image folder used for evaluation must hold a held-out split (``train/`` and ``test/``)."""
+    from .data import DATASETS, split_folder
+
+    if str(dataset).lower().replace("-", "_") in DATASETS:
+        return
+    folder = Path(dataset).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"the data set {dataset} is not a folder or a known name; build it (for emoji: "
+                         "`python -m ddpm_teach data emoji --out data/emoji`) or pass its folder (--dataset).")
+    if split_folder(folder, True) == folder:
+        raise ValueError(f"{folder} has no train/ and test/ sub-folders; a classifier for FID needs held-out images. "
+                         "Split the class folders into FOLDER/train/<class>/ and FOLDER/test/<class>/.")
+
+
 def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=None, progress: bool = True):
-    """Train the evaluation classifier on Fashion-MNIST: AdamW, one-cycle LR, flips and shifts.
+    """Train an evaluation classifier on ``config.dataset``'s training split: AdamW, one-cycle LR,
+    flips and shifts; its accuracy is measured on the test split.
     Returns ``(model, test_accuracy, checkpoint_path)``."""
     from .data import load_dataset, to_model_range
 
     device = pick_device(config.device)
-    train_data = train_data or load_dataset("fashion_mnist", config.data_root, train=True)
-    test_data = test_data or load_dataset("fashion_mnist", config.data_root, train=False)
+    if train_data is None or test_data is None:
+        _check_split_layout(config.dataset)
+    train_data = train_data or load_dataset(config.dataset, config.data_root, train=True)
+    test_data = test_data or load_dataset(config.dataset, config.data_root, train=False)
+    if list(train_data.classes) != list(test_data.classes):
+        raise ValueError(f"the train and test splits of {config.dataset} have different classes "
+                         f"({train_data.classes} vs {test_data.classes}); give both the same class sub-folders.")
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model = Classifier(ClassifierConfig(in_channels=train_data.channels, image_size=train_data.image_size,
@@ -160,6 +204,7 @@ def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=N
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.epochs * steps_per_epoch)
     x_all, y_all = to_model_range(train_data.images), train_data.labels
+    background = float(x_all[:, :, 0, :].mean().clamp(-1, 1).round())   # the top rows' colour: -1 black, +1 white
     started = time.perf_counter()
     for epoch in range(config.epochs):
         model.train()
@@ -167,7 +212,7 @@ def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=N
         bar = tqdm(range(steps_per_epoch), desc=f"classifier epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for i in bar:
             idx = perm[i * config.batch_size:(i + 1) * config.batch_size]
-            x = _shift_augment(x_all[idx], generator).to(device)
+            x = _shift_augment(x_all[idx], generator, background=background).to(device)
             loss = F.cross_entropy(model(x), y_all[idx].to(device), label_smoothing=0.05)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -179,7 +224,8 @@ def train_classifier(config: ClassifierTrainConfig, train_data=None, test_data=N
     accuracy = (logits.argmax(1) == test_data.labels).double().mean().item()
     path = save_checkpoint({
         "kind": "classifier", "model_config": asdict(model.config), "model": model.state_dict(),
-        "classes": list(train_data.classes), "test_accuracy": accuracy, "train_config": asdict(config),
+        "classes": list(train_data.classes), "dataset": config.dataset, "test_accuracy": accuracy,
+        "test_n": len(test_data), "train_config": asdict(config),
         "train_seconds": time.perf_counter() - started,
     }, config.out)
     return model.eval(), accuracy, path
@@ -225,15 +271,28 @@ class Evaluator:
         self._floors: dict[int, float] = {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None, data_root: str | None = None, device=None) -> "Evaluator":
+    def load(cls, path: str | Path | None = None, data_root: str | None = None, device=None,
+             dataset: str | None = None) -> "Evaluator":
+        """The classifier at ``path`` (default: the Fashion-MNIST one) and the test split of the data
+        set it was trained on (``dataset`` overrides it, e.g. a copy of data/emoji elsewhere)."""
         from .data import load_dataset
 
         path = Path(path) if path else DEFAULT_CLASSIFIER
         ckpt = load_checkpoint(path, kind="classifier")
         model = Classifier(ClassifierConfig(**ckpt["model_config"]))
         load_state_dict_checked(model, ckpt["model"], str(path))
-        test = load_dataset("fashion_mnist", data_root, train=False)
-        train = load_dataset("fashion_mnist", data_root, train=True)
+        dataset = resolve_dataset(dataset or ckpt.get("dataset", "fashion_mnist"))
+        _check_split_layout(dataset)
+        test = load_dataset(dataset, data_root, train=False)
+        train = load_dataset(dataset, data_root, train=True)
+        classes = ckpt.get("classes")
+        if classes is not None and list(classes) != list(test.classes):
+            raise ValueError(f"the classifier {path} knows the classes {list(classes)}, but {dataset} has "
+                             f"{list(test.classes)}; pass the data set it was trained on (--dataset) or another --classifier.")
+        shape = (model.config.in_channels, model.config.image_size, model.config.image_size)
+        if tuple(test.images.shape[1:]) != shape:
+            raise ValueError(f"the classifier {path} takes images {shape}, but {dataset}'s are "
+                             f"{tuple(test.images.shape[1:])}; pass the data set it was trained on or another --classifier.")
         return cls(model, test, train, device=device)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -247,16 +306,22 @@ class Evaluator:
         return frechet_distance(*gaussian_stats(features), *self.test_stats)
 
     def fid_floor(self, n: int) -> float:
-        """FID of n random real *training* images against the test set: the best score at this n."""
+        """FID of n random real *training* images against the test set: the best score at this n
+        (at most all of them: see :meth:`floor_n`)."""
         from .data import to_model_range
 
         if self.train_data is None:
             return math.nan
+        n = self.floor_n(n)
         if n not in self._floors:
             g = torch.Generator().manual_seed(self.seed)
             idx = torch.randperm(len(self.train_data), generator=g)[:n]
             self._floors[n] = self.fid(to_model_range(self.train_data.images[idx]))
         return self._floors[n]
+
+    def floor_n(self, n: int) -> int:
+        """The N of the floor for n samples: n, or every training image if there are fewer."""
+        return n if self.train_data is None else min(n, len(self.train_data))
 
     def accuracy(self, images: torch.Tensor, labels: torch.Tensor) -> float:
         """Share of images the classifier assigns to the class they were generated for."""
@@ -272,7 +337,8 @@ class Evaluator:
             raise ValueError("FID needs at least 2 images (and is only meaningful for hundreds or more).")
         features, logits = _predict(self.classifier, images, self.device)
         predicted = logits.argmax(1)
-        scores = {"n": n, "fid": self._fid_of_features(features), "fid_floor": self.fid_floor(n)}
+        scores = {"n": n, "fid": self._fid_of_features(features), "fid_floor": self.fid_floor(n),
+                  "fid_floor_n": self.floor_n(n)}
         if labels is not None:
             scores["accuracy"] = (predicted == labels.cpu()).double().mean().item()
         scores["class_histogram"] = torch.bincount(predicted, minlength=len(self.classes)).tolist()
@@ -280,8 +346,30 @@ class Evaluator:
 
     @staticmethod
     def format_scores(scores: dict) -> str:
+        floor_n = scores.get("fid_floor_n", scores["n"])
         line = (f"N={scores['n']}  classifier-FID={scores['fid']:.3f}  "
-                f"(real-vs-real floor at N={scores['n']}: {scores['fid_floor']:.3f})")
+                f"(real-vs-real floor at N={floor_n}: {scores['fid_floor']:.3f})")
         if "accuracy" in scores:
             line += f"  conditional accuracy={100 * scores['accuracy']:.1f}%"
         return line
+
+
+def find_classifier(channels: int, image_size: int, classes: list[str] | None = None,
+                    candidates=SHIPPED_CLASSIFIERS) -> Path:
+    """The shipped classifier for images [channels, image_size, image_size] (and, when given,
+    exactly these class names): what ``evaluate`` uses when no --classifier is passed.  None
+    matching is a ValueError that says how to train one."""
+    described = f"{channels}x{image_size}x{image_size} images" + (f" with classes {list(classes)}" if classes else "")
+    for path in candidates:
+        if not Path(path).is_file():
+            continue
+        ckpt = load_checkpoint(path, kind="classifier")
+        config = ckpt["model_config"]
+        if (config["in_channels"], config["image_size"]) != (channels, image_size):
+            continue
+        if classes is not None and list(ckpt.get("classes", [])) != list(classes):
+            continue
+        return Path(path)
+    raise ValueError(f"no shipped classifier scores {described}; train one on the data set (with train/ and test/ "
+                     "splits) with `python -m ddpm_teach train-classifier --dataset FOLDER --out FILE.pt` and pass "
+                     "--classifier FILE.pt.")

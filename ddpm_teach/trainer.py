@@ -8,8 +8,9 @@ caller: :func:`init_distributed` starts torchrun's process group, :class:`TimeBu
 ``--max-minutes``.
 
 Exact resume: every random draw of training comes from a generator whose state is saved
-(t, ε, label dropout), dropout from torch's global RNG (saved too), and the batch at step k
-is a pure function of (seed, k), so a resumed run repeats an uninterrupted one step for step.
+(t, ε, label dropout, the flips of ``--hflip``), dropout from torch's global RNG (saved too),
+and the batch at step k is a pure function of (seed, k), so a resumed run repeats an
+uninterrupted one step for step.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from .devices import pick_device
 from .files import OutputError, RunLock, check_output_dir, remove_stale_temporaries
 from .schedules import NoiseSchedule
 from .training import (BatchOrder, MixedPrecision, NonFiniteLossError, TrainConfig, lr_at, make_ema,
-                       train_step)
+                       random_hflip, train_step)
 from .unet import UNet, UNetConfig
 
 __all__ = ["Trainer", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for",
@@ -326,10 +327,13 @@ class Trainer:
         return self.folder.claim() if self.is_main else contextlib.nullcontext()
 
     def micro_batches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """This step's ``grad_accum`` micro-batches, ``(x0 [B, C, H, W] in [-1, 1], labels [B])``."""
+        """This step's ``grad_accum`` micro-batches, ``(x0 [B, C, H, W] in [-1, 1], labels [B])``; with
+        ``hflip``, each image mirrored with p = 0.5 by the run's generator (:func:`random_hflip`)."""
         cfg, batches = self.config, []
         for micro in range(cfg.grad_accum):
             x0, labels = self.data.batch(self.order.indices(self.step * cfg.grad_accum + micro), self.device)
+            if cfg.hflip:                                   # x_0 ~ q(x_0), or its mirror image
+                x0 = random_hflip(x0, self.generator)
             if cfg.channels_last:
                 x0 = x0.contiguous(memory_format=torch.channels_last)
             batches.append((x0, labels))

@@ -11,9 +11,9 @@
 file, clock or process group.  What makes it work in practice is here too: EMA weights
 (:func:`make_ema`), the learning-rate function (:func:`lr_at`), label dropout for
 classifier-free guidance (:func:`drop_labels`), the hybrid loss for learned variance (an option
-of :func:`diffusion_loss`) and the order of the batches (:class:`BatchOrder`).  The loop around
-it, line 1 and line 6, with checkpoints, exact resume, the time budget, interrupts and DDP, is
-:class:`ddpm_teach.trainer.Trainer`.
+of :func:`diffusion_loss`), the order of the batches (:class:`BatchOrder`) and the flip
+augmentation (:func:`random_hflip`).  The loop around it, line 1 and line 6, with checkpoints,
+exact resume, the time budget, interrupts and DDP, is :class:`ddpm_teach.trainer.Trainer`.
 """
 from __future__ import annotations
 
@@ -28,12 +28,13 @@ from torch.optim.swa_utils import AveragedModel
 
 from .flow import T_SAMPLINGS, TSampling, flow_loss, sample_t
 from .forward import q_sample
+from .image_folder import CROPS, Crop
 from .losses import hybrid_loss, simple_loss
 from .schedules import NoiseSchedule, ScheduleKind
 from .unet import UNetConfig
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "preset_configs", "NonFiniteLossError", "lr_at", "diffusion_loss",
-           "drop_labels", "train_step", "OBJECTIVES", "unwrap_model", "make_ema", "ema_decay_at", "BatchOrder", "MixedPrecision"]
+           "drop_labels", "random_hflip", "train_step", "OBJECTIVES", "unwrap_model", "make_ema", "ema_decay_at", "BatchOrder", "MixedPrecision"]
 
 MixedPrecision = Literal["auto", "no", "bf16", "fp16"]
 Objective = Literal["eps", "flow"]
@@ -53,6 +54,8 @@ class TrainConfig:
     data_root: str | None = None              # where datasets live (default: $DDPM_TEACH_DATA or ~/.cache)
     download: bool = False                    # let torchvision download a missing dataset
     image_size: int | None = None             # resize images to this (default: the dataset's own)
+    crop: Crop = "center"                     # image folders to squares: center (the centred one) or resize (squash)
+    hflip: bool = False                       # mirror each training image with p = 0.5 (see random_hflip)
     autoencoder: str | None = None            # latent diffusion (nb 10): train on this autoencoder's latents
     conditional: bool = False                 # class-conditional model, for classifier-free guidance
     label_dropout: float = 0.1                # P(label → null) while training a conditional model
@@ -95,6 +98,11 @@ class TrainConfig:
             if bad:
                 span = f"{'(' if low[1] else '['}{low[0]:g}, {high[0]:g}{')' if high[1] else ']'}"
                 raise ValueError(f"{name} (--{name.replace('_', '-')}) must be a number in {span}, got {value!r}.")
+        if self.crop not in CROPS:
+            raise ValueError(f"crop (--crop) must be one of {CROPS}, got {self.crop!r}.")
+        if self.hflip and self.autoencoder:
+            raise ValueError("hflip (--hflip) mirrors images, but with --autoencoder the model trains on latents, and "
+                             "the latent of a mirrored image is not the mirrored latent. Drop one of the two.")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective (--objective) must be one of {OBJECTIVES}, got {self.objective!r}.")
         if self.t_sampling not in T_SAMPLINGS:
@@ -198,6 +206,16 @@ def drop_labels(labels: torch.Tensor, p: float, null_label: int, generator: torc
     ``null_label`` = num_classes) with probability ``p``, so one network learns ε(x_t, t, c) and ε(x_t, t)."""
     drop = torch.rand(labels.shape[0], generator=generator, device=labels.device) < p     # [B]
     return torch.where(drop, torch.full_like(labels, null_label), labels)
+
+
+def random_hflip(x0: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """Horizontal-flip augmentation (``--hflip``): each image of x0 [B, C, H, W] is mirrored
+    left-right with probability ``p``, the coins drawn from ``generator`` (the trainer's, so that a
+    resumed run flips the same images).  The model then learns q(x_0) and its mirror image, which
+    is right for photos, faces and clothes, and wrong for digits and text.  Rotation augmentation is
+    deliberately not offered: it leaks into the samples (rotated digits and faces come out)."""
+    flip = torch.rand(x0.shape[0], generator=generator, device=x0.device) < p           # [B]
+    return torch.where(flip[:, None, None, None], x0.flip(-1), x0)                       # (B, C, H, W)
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -19,7 +19,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/11_flow_matching.ipynb)
 #
-# ← [10 · Latent diffusion](10_latent_diffusion.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md)
+# ← [10 · Latent diffusion](10_latent_diffusion.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [12 · Your own images →](12_your_own_images.ipynb)
 #
 # Notebook 09 ended with sampling as "solve an ODE from noise to data", and the ODE of a DDPM model
 # is the one its noise schedule happens to give. **Flow matching** starts from the other end: choose
@@ -1135,4 +1135,4 @@ ddpm_teach.exercises.nb11.check_straightness(S_by_hand)
 ddpm_teach.course.section_times()
 
 # %% [markdown]
-# ← [10 · Latent diffusion](10_latent_diffusion.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md)
+# ← [10 · Latent diffusion](10_latent_diffusion.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md) · [12 · Your own images →](12_your_own_images.ipynb)

@@ -31,4 +31,7 @@ echo "== Python environment in .venv"
 import torch, torchvision
 print(f"torch {torch.__version__} + torchvision {torchvision.__version__}: OK; cuda available: {torch.cuda.is_available()}")
 PY
+echo "== emoji images for notebook 12 (npm emoji-datasource-google 16.0.0, 74 MB, into ~/.cache/ddpm_teach/data)"
+.venv/bin/python -m ddpm_teach data emoji --download \
+  || echo "note: could not fetch the emoji source (needs registry.npmjs.org); notebook 12 needs it: run 'python -m ddpm_teach data emoji --download' later."
 echo "== done. Open the course with:  .venv/bin/jupyter lab notebooks/"

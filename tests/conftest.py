@@ -22,7 +22,8 @@ def _seed_and_threads():
 
 @pytest.fixture(autouse=True)
 def _own_feature_cache(monkeypatch, tmp_path_factory):
-    """Tests keep the evaluator's test-set feature cache out of ~/.cache (one folder per session)."""
+    """Tests keep the evaluator's test-set feature cache and the image-folder cache out of ~/.cache (one
+    folder per session)."""
     monkeypatch.setenv("DDPM_TEACH_CACHE", str(tmp_path_factory.getbasetemp() / "feature-cache"))
 
 

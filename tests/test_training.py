@@ -83,6 +83,7 @@ RESUME_CASES = {
     "eps": dict(),
     "learn_sigma": dict(learn_sigma=True, vlb_weight=0.01),
     "conditional_dropout_accum": dict(conditional=True, label_dropout=0.3, grad_accum=2),
+    "hflip_accum": dict(hflip=True, grad_accum=2),
 }
 
 

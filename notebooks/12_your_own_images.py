@@ -1,0 +1,677 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab,-widgets
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.7
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 12 · Your own images, in colour
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/ddpm-teach/ddpm-teach/blob/main/notebooks/12_your_own_images.ipynb)
+#
+# ← [11 · Flow matching](11_flow_matching.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md)
+#
+# Every notebook so far used 28×28 grey Fashion-MNIST. The questions learners ask most often after
+# "why are my samples noise?" are "how do I train on **my own folder** of pictures?", "what do I change
+# for **colour**, for 32×32 or 64×64?" and "**how long** will it take?". This notebook answers them with
+# a colour data set that works offline: about 1,900 **emoji** (Google's Noto Emoji) in nine categories,
+# turned into an ordinary image folder by one command. The course ships a class-conditional model of
+# them, `checkpoints/emoji_cfg.pt`, trained on a 2-core CPU by the ordinary `train` command, and a
+# small emoji classifier that measures its samples, as the Fashion-MNIST classifier did in notebooks 05-08.
+#
+# **Prerequisites.** Notebook 04 (training), 06 (DDIM) and 07 (classifier-free guidance).
+#
+# **Learning goals.** By the end you can
+# 1. turn a folder of pictures into training data (`train/<class>/...` and `test/<class>/...`) and say
+#    what the loader does with odd files: transparency, grey and palette images, EXIF rotation,
+#    corrupt files, mixed sizes;
+# 2. say what changes for colour (the channel count of the first and last layer, nothing else) and
+#    what does not (the [-1, 1] range, the noise, the loss);
+# 3. choose the UNet's levels and attention resolutions for 32 px and 64 px images;
+# 4. train a colour model with the command line, sample it by category with guidance, and read its
+#    classifier-FID against its real-vs-real floor and its conditional accuracy;
+# 5. estimate the memory and compute of a 64-px model before renting a GPU, from a measured table;
+# 6. recognise the usual failure modes: the wrong value range, too small a model or too short a run,
+#    too few images (memorisation), and augmentation that leaks into the samples.
+#
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
+# - 2-core Intel Xeon with AMX: not measured (this notebook was written on the AMD machine only).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-07): 87-93 s (two runs; §3's 60 training steps and §4's
+#   sampling take most of it).
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 12 s (AMD, 2026-12-07). Slower with fewer cores, no
+#   native bf16 or a busy machine; GPU not measured; the last cell prints this run's time per section.
+# - The shipped model's training (30 minutes) and the guidance table (benchmarks/emoji_guidance.py) are
+#   not run here; §5 reads the table from `benchmarks/results/emoji_guidance.json`.
+#
+# **Size knob:** `DDPM_TEACH_SIZE` (`full` by default, `ci` under pytest) changes how long §3's training
+# run is and how many images and sampler steps §4 and §7 use. Cells whose output depends on the size,
+# the trained weights or a results file are marked `# NBVAL_IGNORE_OUTPUT`; the others print the same
+# at both sizes and are checked by `pytest --nbval`.
+
+# %%
+# Setup: in Google Colab this fetches the course, installs ddpm_teach and the emoji source; elsewhere it does nothing.
+import sys
+if "google.colab" in sys.modules:
+    import os, subprocess
+    if not os.path.isdir("/content/ddpm-teach"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/ddpm-teach/ddpm-teach", "/content/ddpm-teach"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/ddpm-teach"], check=True)
+    subprocess.run([sys.executable, "-m", "ddpm_teach", "data", "emoji", "--download"], check=True)   # 74 MB from npm
+    sys.path.insert(0, "/content/ddpm-teach")
+    os.chdir("/content/ddpm-teach/notebooks")
+
+# %% [markdown]
+# ## Imports, the size knob and the shipped models
+
+# %%
+import ddpm_teach.course
+ddpm_teach.course.section("Imports and the shipped models")      # the last cell prints the time per section
+
+import json
+import math
+import tempfile
+import tomllib
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+from PIL import Image
+
+import ddpm_teach.exercises.nb12
+from ddpm_teach.checkpoint import load_diffusion_model
+from ddpm_teach.course import by_size, checkpoint_path, repo_root, timed
+from ddpm_teach.data import load_dataset, to_model_range
+from ddpm_teach.devices import pick_device
+from ddpm_teach.emoji import CATEGORY_FOLDERS, build_emoji_folder, find_source
+from ddpm_teach.evaluation import Evaluator
+from ddpm_teach.forward import q_sample
+from ddpm_teach.plotting import plot_loss_curve, show_images
+from ddpm_teach.samplers import DDIMSampler, sample
+from ddpm_teach.trainer import Trainer
+from ddpm_teach.training import preset_configs, random_hflip
+
+torch.manual_seed(0)                        # every random draw below also has its own torch.Generator
+SIZE = ddpm_teach.course.notebook_size()   # "full" or "ci"
+DEVICE = pick_device("auto")               # a GPU if there is one (e.g. in Colab), else the CPU
+PER_CLASS = by_size(full=6, ci=2)          # §4: samples per category and guidance scale
+DDIM_STEPS = by_size(full=50, ci=10)       # §4, §7: DDIM steps
+SCALES = (1.0, 3.0, 5.0)                   # §4: guidance scales (the same at both sizes; §5 measures them)
+TRAIN_STEPS = by_size(full=60, ci=4)       # §3: optimizer steps of the short training run
+DATA = repo_root() / "data" / "emoji"      # where `python -m ddpm_teach data emoji --out data/emoji` writes
+WORK_DIR = Path(tempfile.mkdtemp(prefix="ddpm_teach_nb12_"))   # §3's short run writes its checkpoint here
+
+
+def generator(seed: int) -> torch.Generator:
+    """A fresh CPU generator: the only source of randomness of each draw."""
+    return torch.Generator().manual_seed(seed)
+
+
+# %% [markdown]
+# ## 1. The data set: a folder of pictures
+#
+# The package reads **an image folder with one sub-folder per class**, the layout of torchvision's
+# `ImageFolder` and of most tutorials: `flowers/daisy/001.jpg`, `flowers/tulip/002.jpg`, ... The class
+# of an image is the name of its sub-folder; the labels follow the sorted names. A folder that also
+# holds a held-out split uses `train/<class>/...` and `test/<class>/...`: training reads `train/`,
+# and measuring (FID, a classifier's accuracy) compares against `test/`.
+#
+# The emoji come from the npm package `emoji-datasource-google` (iamcal/emoji-data): Google's Noto
+# Emoji as 64×64 PNGs with transparency (Apache License 2.0; the flags are in the public domain), and
+# an `emoji.json` that gives every emoji's category. `scripts/setup.sh` downloads it once (74 MB);
+# in Colab the setup cell does. Then one command builds the folder:
+#
+# ```bash
+# python -m ddpm_teach data emoji --out data/emoji --size 32
+# ```
+#
+# It makes these choices, each of which you would make for your own pictures too:
+# - **transparency** is composited on **white**, what an emoji looks like on a page (a plain
+#   `convert("RGB")` would put it on black);
+# - **skin tones**: about 300 people emoji come in five skin tones besides the default yellow; they are
+#   left out (`--skin-tones none`), so "people-body" is not six copies of itself; with `--skin-tones all`
+#   a variant always goes to the **same split** as its base emoji, so that no recoloured copy of a
+#   training image is "held out";
+# - **the split** is a hash of each emoji's code points, about 15% of each category, stable across
+#   versions and sizes;
+# - the category "Component" (five skin-tone swatches and hair styles) is not a picture and is left out.
+#
+# The next cell builds the folder if it is not there yet (a few seconds), and loads both splits.
+
+# %%
+ddpm_teach.course.section("1. The data set")
+manifest_file = DATA / "manifest.json"
+summary = json.loads(manifest_file.read_text())["summary"] if manifest_file.is_file() else None
+if summary is None or (summary["size"], summary["skin_tones"]) != (32, "none"):
+    find_source()                          # a missing source is an error that says how to get it
+    summary = build_emoji_folder(DATA, size=32, overwrite=True, progress=False)   # the command's defaults
+train_data = load_dataset(DATA, train=True)
+test_data = load_dataset(DATA, train=False)
+print(train_data)
+print(test_data)
+print(f"classes (label: folder): {dict(enumerate(train_data.classes))}")
+print(f"source: {summary['source']}")
+print(f"licence: {summary['licence']}")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3))
+train_counts = torch.bincount(train_data.labels, minlength=train_data.num_classes)
+test_counts = torch.bincount(test_data.labels, minlength=test_data.num_classes)
+positions = torch.arange(train_data.num_classes)
+ax.barh(positions, train_counts, label="train")
+ax.barh(positions, test_counts, left=train_counts, label="test (held out)")
+ax.set_yticks(positions.tolist(), train_data.classes)
+ax.invert_yaxis()
+ax.set_xlabel("images")
+ax.set_title("The emoji per category")
+ax.legend(loc="lower right")
+plt.tight_layout()
+plt.show()
+print(f"{len(train_data)} training and {len(test_data)} held-out emoji; the largest category has "
+      f"{int(train_counts.max())} training images, the smallest {int(train_counts.min())}")
+
+# %% [markdown]
+# The categories are unequal: "people-body" has about four times as many emoji as "activities". A
+# class-conditional model still gets every category when asked, because the label says which; an
+# unconditional one would draw people four times as often as activities.
+#
+# Eight training emoji of each category:
+
+# %%
+first_of_each = torch.cat([torch.nonzero(train_data.labels == k)[:8, 0] for k in range(train_data.num_classes)])
+show_images(to_model_range(train_data.images[first_of_each]), nrow=8,
+            title="Training emoji, one row per category (" + ", ".join(train_data.classes) + ")")
+plt.show()
+
+# %% [markdown]
+# **Your own folder.** `load_dataset("path/to/folder", image_size=64)` (or `train --dataset
+# path/to/folder --image-size 64`) reads any such folder. Photos come in every shape, so the loader
+# gives each kind of odd file a rule (tested in `tests/test_image_folder.py`):
+#
+# | what is in the folder | what happens |
+# |---|---|
+# | JPEG, PNG, WebP, BMP, GIF, TIFF of mixed sizes | with `image_size`: each is made square and resized; without it: refused, naming two files and their sizes |
+# | landscape and portrait photos | `crop="center"` (default) cuts the middle square; `crop="resize"` squashes the whole picture (`--crop resize`) |
+# | phone photos with an EXIF rotation | turned upright first |
+# | RGBA / palette images with transparency | composited on white |
+# | grey, 16-bit grey, palette, CMYK | grey if *every* image is grey, else all become RGB; 16-bit is scaled to 0..255 |
+# | corrupt files, `.txt`, `Thumbs.db`, `.DS_Store` | skipped, with one warning line that counts them and names the first few |
+# | a class sub-folder without any readable image | not a class |
+# | fewer than 2 images | refused; fewer than 100: a warning that the model will memorise them |
+#
+# Decoding thousands of JPEGs takes minutes, so the decoded images are cached on disk
+# (`~/.cache/ddpm_teach/folders/`, keyed by every file's name, size and time stamp): the second run
+# starts at once, and a changed file is decoded again.
+
+# %% [markdown]
+# ## 2. What changes for colour
+#
+# Almost nothing. A colour image is a tensor `[3, H, W]`: three channels, red, green and blue, each a
+# grey image of its own. Everything the course did to one channel it now does to three:
+# - the **value range**: each channel goes from 0..255 to [-1, 1] by $x = u/127.5 - 1$, as before;
+# - the **noise** $\varepsilon \sim \mathcal N(0, I)$ has the image's shape, so each channel of each pixel
+#   gets its own independent noise; the forward process $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon$
+#   is the same formula;
+# - the **loss** is the mean of $(\varepsilon - \hat\varepsilon)^2$ over all $3HW$ numbers.
+#
+# The one real difference is the data's statistics. Fashion-MNIST is mostly black background
+# ($-1$); the emoji are mostly white background ($+1$):
+
+# %%
+ddpm_teach.course.section("2. What changes for colour")
+x_emoji = to_model_range(train_data.images)                               # (N, 3, 32, 32) in [-1, 1]
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.8))
+for channel, colour in enumerate(("red", "green", "blue")):
+    axes[0].hist(x_emoji[:, channel].flatten(), bins=51, histtype="step", color=colour, label=colour, density=True)
+axes[0].set_title("Emoji: the three channels in [-1, 1]")
+axes[0].set_yscale("log")
+axes[0].legend(loc="upper left")
+axes[0].set_xlabel("pixel value")
+fashion = load_dataset("fashion_mnist", train=False)
+axes[1].hist(to_model_range(fashion.images).flatten(), bins=51, histtype="step", color="black", density=True)
+axes[1].set_title("Fashion-MNIST (test split): its one channel")
+axes[1].set_yscale("log")
+axes[1].set_xlabel("pixel value")
+plt.tight_layout()
+plt.show()
+print(f"mean pixel in [-1, 1]: emoji {x_emoji.mean():+.3f} (R {x_emoji[:, 0].mean():+.3f}, G {x_emoji[:, 1].mean():+.3f}, "
+      f"B {x_emoji[:, 2].mean():+.3f}); Fashion-MNIST {to_model_range(fashion.images).mean():+.3f}")
+print(f"share of pixels that are pure background: emoji white {(x_emoji == 1).all(1).float().mean():.1%}, "
+      f"Fashion-MNIST black {(fashion.images == 0).float().mean():.1%}")
+
+# %% [markdown]
+# The forward process on colour images: the noise is coloured because each channel gets its own. By the
+# middle of the schedule the white background is already as grey-speckled as the emoji.
+
+# %%
+schedule = load_diffusion_model(checkpoint_path("emoji_cfg.pt"), device="cpu")[1]
+show_t = (0, 100, 250, 500, 750, 999)
+x0_four = x_emoji[first_of_each[::16][:4]]                               # four emoji, (4, 3, 32, 32)
+noise = torch.randn(x0_four.shape, generator=generator(1))
+rows = [q_sample(schedule, x0_four, torch.full((4,), t), noise) for t in show_t]
+show_images(torch.stack(rows, 1).flatten(0, 1), nrow=len(show_t),
+            title="x_t at t = " + ", ".join(map(str, show_t)) + " (one row per emoji)")
+plt.show()
+
+# %% [markdown]
+# **The UNet.** The network's input and output have the image's channel count; everything in between
+# is the same. `train` reads it from the data (`in_channels = 3`), so there is no flag for it. Two
+# layers change: `conv_in` (C → base channels) and `conv_out` (base channels → C; the ε̂ of all three
+# channels at once).
+#
+# **The levels and the attention.** A UNet halves the image at each level. The course's 28-px model has
+# three levels, 28 → 14 → 7, and attention at 7×7. For 32 px the emoji model has four, 32 → 16 → 8 → 4
+# (`channel_mults 1 2 2 2`), and attends at 8×8 and 4×4 (`attention_resolutions 8 4`): 64 and 16
+# positions, cheap, where each position sees a large part of the picture. Attention at 32×32 would
+# score 1,024 × 1,024 pairs per head (exercise 3 counts the 64-px case).
+
+# %%
+emoji_model, _, emoji_ckpt = load_diffusion_model(checkpoint_path("emoji_cfg.pt"), device=DEVICE)
+fashion_model, _, _ = load_diffusion_model(checkpoint_path("fashion_mnist_cfg.pt"), device="cpu")
+for name, model in (("emoji_cfg.pt", emoji_model), ("fashion_mnist_cfg.pt", fashion_model)):
+    c = model.config
+    print(f"{name:<21} {c.in_channels} channel(s) at {c.image_size}px; levels {c.channel_mults}, attention at "
+          f"{c.attention_resolutions}; conv_in {tuple(model.conv_in.weight.shape)}, conv_out "
+          f"{tuple(model.conv_out.weight.shape)}; {model.num_parameters():,} parameters")
+sizes = [emoji_model.config.image_size // 2 ** level for level in range(len(emoji_model.config.channel_mults))]
+print(f"emoji model's levels: {' -> '.join(f'{s}x{s}' for s in sizes)} px")
+
+# %% [markdown]
+# ## 3. Training a colour model
+#
+# The shipped model was trained with the ordinary command line, with no special case for emoji or for
+# colour:
+#
+# ```bash
+# python -m ddpm_teach train --preset cpu-fast --dataset data/emoji --conditional \
+#     --channel-mults 1 2 2 2 --attention-resolutions 8 4 --no-compile --max-minutes 30 --out-dir runs/emoji
+# python -m ddpm_teach export --checkpoint runs/emoji/checkpoint.pt --out checkpoints/emoji_cfg.pt
+# ```
+#
+# (`configs/colour32_cpu.toml` holds the same settings as a file:
+# `python -m ddpm_teach train --config configs/colour32_cpu.toml`.) `--preset cpu-fast` is the CPU
+# recipe of notebook 04: base 32, one ResBlock per level, batch 64, lr 1e-3, EMA 0.995, bf16 where the CPU
+# has it natively. `--conditional` trains one model for all nine categories, with label dropout 0.1 so
+# that classifier-free guidance works (notebook 07). `--no-compile`: on a 2-core CPU torch.compile
+# costs minutes that a 30-minute run does not win back. The cell below prints what the checkpoint
+# records about its run.
+
+# %%
+ddpm_teach.course.section("3. Training a colour model")
+cfg = emoji_ckpt["train_config"]
+steps = emoji_ckpt["step"]
+print(f"emoji_cfg.pt: {steps:,} steps x batch {cfg['batch_size']} = {steps * cfg['batch_size']:,} images seen, "
+      f"{steps * cfg['batch_size'] / len(train_data):.0f} passes over the {len(train_data)} training emoji; "
+      f"budget --max-minutes {cfg['max_minutes']:g}, precision {cfg['mixed_precision']}, compile {cfg['compile']}")
+print(f"labels: {emoji_model.config.num_classes} categories + the null label {emoji_model.config.num_classes} "
+      f"(dropped with p = {cfg['label_dropout']}); data set recorded in the checkpoint: {emoji_ckpt['dataset']['name']!r}")
+fig = plot_loss_curve(emoji_ckpt["loss_history"])
+fig.axes[0].set_title("The shipped model's training loss (raw and smoothed)")
+plt.show()
+
+# %% [markdown]
+# The same recipe, for a few steps, from Python: `preset_configs` turns the preset and the options
+# into the `(TrainConfig, UNetConfig)` pair that `Trainer` takes. At this length the model has only
+# begun to learn, which is the point of §7's "too short a run".
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+train_config, model_config = preset_configs(
+    "cpu-fast", dataset=str(DATA), conditional=True, image_size=32, channel_mults=(1, 2, 2, 2), attention_resolutions=(8, 4),
+    compile=False, max_minutes=None, steps=TRAIN_STEPS, warmup_steps=max(1, TRAIN_STEPS // 10),
+    checkpoint_every=0, log_every=10, out_dir=str(WORK_DIR / "short"))
+with timed(f"{TRAIN_STEPS} training steps of the shipped model's recipe"):
+    short = Trainer(train_config, model_config, data=train_data)
+    short.train()
+print(f"{short.model.num_parameters():,} parameters; loss {short.loss_history[0]:.3f} at the first step, "
+      f"{short.loss_history[-1]:.3f} at step {short.step}; the shipped model ended near "
+      f"{sum(emoji_ckpt['loss_history'][-100:]) / 100:.3f} (mean of its last 100 steps)")
+
+# %% [markdown]
+# ## 4. Samples by category, and a guidance sweep
+#
+# Sampling is notebook 07's: DDIM with classifier-free guidance,
+# $\tilde\varepsilon = \varepsilon_\text{uncond} + s\,(\varepsilon_\text{cond} - \varepsilon_\text{uncond})$.
+# Each scale below starts from the **same noise**, so the rows differ only in $s$. On the command line:
+#
+# ```bash
+# python -m ddpm_teach sample --checkpoint checkpoints/emoji_cfg.pt --labels all --guidance-scale 3 --n 64 --out grid.png
+# ```
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section("4. Samples by category and a guidance sweep")
+labels = torch.arange(train_data.num_classes).repeat_interleave(PER_CLASS)      # PER_CLASS of category 0, then 1, ...
+x_T = torch.randn((len(labels), 3, 32, 32), generator=generator(0))
+sampler = DDIMSampler(schedule, steps=DDIM_STEPS)
+samples = {}
+with timed(f"{len(SCALES)} guidance scales x {len(labels)} images, DDIM-{DDIM_STEPS}"):
+    for scale in SCALES:
+        samples[scale] = sample(emoji_model, sampler, labels=labels, guidance_scale=scale, x_T=x_T, device=DEVICE,
+                                progress=False, precision="bf16" if DEVICE.type == "cpu" else "fp32").cpu()
+print(f"{sampler!r}: {sampler.nfe} steps, each guided step runs the model on the conditional and the unconditional "
+      f"batch; {len(labels)} images per scale, {PER_CLASS} per category")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fig, axes = plt.subplots(1, len(SCALES), figsize=(3.4 * len(SCALES), 5.4))
+for ax, scale in zip(axes, SCALES):
+    show_images(samples[scale], nrow=PER_CLASS, ax=ax, title=f"s = {scale:g}")
+fig.suptitle("One row per category: " + ", ".join(train_data.classes), fontsize=9)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the figure row by row: each row asks for one category, top to bottom in the order printed
+# above it. Without guidance ($s = 1$) the model draws from each category's distribution as it learnt
+# it; a larger $s$ pushes each sample towards what makes the category recognisable: flags become
+# flag-shaped and striped, faces yellow and round, at the cost of variety and, at large $s$, of
+# over-saturated colours (notebook 07 saw the same on Fashion-MNIST). §5 puts numbers on this trade.
+
+# %% [markdown]
+# ## 5. The scores
+#
+# The Fashion-MNIST classifier cannot judge emoji, so the course ships a second one,
+# `checkpoints/emoji_classifier.pt`: the same small CNN, trained the same way on the 32×32 training
+# emoji (`python -m ddpm_teach train-classifier --dataset data/emoji --epochs 40 --batch-size 64
+# --out checkpoints/emoji_classifier.pt`). Its features give **classifier-FID** against the held-out
+# emoji, and its predictions the **conditional accuracy**: the share of samples asked for category k that
+# it puts in category k. `evaluate` picks the classifier that matches the checkpoint's images:
+#
+# ```bash
+# python -m ddpm_teach evaluate --checkpoint checkpoints/emoji_cfg.pt --labels all --guidance-scale 3 --n 900
+# ```
+#
+# Two cautions make these numbers harder to read than Fashion-MNIST's:
+# - the reference set is small (a few hundred held-out emoji), so even real images score far from 0:
+#   always read the FID next to its **real-vs-real floor**, the FID of real training emoji against it;
+# - the categories overlap (is a clock an object, or travel-and-places?), so the classifier itself is
+#   right on held-out emoji only part of the time; the next cell prints how often.
+
+# %%
+ddpm_teach.course.section("5. The scores")
+classifier_ckpt = torch.load(checkpoint_path("emoji_classifier.pt"), weights_only=True)
+print(f"emoji_classifier.pt: trained on {classifier_ckpt['dataset']!r}; held-out accuracy "
+      f"{classifier_ckpt['test_accuracy']:.1%} on {classifier_ckpt['test_n']} emoji "
+      f"(chance: {1 / len(classifier_ckpt['classes']):.1%})")
+
+# %% [markdown]
+# The table below was measured by `benchmarks/emoji_guidance.py` (N samples per scale and seed, two
+# sampling seeds; DDIM-50); this cell reads its JSON.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+guidance_results = json.loads((repo_root() / "benchmarks" / "results" / "emoji_guidance.json").read_text())
+display(Markdown((repo_root() / "benchmarks" / "results" / "emoji_guidance.md").read_text()))
+table = guidance_results["summary"]
+fig, ax_fid = plt.subplots(figsize=(6, 3.2))
+ax_fid.plot([r["scale"] for r in table], [r["fid_mean"] for r in table], "o-", color="C0", label="classifier-FID")
+ax_fid.axhline(guidance_results["floor"]["fid"], color="C0", linestyle=":", label="real-vs-real floor")
+ax_fid.set_xlabel("guidance scale s")
+ax_fid.set_ylabel("classifier-FID (lower is better)", color="C0")
+ax_acc = ax_fid.twinx()
+ax_acc.plot([r["scale"] for r in table], [100 * r["accuracy_mean"] for r in table], "s-", color="C1",
+            label="conditional accuracy")
+ax_acc.set_ylabel("conditional accuracy (%)", color="C1")
+ax_fid.legend(loc="upper center", fontsize=8)
+ax_fid.set_title(f"emoji_cfg.pt: N={guidance_results['n']} per scale and seed, seeds {guidance_results['seeds']}")
+plt.tight_layout()
+plt.show()
+best = max(table, key=lambda r: r["accuracy_mean"])
+print(f"best conditional accuracy: {best['accuracy_mean']:.1%} at s = {best['scale']:g} "
+      f"(seed spread {100 * best['accuracy_spread']:.1f} points); FID there {best['fid_mean']:.2f} "
+      f"against a floor of {guidance_results['floor']['fid']:.2f} (N={guidance_results['floor']['n']})")
+
+# %% [markdown]
+# The same classifier on §4's few samples (a handful per category: far too few for an FID, but enough to
+# see the trend with $s$):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+evaluator = Evaluator.load(checkpoint_path("emoji_classifier.pt"), device=DEVICE)
+for scale in SCALES:
+    print(f"s = {scale:g}: {evaluator.accuracy(samples[scale], labels):.0%} of {len(labels)} samples classified "
+          "as the category they were asked for")
+
+# %% [markdown]
+# ## 6. Scaling up: 64×64 photos on a GPU
+#
+# Emoji at 32 px fit a CPU. Faces (CelebA), cars or flowers at 64 px need a GPU, and the first question
+# is whether the model fits its memory. `benchmarks/image_sizes.py` measures, on the CPU, what does not
+# depend on the device: the parameters, the FLOPs per image, and the bytes that autograd saves for the
+# backward pass per image (fp32 and 16-bit). From those it **estimates** the largest batch that fits a
+# 16 GB GPU (a free Colab T4). The GPU column stays "not measured" until the script runs on a GPU.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section("6. Scaling up: the photo recipe")
+display(Markdown((repo_root() / "benchmarks" / "results" / "image_sizes.md").read_text()))
+
+# %% [markdown]
+# Two things to read off the table. Going from 32 to 64 px multiplies the pixels by 4, and with them
+# the FLOPs and the activation memory per image, roughly. And the memory is mostly **activations**,
+# which grow with the batch, not the weights: that is why the recipe uses gradient accumulation
+# (`grad_accum`) to reach a large effective batch with a micro-batch that fits.
+#
+# The recipe is a config file, `configs/photos64_gpu.toml`, tested on the CPU at a tiny batch
+# (`tests/test_gpu_recipe.py`): four levels (64 → 32 → 16 → 8), attention at 16 and 8, base 64,
+# 2 ResBlocks per level, batch 64 × 2 accumulated, mixed precision "auto" (fp16 with a gradient
+# scaler on a T4, bf16 on newer GPUs), horizontal flips, a checkpoint every 1,000 steps for Colab's
+# disconnects. Its comments explain each choice; here are its settings:
+
+# %%
+recipe = tomllib.loads((repo_root() / "configs" / "photos64_gpu.toml").read_text())
+for key, value in recipe.items():
+    print(f"{key:<24} {value}")
+
+# %% [markdown]
+# ```bash
+# python -m ddpm_teach train --config configs/photos64_gpu.toml --dataset path/to/photos
+# python -m ddpm_teach train --config configs/photos64_gpu.toml --dataset path/to/photos --resume   # after a disconnect
+# ```
+#
+# How long? Not measured: no GPU was available when this was written. The config's comments work out
+# an estimate from the table's FLOPs, with the assumption it rests on; `benchmarks/image_sizes.py` run on
+# your GPU fills in the memory column.
+
+# %% [markdown]
+# ## 7. Common failure modes
+#
+# **The wrong value range.** The forward process assumes data in [-1, 1]. Images left in [0, 1] (what
+# torchvision's `ToTensor` gives) have half the spread, so at every $t$ the signal is drowned sooner, and
+# the samples come out grey and washed out, because the model learnt that the data live in a narrow
+# band. `ddpm_teach.data.to_model_range` refuses anything but uint8 0..255, so the mistake cannot happen
+# by accident here; this is what it does to the forward process:
+
+# %%
+ddpm_teach.course.section("7. Common failure modes")
+x0_right = x0_four                                  # [-1, 1]
+x0_wrong = (x0_four + 1) / 2                        # [0, 1]: the ToTensor range
+snr_t = 250
+for name, x0 in (("[-1, 1]", x0_right), ("[0, 1]", x0_wrong)):
+    signal = schedule.alphas_cumprod[snr_t] * x0.var()
+    print(f"data in {name:<8}: pixel variance {x0.var():.3f}; at t = {snr_t} the signal-to-noise ratio "
+          f"ᾱ_t·Var(x_0)/(1 − ᾱ_t) is {float(signal / (1 - schedule.alphas_cumprod[snr_t])):.3f}")
+try:
+    to_model_range(x0_wrong)
+except TypeError as error:
+    print(f"to_model_range on floats: TypeError: {error}")
+
+# %% [markdown]
+# **Too small a model, or too short a run.** The symptom: blobs of the right colours in the right
+# places, without shapes. §3's short run shows it (its samples, below, at $s = 3$), and its loss is
+# still falling. The cure is more steps first (the loss curve says whether they still help), then more
+# channels or a level more, which cost steps per minute: on 2 CPU cores, base 48 trains at about 60% of
+# base 32's images per second and base 64 at 40% (`checkpoints/README.md` lists the measured rates that
+# chose the shipped size). Notebook 03 §10 compares block designs at equal time.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+short_samples = sample(short.ema.module, sampler, labels=labels, guidance_scale=3.0, x_T=x_T, device=short.device,
+                       progress=False).cpu()
+fig, axes = plt.subplots(1, 2, figsize=(8.4, 4.6))
+show_images(short_samples, nrow=PER_CLASS, ax=axes[0], title=f"after {short.step} steps (§3)")
+show_images(samples[3.0], nrow=PER_CLASS, ax=axes[1], title=f"the shipped model ({steps:,} steps)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Too few images: memorisation.** 1,630 training emoji, each seen over a hundred times (§3), is the
+# setting where a model can learn its training set by heart. The test: for each sample, the **nearest
+# training image**, and the same for each *held-out* emoji. A model that generalises makes samples about as
+# far from the training set as new real images are; one that memorises makes copies, much closer.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def nearest_train(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For images [N, 3, 32, 32] in [-1, 1]: the RMS pixel distance to the nearest training emoji, and its index."""
+    distances = torch.cdist(images.flatten(1), x_emoji.flatten(1)) / math.sqrt(images[0].numel())
+    return distances.min(1)
+
+
+sample_distance, sample_nearest = nearest_train(samples[3.0])
+held_out_distance, _ = nearest_train(to_model_range(test_data.images))
+print(f"RMS distance to the nearest training emoji: samples (s = 3) median {sample_distance.median():.3f}; "
+      f"held-out emoji median {held_out_distance.median():.3f}")
+print(f"samples closer to a training emoji than 0.05 (a near copy): {(sample_distance < 0.05).float().mean():.0%}; "
+      f"held-out emoji that close: {(held_out_distance < 0.05).float().mean():.0%}")
+pairs = torch.stack([samples[3.0][::PER_CLASS], x_emoji[sample_nearest[::PER_CLASS]]], 1).flatten(0, 1)
+show_images(pairs, nrow=6, title="each sample (s = 3, one per category) next to its nearest training emoji")
+plt.show()
+
+# %% [markdown]
+# How to read the two medians: samples much *closer* to the training set than held-out emoji are (and a
+# share of near copies well above the held-out share) mean memorisation, and then a good FID rewards
+# recall, not invention. Samples *farther* away than held-out emoji mean the opposite problem: the model
+# has not yet learnt the training set's details, which is what 30 CPU minutes give here; the pairs show
+# samples that borrow a training emoji's layout and colours without copying it. With your own folder,
+# run this check before you believe a good FID: memorisation calls for a smaller model, fewer steps, or
+# more data (flips, if they are safe; next).
+#
+# **Augmentation that leaks into the samples.** Augmentation multiplies a small data set, but the model
+# learns the augmented distribution, so its samples show it. Horizontal flips (`--hflip`) are safe for
+# faces, cars and flowers; for emoji they are not: text, digits, arrows and flags have a handedness.
+# (Rotation is not offered at all: a model trained on rotated digits draws rotated digits.)
+
+# %%
+names = json.loads(manifest_file.read_text())["images"]
+by_name = {row["short_name"]: DATA / row["file"] for row in names}
+handed = [by_name[name] for name in ("abc", "1234", "arrow_right", "us", "gb", "clock3", "sos", "point_right")
+          if name in by_name]
+originals = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in handed])
+flipped = random_hflip(to_model_range(originals), generator(0), p=1.0)
+show_images(torch.cat([to_model_range(originals), flipped]), nrow=len(handed),
+            title="top: emoji; bottom: the same mirrored, what --hflip would teach the model")
+plt.show()
+
+# %% [markdown]
+# ## 8. Exercises
+#
+# **Exercise 1.** An orange pixel of a PNG has $(R, G, B) = (255, 128, 0)$. Which three numbers does the
+# model see for it? Check with `ddpm_teach.exercises.nb12.check_model_range((r, g, b))`.
+#
+# **Exercise 2.** The UNet's first layer, `conv_in`, is a 3×3 convolution from the image's $C$ channels to
+# `base_channels` = 32, with a bias. How many parameters does it have for colour images ($C = 3$)? Check
+# with `ddpm_teach.exercises.nb12.check_conv_in_params(n)`.
+#
+# **Exercise 3.** The 64-px photo recipe (§6) attends at the 16×16 level, where each position is a token.
+# How many entries has one attention head's score matrix, for one image? Check with
+# `ddpm_teach.exercises.nb12.check_attention_entries(n)`.
+#
+# **Exercise 4.** A run of 3,000 steps at batch 64 on the 1,630 training emoji: how many passes over the
+# data set (epochs) is that? Give at least one decimal, and check with
+# `ddpm_teach.exercises.nb12.check_epochs(epochs)`.
+#
+# Try them in the next cell; a worked solution to each is in **Solutions** at the end of the notebook
+# (hidden; click to show).
+
+# %%
+ddpm_teach.course.section("8. Exercises")
+# Your answers: uncomment, fill in and run.
+# ddpm_teach.exercises.nb12.check_model_range((..., ..., ...))
+# ddpm_teach.exercises.nb12.check_conv_in_params(...)
+# ddpm_teach.exercises.nb12.check_attention_entries(...)
+# ddpm_teach.exercises.nb12.check_epochs(...)
+
+# %% [markdown]
+# ## Summary
+#
+# * **Your own folder**: one sub-folder per class (`train/` and `test/` for a held-out split);
+#   `train --dataset FOLDER --image-size N` reads it, with a rule for every odd file (§1), and caches the
+#   decoded images.
+# * **Colour** changes the tensor's shape, `[B, 3, H, W]`, and the UNet's first and last layer; the
+#   range, the noise, the loss and the samplers are the same (§2).
+# * **Size**: one UNet level per factor 2, down to about 8×8 (4×4 at 32 px); attention only at the
+#   small levels (§2, §6).
+# * **The emoji model** is the ordinary `train` command with `--conditional` on a folder; its samples by
+#   category and guidance scale, and the scores with their floor, are in §4 and §5.
+# * **64-px photos** need a GPU; the memory table and `configs/photos64_gpu.toml` say what fits (§6).
+# * **Failure modes** (§7): [0, 1] instead of [-1, 1]; blobs from too small a model or too short a run;
+#   copies of the training set from too few images; mirrored text from flips.
+#
+# **Further reading.** Dhariwal & Nichol 2021, *Diffusion Models Beat GANs on Image Synthesis* (the
+# UNet choices per resolution); Karras et al. 2022, *Elucidating the Design Space* (augmentation that
+# does not leak: the model is told which augmentation was applied); Carlini et al. 2023, *Extracting
+# Training Data from Diffusion Models* (memorisation, measured); Somepalli et al. 2023, *Diffusion Art
+# or Digital Forgery?* (the nearest-neighbour test of §7 at scale). The [Glossary](glossary.md)
+# collects the notation.
+
+# %% [markdown]
+# ## Solutions
+#
+# Worked solutions to the exercises of §8. The code is hidden: try the exercises first, then
+# double-click a cell (Colab) or click its collapsed input (JupyterLab) to show it. Each ends with the
+# same check you ran, so each prints `Correct!`.
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 1 (double-click to show the code)
+# Each channel on its own: x = u/127.5 − 1.
+rgb = (255, 128, 0)
+answer_1 = tuple(u / 127.5 - 1 for u in rgb)          # (1.0, 0.0039, -1.0)
+assert torch.allclose(to_model_range(torch.tensor(rgb, dtype=torch.uint8)), torch.tensor(answer_1), atol=1e-6)
+ddpm_teach.exercises.nb12.check_model_range(answer_1)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 2 (double-click to show the code)
+# 3x3 kernel x 3 input channels x 32 output channels, plus 32 biases.
+answer_2 = 3 * 3 * 3 * 32 + 32
+assert answer_2 == sum(p.numel() for p in emoji_model.conv_in.parameters())   # the shipped model has base 32
+ddpm_teach.exercises.nb12.check_conv_in_params(answer_2)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 3 (double-click to show the code)
+# 16·16 = 256 tokens; every token is scored against every token.
+answer_3 = (16 * 16) ** 2
+ddpm_teach.exercises.nb12.check_attention_entries(answer_3)
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution to exercise 4 (double-click to show the code)
+# images seen = steps x batch; epochs = images seen / images in the set.
+answer_4 = 3000 * 64 / 1630
+ddpm_teach.exercises.nb12.check_epochs(answer_4)
+
+# %% [markdown]
+# ## Run time on your machine
+#
+# The cell below prints how long each section of this notebook took to run here, on this machine and
+# at this size; compare it with the runtime note at the top. The printed total covers the sections only;
+# the runtime note also counts starting the kernel and importing: typically 5-15 s more, and runs vary
+# with the machine's load.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+ddpm_teach.course.section_times()
+
+# %% [markdown]
+# ← [11 · Flow matching](11_flow_matching.ipynb) · [Contents](../README.md#the-course) · [Glossary](glossary.md)
