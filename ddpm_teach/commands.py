@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 __all__ = ["DERIVED_MODEL_FIELDS", "cmd_train", "cmd_sample", "cmd_evaluate", "cmd_export", "cmd_train_classifier", "cmd_train_autoencoder",
@@ -37,13 +38,19 @@ def _training_data(config, autoencoder: dict | None = None):
     return encode_dataset(images, codec)
 
 
+def _resume_overrides(args, folder) -> dict:
+    """The options given to ``train --resume`` (flags or --config), as changes to the run."""
+    given = {name: getattr(args, name) for name in args.given - _TRAIN_ONLY_OPTIONS}
+    given["out_dir"] = str(folder.out_dir)
+    return given
+
+
 def _resumed_trainer(args, path: Path, saved, autoencoder, folder, device, processes):
     """``train --resume``: the run in the checkpoint, with the options given on this command line
     (or in its --config) as changes, which Trainer.resume applies or refuses."""
     from .trainer import Trainer
 
-    given = {name: getattr(args, name) for name in args.given - _TRAIN_ONLY_OPTIONS}
-    given["out_dir"] = str(folder.out_dir)
+    given = _resume_overrides(args, folder)
     where = {k: given[k] for k in ("data_root", "download") if k in given}    # the data may have moved
     data = _training_data(dataclasses.replace(saved, **where), autoencoder)    # the run's own data (saved: its TrainConfig)
     trainer = Trainer.resume(path, data, given, device=device, processes=processes, folder=folder)
@@ -69,7 +76,8 @@ def cmd_train(args) -> int:
 
     from .checkpoint import load_checkpoint
     from .config import write_run_config
-    from .trainer import Processes, RunFolder, init_distributed
+    from .data import few_images_warning
+    from .trainer import Processes, RunFolder, init_distributed, resume_changes
     from .training import TrainConfig
 
     if args.resume:
@@ -78,6 +86,7 @@ def cmd_train(args) -> int:
         path = Path(args.out_dir or TrainConfig.out_dir) / "checkpoint.pt" if args.resume == "auto" else Path(args.resume)
         folder = RunFolder(args.out_dir or path.parent, overwrite=args.overwrite)
         saved_ckpt = load_checkpoint(path, kind="diffusion")                  # read once here
+        resume_changes(saved_ckpt, _resume_overrides(args, folder), path)     # refused before any data is loaded
         saved, saved_autoencoder = TrainConfig.from_dict(saved_ckpt["train_config"]), saved_ckpt.get("autoencoder")
         del saved_ckpt
         if "device" not in args.given:                    # the run's own device choice, unless --device says otherwise
@@ -96,6 +105,8 @@ def cmd_train(args) -> int:
                    else _fresh_trainer(args, config, folder, device, processes))
         if trainer.config.threads:
             torch.set_num_threads(trainer.config.threads)
+        if trainer.is_main and (few := few_images_warning(trainer.data)):
+            print(f"warning: {few}", file=sys.stderr)
         if trainer.is_main:
             model_values = {k: v for k, v in trainer.model_config.to_dict().items() if k not in DERIVED_MODEL_FIELDS}
             written = write_run_config(folder.out_dir / "config.toml", {**trainer.config.to_dict(), **model_values})
@@ -368,14 +379,13 @@ def cmd_train_autoencoder(args) -> int:
 
 def cmd_data(args) -> int:
     """``data emoji``: fetch the source (``--download``) and/or build the image folder (``--out``)."""
-    from .emoji import build_emoji_folder, fetch_source, find_source
+    from .emoji import build_emoji_folder, check_build_options, check_output_folder, fetch_source, find_source
 
     if args.out is None and not args.download:
         raise ValueError("give --out FOLDER to build the data set (and/or --download to fetch its source).")
     if args.out is not None:                              # checked before a 74 MB download
-        out = Path(args.out)
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-            raise ValueError(f"--out {out} exists and is not empty; add --overwrite to replace it, or give another --out.")
+        check_build_options(args.size, args.test_fraction)
+        check_output_folder(args.out, args.overwrite)
     source = fetch_source(args.source) if args.download else find_source(args.source)
     if args.out is None:
         print(f"emoji source ready: {source}")

@@ -53,6 +53,7 @@ __all__ = [
     "CROPS",
     "MIN_FOLDER_IMAGES",
     "FEW_FOLDER_IMAGES",
+    "few_images_warning",
     "load_image_folder",
     "split_folder",
     "load_dataset",
@@ -372,6 +373,15 @@ def _warn(message: str) -> None:
     print("warning: " + " ".join(message.split()), file=sys.stderr)
 
 
+def few_images_warning(data: "ImageData") -> str | None:
+    """The warning ``train`` prints (once the run is set up, after every check) when a data set has
+    fewer than FEW_FOLDER_IMAGES images; None otherwise."""
+    if len(data) >= FEW_FOLDER_IMAGES:
+        return None
+    return (f"{data.name} holds only {len(data)} images: a diffusion model trained on so few memorises them, and its "
+            "samples come out as copies of them; hundreds to thousands of images let it learn what they have in common.")
+
+
 def load_image_folder(folder: str | Path, image_size: int | None = None, *, crop: Crop = "center",
                       cache: bool = True) -> ImageData:
     """Your own images: ``folder/<class name>/<image files>``; labels follow the sorted sub-folder names.
@@ -385,7 +395,8 @@ def load_image_folder(folder: str | Path, image_size: int | None = None, *, crop
     skipped, and one warning line counts them and names the first few; a sub-folder without a
     readable image is not a class, and hidden folders (``.ipynb_checkpoints``) are not read.
     Fewer than MIN_FOLDER_IMAGES (2) readable images are refused (one image is not a distribution);
-    under FEW_FOLDER_IMAGES (100) a warning says that the model will memorise them.
+    under FEW_FOLDER_IMAGES (100), ``train`` warns that the model will memorise them
+    (:func:`few_images_warning`).
 
     The decoded tensors are cached on disk (``$DDPM_TEACH_CACHE/folders``), so that the next run
     with the same files, ``image_size`` and ``crop`` skips the decoding; ``cache=False`` neither
@@ -400,9 +411,6 @@ def load_image_folder(folder: str | Path, image_size: int | None = None, *, crop
         raise ValueError(f"{folder} holds only {n} readable image{'s' if n != 1 else ''}; a diffusion model learns a "
                          f"distribution from many examples: put at least {MIN_FOLDER_IMAGES} (better hundreds) in "
                          f"{folder}/<class name>/.")
-    if n < FEW_FOLDER_IMAGES:
-        _warn(f"{folder} holds only {n} images: a diffusion model trained on so few memorises them, and its samples "
-              "come out as copies of them; hundreds to thousands of images let it learn what they have in common.")
     return ImageData(found.images, found.labels, found.classes, folder.name)
 
 

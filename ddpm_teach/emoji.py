@@ -45,7 +45,8 @@ from collections import Counter
 from pathlib import Path
 
 __all__ = ["PACKAGE", "VERSION", "TARBALL_URL", "SHA512", "CATEGORY_FOLDERS", "SKIN_TONES", "EmojiSourceError",
-           "default_source", "find_source", "fetch_source", "read_emoji_list", "split_of", "build_emoji_folder"]
+           "default_source", "find_source", "fetch_source", "read_emoji_list", "split_of", "check_build_options", "check_output_folder",
+           "build_emoji_folder"]
 
 PACKAGE = "emoji-datasource-google"
 VERSION = "16.0.0"
@@ -180,6 +181,26 @@ def _render(path: Path, size: int):
     return rgb if rgb.size == (size, size) else rgb.resize((size, size), Image.LANCZOS)
 
 
+def check_build_options(size: int, test_fraction: float) -> None:
+    """``--size`` in [4, 64] (the source is 64x64) and ``--test-fraction`` in (0, 1)."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 4 <= size <= 64:
+        raise ValueError(f"--size must be an integer in [4, 64] (the source images are 64x64), got {size!r}.")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"--test-fraction must lie in (0, 1), got {test_fraction!r}.")
+
+
+def check_output_folder(out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """``--out`` can take the new folder: not an existing non-empty folder (or file) unless
+    ``overwrite``, and its parent writable.  Checked before any download or work."""
+    from .files import check_output_dir
+
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise ValueError(f"--out {out} exists and is not empty; add --overwrite to replace it, or give another --out.")
+    check_output_dir(out.parent, "--out")
+    return out
+
+
 def build_emoji_folder(out: str | os.PathLike, size: int = 32, *, source: str | os.PathLike | None = None,
                        skin_tones: str = "none", test_fraction: float = 0.15, overwrite: bool = False,
                        limit_per_class: int | None = None, progress: bool = True) -> dict:
@@ -189,16 +210,8 @@ def build_emoji_folder(out: str | os.PathLike, size: int = 32, *, source: str | 
     complete).  ``limit_per_class`` keeps the first k emoji of each category (a quick build)."""
     from tqdm.auto import tqdm
 
-    from .files import check_output_dir
-
-    if not isinstance(size, int) or not 4 <= size <= 64:
-        raise ValueError(f"--size must be an integer in [4, 64] (the source images are 64x64), got {size!r}.")
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"--test-fraction must lie in (0, 1), got {test_fraction!r}.")
-    out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise ValueError(f"--out {out} exists and is not empty; add --overwrite to replace it, or give another --out.")
-    check_output_dir(out.parent, "--out")
+    check_build_options(size, test_fraction)
+    out = check_output_folder(out, overwrite)
     source = find_source(source)
     rows = read_emoji_list(source, skin_tones)
     if limit_per_class is not None:                            # the first k base emoji of each category

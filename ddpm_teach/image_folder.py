@@ -1,4 +1,4 @@
-"""Your own photos as training data (notebook 04): ``folder/<class name>/<image files>``.
+"""Your own photos as training data (notebooks 04 and 12): ``folder/<class name>/<image files>``.
 
 :func:`read_image_folder` reads such a folder into uint8 tensors; :func:`ddpm_teach.data.load_image_folder`
 wraps them as an :class:`~ddpm_teach.data.ImageData`, with the checks on how many there are.

@@ -35,7 +35,7 @@ from .training import (BatchOrder, MixedPrecision, NonFiniteLossError, TrainConf
                        random_hflip, train_step)
 from .unet import UNet, UNetConfig
 
-__all__ = ["Trainer", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for",
+__all__ = ["Trainer", "resume_changes", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for",
            "RESUMABLE_FIELDS", "RunExistsError"]
 
 # what may change when a run is resumed: how long and how fast it trains, and where and how it runs.
@@ -454,22 +454,30 @@ class Trainer:
         longer or ``lr`` after a divergence; changing any other field is refused.  What changed is
         in ``trainer.resume_changes`` as ``{field: (old, new)}``."""
         ckpt = load_checkpoint(path, kind="diffusion")
-        if "optimizer" not in ckpt or ckpt.get("ema") is None:
-            raise CheckpointError(f"{str(path)!r} is an inference-only checkpoint (no optimizer state); "
-                                  "it can be sampled from but not resumed.")
-        saved = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
-        # a model flag (--block, --base-channels, ...) is compared with the run's model, not with None
-        known = {**UNetConfig.from_dict(ckpt["model_config"]).to_dict(), **saved}
-        changes = {k: (known.get(k), v) for k, v in {**(overrides or {}), **more}.items()
-                   if known.get(k) != (list(v) if isinstance(v, tuple) else v)}
-        _check_resume_changes(changes, int(ckpt["step"]), path)
-        config = TrainConfig.from_dict({**saved, **{k: new for k, (_, new) in changes.items()}})
+        changes = resume_changes(ckpt, {**(overrides or {}), **more}, path)
+        config = TrainConfig.from_dict({**ckpt["train_config"], **{k: new for k, (_, new) in changes.items()}})
         trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes,
                       folder=folder)
         trainer.load_state_dict(ckpt, str(path))
         trainer.folder.written(Path(path))          # resuming in place: its checkpoint is this run's
         trainer.resume_changes = changes
         return trainer
+
+
+def resume_changes(ckpt: dict, overrides: Mapping, path) -> dict:
+    """What ``overrides`` change in the run of the training checkpoint ``ckpt`` (read from
+    ``path``), as ``{field: (old, new)}``; an inference-only checkpoint, or a change that a resume
+    may not make, is refused here, so a caller can check before it loads any data."""
+    if "optimizer" not in ckpt or ckpt.get("ema") is None:
+        raise CheckpointError(f"{str(path)!r} is an inference-only checkpoint (no optimizer state); "
+                              "it can be sampled from but not resumed.")
+    saved = TrainConfig.from_dict(ckpt["train_config"]).to_dict()
+    # a model flag (--block, --base-channels, ...) is compared with the run's model, not with None
+    known = {**UNetConfig.from_dict(ckpt["model_config"]).to_dict(), **saved}
+    changes = {k: (known.get(k), v) for k, v in overrides.items()
+               if known.get(k) != (list(v) if isinstance(v, tuple) else v)}
+    _check_resume_changes(changes, int(ckpt["step"]), path)
+    return changes
 
 
 def _check_resume_changes(changes: dict, step: int, path) -> None:

@@ -46,8 +46,8 @@
 #
 # **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX: not measured (this notebook was written on the AMD machine only).
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-07): 87-93 s (two runs; §3's 60 training steps and §4's
-#   sampling take most of it).
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-07): 87-93 s (two runs; §3's 60 training steps, §4's
+#   sampling and §7's short-run samples take nearly all of it).
 # - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 12 s (AMD, 2026-12-07). Slower with fewer cores, no
 #   native bf16 or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - The shipped model's training (30 minutes) and the guidance table (benchmarks/emoji_guidance.py) are
@@ -139,12 +139,12 @@ def generator(seed: int) -> torch.Generator:
 # It makes these choices, each of which you would make for your own pictures too:
 # - **transparency** is composited on **white**, what an emoji looks like on a page (a plain
 #   `convert("RGB")` would put it on black);
-# - **skin tones**: about 300 people emoji come in five skin tones besides the default yellow; they are
-#   left out (`--skin-tones none`), so "people-body" is not six copies of itself; with `--skin-tones all`
+# - **skin tones**: many people emoji also come in five skin tones besides the default yellow; the
+#   variants are left out (`--skin-tones none`), so "people-body" is not six copies of itself; with `--skin-tones all`
 #   a variant always goes to the **same split** as its base emoji, so that no recoloured copy of a
 #   training image is "held out";
-# - **the split** is a hash of each emoji's code points, about 15% of each category, stable across
-#   versions and sizes;
+# - **the split** is a hash of each emoji's code points: about 15% overall, a little more or less in each
+#   category (the cell below prints the range), stable across versions and sizes;
 # - the category "Component" (five skin-tone swatches and hair styles) is not a picture and is left out.
 #
 # The next cell builds the folder if it is not there yet (a few seconds), and loads both splits.
@@ -178,12 +178,15 @@ ax.set_title("The emoji per category")
 ax.legend(loc="lower right")
 plt.tight_layout()
 plt.show()
-print(f"{len(train_data)} training and {len(test_data)} held-out emoji; the largest category has "
-      f"{int(train_counts.max())} training images, the smallest {int(train_counts.min())}")
+largest, smallest = int(train_counts.argmax()), int(train_counts.argmin())
+shares = test_counts / (train_counts + test_counts)
+print(f"{len(train_data)} training and {len(test_data)} held-out emoji ({len(test_data) / (len(train_data) + len(test_data)):.1%} "
+      f"held out; per category {shares.min():.1%} to {shares.max():.1%}); the largest category, "
+      f"{train_data.classes[largest]}, has {int(train_counts.max())} training images, {train_counts.max() / train_counts.min():.1f} "
+      f"times the smallest, {train_data.classes[smallest]} ({int(train_counts.min())})")
 
 # %% [markdown]
-# The categories are unequal: "people-body" has about four times as many emoji as "activities". A
-# class-conditional model still gets every category when asked, because the label says which; an
+# The categories are unequal (the ratio is printed above). A class-conditional model still gets every category when asked, because the label says which; an
 # unconditional one would draw people four times as often as activities.
 #
 # Eight training emoji of each category:
@@ -208,11 +211,50 @@ plt.show()
 # | grey, 16-bit grey, palette, CMYK | grey if *every* image is grey, else all become RGB; 16-bit is scaled to 0..255 |
 # | corrupt files, `.txt`, `Thumbs.db`, `.DS_Store` | skipped, with one warning line that counts them and names the first few |
 # | a class sub-folder without any readable image | not a class |
-# | fewer than 2 images | refused; fewer than 100: a warning that the model will memorise them |
+# | fewer than 2 images | refused; fewer than 100: `train` warns that the model will memorise them |
 #
 # Decoding thousands of JPEGs takes minutes, so the decoded images are cached on disk
 # (`~/.cache/ddpm_teach/folders/`, keyed by every file's name, size and time stamp): the second run
 # starts at once, and a changed file is decoded again.
+#
+# Three more things to know about your own folder:
+# - **a flat folder** (all pictures directly inside it) is refused, because the class is the sub-folder:
+#   put them in one sub-folder (`mkdir photos && mv img_align_celeba photos/faces`). An unconditional
+#   model (no `--conditional`) reads the sub-folders but ignores their names;
+# - **a held-out split** is yours to make: move about 15% of each class's files into `test/<class>/`
+#   (and the rest into `train/<class>/`). Without `test/`, there is nothing held out, and FID or §7's
+#   memorisation test would compare the samples with the very images the model trained on;
+# - **scoring** needs a classifier that knows your classes: `python -m ddpm_teach train-classifier
+#   --dataset FOLDER --out my_classifier.pt` (it needs the `train/` + `test/` split, and two classes or
+#   more), then `evaluate --classifier my_classifier.pt`. For photos, an Inception-based FID tool
+#   (clean-fid, torch-fidelity) on the images of `sample --out x.npz` is the standard measure.
+#
+# The next cell makes a folder with one of each kind of odd file and loads it: the warning lines name
+# what was skipped, and the pictures come out square, upright and on white.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+odd = WORK_DIR / "odd_folder"
+for name in ("cats", "dogs"):
+    (odd / name).mkdir(parents=True)
+yy, xx = np.mgrid[:40, :60]
+photo = np.stack([xx * 4, yy * 6, np.full_like(xx, 90)], -1).astype(np.uint8)            # a 60x40 landscape
+rgba = np.zeros((40, 40, 4), np.uint8)
+rgba[10:30, 10:30] = (220, 40, 40, 255)                                                    # a red square, rest transparent
+Image.fromarray(photo).save(odd / "cats" / "landscape.jpg")
+exif = Image.Exif()
+exif[0x0112] = 6                                                                           # EXIF: "rotate 90° to view"
+Image.fromarray(photo).save(odd / "cats" / "phone_photo.jpg", exif=exif)
+Image.fromarray(rgba, "RGBA").save(odd / "cats" / "transparent.png")
+Image.fromarray(photo[:, :, 1]).save(odd / "dogs" / "grey.jpg")
+Image.fromarray(photo).convert("P", palette=Image.ADAPTIVE, colors=16).save(odd / "dogs" / "palette.gif")
+(odd / "dogs" / "broken.jpg").write_bytes(b"this is not a JPEG")
+(odd / "dogs" / "Thumbs.db").write_bytes(b"\0" * 64)
+(odd / "dogs" / "notes.txt").write_text("taken in May")
+folder = load_dataset(odd, image_size=32)       # prints a warning line (stderr) naming what it skipped
+print(folder, "classes:", folder.classes)
+show_images(to_model_range(folder.images), nrow=len(folder), labels=folder.labels, class_names=folder.classes)
+plt.show()
 
 # %% [markdown]
 # ## 2. What changes for colour
@@ -225,8 +267,10 @@ plt.show()
 #   is the same formula;
 # - the **loss** is the mean of $(\varepsilon - \hat\varepsilon)^2$ over all $3HW$ numbers.
 #
-# The one real difference is the data's statistics. Fashion-MNIST is mostly black background
-# ($-1$); the emoji are mostly white background ($+1$):
+# What differs is the data's statistics: Fashion-MNIST has a black background ($-1$), the emoji a
+# white one ($+1$), and each channel has its own mean. The cell prints both. It matters for checking
+# samples: a model that has learnt the colours gives samples with about the data's per-channel means
+# (a colour cast shows up there first), and a white background is where noise left in a sample shows.
 
 # %%
 ddpm_teach.course.section("2. What changes for colour")
@@ -251,8 +295,8 @@ print(f"share of pixels that are pure background: emoji white {(x_emoji == 1).al
       f"Fashion-MNIST black {(fashion.images == 0).float().mean():.1%}")
 
 # %% [markdown]
-# The forward process on colour images: the noise is coloured because each channel gets its own. By the
-# middle of the schedule the white background is already as grey-speckled as the emoji.
+# The forward process on colour images: the noise is coloured because each channel gets its own. By
+# t = 500 the emoji and their background can no longer be told apart.
 
 # %%
 schedule = load_diffusion_model(checkpoint_path("emoji_cfg.pt"), device="cpu")[1]
@@ -270,11 +314,14 @@ plt.show()
 # layers change: `conv_in` (C → base channels) and `conv_out` (base channels → C; the ε̂ of all three
 # channels at once).
 #
-# **The levels and the attention.** A UNet halves the image at each level. The course's 28-px model has
-# three levels, 28 → 14 → 7, and attention at 7×7. For 32 px the emoji model has four, 32 → 16 → 8 → 4
-# (`channel_mults 1 2 2 2`), and attends at 8×8 and 4×4 (`attention_resolutions 8 4`): 64 and 16
-# positions, cheap, where each position sees a large part of the picture. Attention at 32×32 would
-# score 1,024 × 1,024 pairs per head (exercise 3 counts the 64-px case).
+# **The levels and the attention.** A UNet halves the image at each level. The rule of thumb: one level
+# per factor 2, until the lowest level is about 8×8, small enough for attention to be cheap and for each
+# position to see much of the picture. The course's 28-px model has three levels, 28 → 14 → 7, with
+# attention at 7×7; the 64-px photo recipe (§6) has four, 64 → 32 → 16 → 8. The emoji model goes one
+# level further than the rule, 32 → 16 → 8 → 4 (`channel_mults 1 2 2 2`), because a measurement said so:
+# on 2 CPU cores the fourth level cost no speed and added width (`checkpoints/README.md`). It attends at
+# 8×8 and 4×4 (`attention_resolutions 8 4`): 64 and 16 positions. Attention at 32×32 would score
+# 1,024 × 1,024 pairs per head (exercise 3 counts the 64-px case).
 
 # %%
 emoji_model, _, emoji_ckpt = load_diffusion_model(checkpoint_path("emoji_cfg.pt"), device=DEVICE)
@@ -286,6 +333,10 @@ for name, model in (("emoji_cfg.pt", emoji_model), ("fashion_mnist_cfg.pt", fash
           f"{tuple(model.conv_out.weight.shape)}; {model.num_parameters():,} parameters")
 sizes = [emoji_model.config.image_size // 2 ** level for level in range(len(emoji_model.config.channel_mults))]
 print(f"emoji model's levels: {' -> '.join(f'{s}x{s}' for s in sizes)} px")
+colour_cost = sum(p.numel() for layer in (emoji_model.conv_in, emoji_model.conv_out) for p in layer.parameters()) - \
+    sum(p.numel() for layer in (fashion_model.conv_in, fashion_model.conv_out) for p in layer.parameters())
+print(f"of the {emoji_model.num_parameters() - fashion_model.num_parameters():,} extra parameters, colour (conv_in and "
+      f"conv_out) accounts for {colour_cost:,}; the rest is the fourth level")
 
 # %% [markdown]
 # ## 3. Training a colour model
@@ -323,7 +374,8 @@ plt.show()
 # %% [markdown]
 # The same recipe, for a few steps, from Python: `preset_configs` turns the preset and the options
 # into the `(TrainConfig, UNetConfig)` pair that `Trainer` takes. At this length the model has only
-# begun to learn, which is the point of §7's "too short a run".
+# begun to learn, which is the point of §7's "too short a run". (The first loss is 1.000 because a
+# fresh UNet's last conv is zero: it predicts ε̂ = 0, and E[ε²] = 1.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -333,7 +385,7 @@ train_config, model_config = preset_configs(
     checkpoint_every=0, log_every=10, out_dir=str(WORK_DIR / "short"))
 with timed(f"{TRAIN_STEPS} training steps of the shipped model's recipe"):
     short = Trainer(train_config, model_config, data=train_data)
-    short.train()
+    short.train(progress=False)
 print(f"{short.model.num_parameters():,} parameters; loss {short.loss_history[0]:.3f} at the first step, "
       f"{short.loss_history[-1]:.3f} at step {short.step}; the shipped model ended near "
       f"{sum(emoji_ckpt['loss_history'][-100:]) / 100:.3f} (mean of its last 100 steps)")
@@ -375,9 +427,11 @@ plt.show()
 # %% [markdown]
 # Read the figure row by row: each row asks for one category, top to bottom in the order printed
 # above it. Without guidance ($s = 1$) the model draws from each category's distribution as it learnt
-# it; a larger $s$ pushes each sample towards what makes the category recognisable: flags become
-# flag-shaped and striped, faces yellow and round, at the cost of variety and, at large $s$, of
-# over-saturated colours (notebook 07 saw the same on Fashion-MNIST). §5 puts numbers on this trade.
+# it; a larger $s$ pushes each sample towards what makes the category recognisable, most visibly in the
+# people and smiley rows, where blobs become faces. Flags are flag-shaped at every scale; objects,
+# animals and food stay the hardest. §5 measures how the scale changes FID and conditional accuracy.
+# (`precision="bf16"` runs the network under bf16 autocast on the CPU: faster where the CPU has native
+# bf16, and the course's quality tables found no FID change from it.)
 
 # %% [markdown]
 # ## 5. The scores
@@ -394,7 +448,7 @@ plt.show()
 # ```
 #
 # Two cautions make these numbers harder to read than Fashion-MNIST's:
-# - the reference set is small (a few hundred held-out emoji), so even real images score far from 0:
+# - the reference set is small (a few hundred held-out emoji), so even real images do not score 0:
 #   always read the FID next to its **real-vs-real floor**, the FID of real training emoji against it;
 # - the categories overlap (is a clock an object, or travel-and-places?), so the classifier itself is
 #   right on held-out emoji only part of the time; the next cell prints how often.
@@ -416,22 +470,41 @@ guidance_results = json.loads((repo_root() / "benchmarks" / "results" / "emoji_g
 display(Markdown((repo_root() / "benchmarks" / "results" / "emoji_guidance.md").read_text()))
 table = guidance_results["summary"]
 fig, ax_fid = plt.subplots(figsize=(6, 3.2))
-ax_fid.plot([r["scale"] for r in table], [r["fid_mean"] for r in table], "o-", color="C0", label="classifier-FID")
+ax_fid.errorbar([r["scale"] for r in table], [r["fid_mean"] for r in table], yerr=[r["fid_spread"] / 2 for r in table],
+                fmt="o-", color="C0", capsize=3, label="classifier-FID (bars: seed spread)")
 ax_fid.axhline(guidance_results["floor"]["fid"], color="C0", linestyle=":", label="real-vs-real floor")
 ax_fid.set_xlabel("guidance scale s")
 ax_fid.set_ylabel("classifier-FID (lower is better)", color="C0")
 ax_acc = ax_fid.twinx()
-ax_acc.plot([r["scale"] for r in table], [100 * r["accuracy_mean"] for r in table], "s-", color="C1",
-            label="conditional accuracy")
+ax_acc.errorbar([r["scale"] for r in table], [100 * r["accuracy_mean"] for r in table],
+                yerr=[50 * r["accuracy_spread"] for r in table], fmt="s-", color="C1", capsize=3,
+                label="conditional accuracy")
 ax_acc.set_ylabel("conditional accuracy (%)", color="C1")
-ax_fid.legend(loc="upper center", fontsize=8)
+handles = ax_fid.get_legend_handles_labels()
+more = ax_acc.get_legend_handles_labels()
+ax_fid.legend(handles[0] + more[0], handles[1] + more[1], loc="upper center", fontsize=8)
 ax_fid.set_title(f"emoji_cfg.pt: N={guidance_results['n']} per scale and seed, seeds {guidance_results['seeds']}")
 plt.tight_layout()
 plt.show()
 best = max(table, key=lambda r: r["accuracy_mean"])
-print(f"best conditional accuracy: {best['accuracy_mean']:.1%} at s = {best['scale']:g} "
-      f"(seed spread {100 * best['accuracy_spread']:.1f} points); FID there {best['fid_mean']:.2f} "
-      f"against a floor of {guidance_results['floor']['fid']:.2f} (N={guidance_results['floor']['n']})")
+lowest = min(table, key=lambda r: r["fid_mean"])
+print(f"highest conditional accuracy: {best['accuracy_mean']:.1%} at s = {best['scale']:g} (seed spread "
+      f"{100 * best['accuracy_spread']:.1f} points; the largest scale measured: {best['scale'] == table[-1]['scale']}), "
+      f"against the classifier's {classifier_ckpt['test_accuracy']:.1%} on real held-out emoji")
+print(f"lowest FID: {lowest['fid_mean']:.2f} at s = {lowest['scale']:g} (seed spread {lowest['fid_spread']:.2f}), "
+      f"{lowest['fid_mean'] / guidance_results['floor']['fid']:.1f} times the floor of {guidance_results['floor']['fid']:.2f} "
+      f"(N={guidance_results['floor']['n']})")
+
+# %% [markdown]
+# How to read these lines:
+# - accuracy grows with $s$ over the whole sweep, so its "best" is the edge of what was measured, not an
+#   optimum; FIDs whose difference is smaller than their seed spreads are a tie;
+# - guided samples can be classified *more* reliably than real held-out emoji: guidance pushes each
+#   sample towards the most typical picture of its category, and real emoji include the borderline
+#   ones (a watch is an object, a clock a place);
+# - a classifier-FID is only comparable with FIDs from the **same classifier and reference set**: these
+#   cannot be compared with notebook 07's Fashion-MNIST numbers. Compare them with each other and with
+#   the floor.
 
 # %% [markdown]
 # The same classifier on §4's few samples (a handful per category: far too few for an FID, but enough to
@@ -459,10 +532,14 @@ ddpm_teach.course.section("6. Scaling up: the photo recipe")
 display(Markdown((repo_root() / "benchmarks" / "results" / "image_sizes.md").read_text()))
 
 # %% [markdown]
-# Two things to read off the table. Going from 32 to 64 px multiplies the pixels by 4, and with them
-# the FLOPs and the activation memory per image, roughly. And the memory is mostly **activations**,
-# which grow with the batch, not the weights: that is why the recipe uses gradient accumulation
-# (`grad_accum`) to reach a large effective batch with a micro-batch that fits.
+# Two things to read off the table. Going from 32 to 64 px multiplies the pixels by 4, but the FLOPs and
+# the activation memory of the same preset grow less (compare the rows of one model), because the
+# extra 64-px level is the narrowest; the photos64 UNet is also wider, so it grows more. And the memory
+# is mostly **activations**, which grow with the batch, not the weights: when a batch does not fit,
+# gradient accumulation (`grad_accum`) gives the same effective batch from smaller micro-batches. The
+# recipe's 64 × 2 keeps a factor 2 in hand below the table's estimate, because that estimate is not
+# a GPU measurement; its comments say when to use `--batch-size 128 --grad-accum 1` (room left on the
+# GPU) or `--batch-size 32 --grad-accum 4` (an 8 GB card).
 #
 # The recipe is a config file, `configs/photos64_gpu.toml`, tested on the CPU at a tiny batch
 # (`tests/test_gpu_recipe.py`): four levels (64 → 32 → 16 → 8), attention at 16 and 8, base 64,
@@ -481,18 +558,34 @@ for key, value in recipe.items():
 # python -m ddpm_teach train --config configs/photos64_gpu.toml --dataset path/to/photos --resume   # after a disconnect
 # ```
 #
-# How long? Not measured: no GPU was available when this was written. The config's comments work out
-# an estimate from the table's FLOPs, with the assumption it rests on; `benchmarks/image_sizes.py` run on
-# your GPU fills in the memory column.
+# How long? Not measured: no GPU was available when this was written. The cell below works out an
+# estimate from the table's training FLOPs, with the assumption it rests on spelled out; time your own
+# run from the progress bar's steps per second instead, and run `benchmarks/image_sizes.py` on your GPU
+# to fill in the memory column. The recipe turns `hflip` on (right for faces, cars, flowers): add
+# `--no-hflip` for pictures with text or logos. Beyond 64-128 px, train in a latent space (notebook 10).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+sizes_rows = json.loads((repo_root() / "benchmarks" / "results" / "image_sizes.json").read_text())["rows"]
+row64 = next(r for r in sizes_rows if r["model"] == "photos64" and r["image_size"] == 64)
+flop_per_step = row64["train_gflop_per_image"] * 1e9 * recipe["batch_size"] * recipe["grad_accum"]
+t4_peak = 65e12                                     # a T4's fp16 tensor-core peak, FLOP/s (NVIDIA's data sheet)
+for utilisation in (0.15, 0.30):
+    hours = recipe["steps"] * flop_per_step / (utilisation * t4_peak) / 3600
+    print(f"{recipe['steps']:,} steps x {flop_per_step / 1e12:.1f} TFLOP at {utilisation:.0%} of a T4's peak: {hours:.1f} h "
+          "(an assumption, not a measurement)")
 
 # %% [markdown]
 # ## 7. Common failure modes
 #
 # **The wrong value range.** The forward process assumes data in [-1, 1]. Images left in [0, 1] (what
-# torchvision's `ToTensor` gives) have half the spread, so at every $t$ the signal is drowned sooner, and
-# the samples come out grey and washed out, because the model learnt that the data live in a narrow
-# band. `ddpm_teach.data.to_model_range` refuses anything but uint8 0..255, so the mistake cannot happen
-# by accident here; this is what it does to the forward process:
+# torchvision's `ToTensor` gives) have half the spread, so at every $t$ the signal is drowned sooner: the
+# schedule, tuned for [-1, 1], then spends its steps at the wrong noise levels, and the samplers' clipping
+# of $\hat x_0$ to [-1, 1] no longer matches the data. The same slip on the way out (showing [-1, 1]
+# samples as if they were [0, 1], or the reverse) makes good samples look washed out or too dark.
+# Colour adds one more: OpenCV reads BGR, not RGB, so red and blue swap (a blue-faced smiley). The
+# package reads with Pillow (RGB), and `ddpm_teach.data.to_model_range` refuses anything but uint8 0..255,
+# so the first slip cannot happen by accident here; this is what it would do to the forward process:
 
 # %%
 ddpm_teach.course.section("7. Common failure modes")
@@ -509,12 +602,13 @@ except TypeError as error:
     print(f"to_model_range on floats: TypeError: {error}")
 
 # %% [markdown]
-# **Too small a model, or too short a run.** The symptom: blobs of the right colours in the right
-# places, without shapes. §3's short run shows it (its samples, below, at $s = 3$), and its loss is
-# still falling. The cure is more steps first (the loss curve says whether they still help), then more
-# channels or a level more, which cost steps per minute: on 2 CPU cores, base 48 trains at about 60% of
-# base 32's images per second and base 64 at 40% (`checkpoints/README.md` lists the measured rates that
-# chose the shipped size). Notebook 03 §10 compares block designs at equal time.
+# **Too small a model, or too short a run.** Training goes through stages, and the samples show which one
+# a model stopped in: first coloured noise (below, left: §3's short run, whose loss was still far above the
+# shipped model's), then blobs of the right colours in the right places without shapes (the shipped
+# model's objects, food and travel rows, right), then shapes. The cure is more steps first (the loss
+# curve says whether they still help), then more channels or a level more, which cost steps per minute:
+# `checkpoints/README.md` lists the measured training rates of five UNet sizes that chose the shipped
+# one. Notebook 03 §10 compares block designs at equal time.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -567,7 +661,8 @@ plt.show()
 # %%
 names = json.loads(manifest_file.read_text())["images"]
 by_name = {row["short_name"]: DATA / row["file"] for row in names}
-handed = [by_name[name] for name in ("abc", "1234", "arrow_right", "us", "gb", "clock3", "sos", "point_right")
+handed = [by_name[name] for name in ("abc", "1234", "arrow_right", "us", "leftwards_arrow_with_hook", "clock3", "sos",
+                                     "point_right")
           if name in by_name]
 originals = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in handed])
 flipped = random_hflip(to_model_range(originals), generator(0), p=1.0)
@@ -579,7 +674,7 @@ plt.show()
 # ## 8. Exercises
 #
 # **Exercise 1.** An orange pixel of a PNG has $(R, G, B) = (255, 128, 0)$. Which three numbers does the
-# model see for it? Check with `ddpm_teach.exercises.nb12.check_model_range((r, g, b))`.
+# model see for it? Give at least 3 decimals, and check with `ddpm_teach.exercises.nb12.check_model_range((r, g, b))`.
 #
 # **Exercise 2.** The UNet's first layer, `conv_in`, is a 3×3 convolution from the image's $C$ channels to
 # `base_channels` = 32, with a bias. How many parameters does it have for colour images ($C = 3$)? Check

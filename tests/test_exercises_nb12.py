@@ -18,7 +18,7 @@ def test_model_range_answer_is_u_over_127_5_minus_1():
 
 
 def test_model_range_right_answers(capsys):
-    for right in ((1.0, 0.00392, -1.0), [1, 128 / 127.5 - 1, -1], torch.tensor([1.0, 0.0039216, -1.0]),
+    for right in ((1.0, 0.00392, -1.0), (1.0, 0.0039, -1.0), (1.0, 0.004, -1.0), [1, 128 / 127.5 - 1, -1], torch.tensor([1.0, 0.0039216, -1.0]),
                   np.array([1.0, 0.003922, -1.0])):
         assert passes(capsys, nb12.check_model_range, right) is True
 
@@ -29,6 +29,7 @@ def test_model_range_right_answers(capsys):
     ((255 / 128 - 1, 0.0, -1.0), "127.5"),
     ((-1.0, 128 / 127.5 - 1, 1.0), "reversed"),
     ((255.0, 128.0, 0.0), "raw"),
+    ((1.0, 0.0, -1.0), "not 128"),
     ((0.5, 0.5, 0.5), "to_model_range"),
 ])
 def test_model_range_wrong_answers_get_their_hint(capsys, wrong, words):
@@ -55,8 +56,8 @@ def test_conv_in_checks(capsys):
 def test_attention_checks(capsys):
     assert nb12.attention_answer() == 256 ** 2 == 65536
     assert passes(capsys, nb12.check_attention_entries, 65536) is True
-    for wrong, words in ((256, "number of tokens"), (512, "square"), (4096 ** 2, "full 64x64"), (4096, "tokens x tokens"),
-                         (7, "count the tokens")):
+    for wrong, words in ((256, "number of tokens"), (512, "square"), (4096 ** 2, "full 64x64"), (4096, "positions of the full"),
+                         (256 ** 2 + 64 ** 2, "8x8 level"), (7, "count the tokens")):
         assert words in hint(capsys, nb12.check_attention_entries, wrong)
 
 
@@ -65,5 +66,5 @@ def test_epochs_checks(capsys):
     for right in (117.8, 117.79, 3000 * 64 / 1630):
         assert passes(capsys, nb12.check_epochs, right) is True
     for wrong, words in ((3000 / 1630, "one image per step"), (1630 / (3000 * 64), "upside down"), (118, "decimal"),
-                         (50.0, "images seen")):
+                         (133.1, "3,390 steps"), (3000 * 64 / 1906, "1,906"), (3000 / 26, "BatchOrder"), (50.0, "images seen")):
         assert words in hint(capsys, nb12.check_epochs, wrong)

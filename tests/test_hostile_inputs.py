@@ -39,14 +39,16 @@ def _no_progress_bars(monkeypatch):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    """Two classes of 8×8 grey images: a data set that loads in no time."""
+    """Two classes of 8×8 grey images: a data set that loads in no time, and large enough (FEW_FOLDER_IMAGES)
+    that `train` has no memorisation warning to print besides the one error line these tests expect."""
+    from ddpm_teach.data import FEW_FOLDER_IMAGES
     from PIL import Image
 
     root = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
     for name in ("a", "b"):
         (root / name).mkdir()
-        for i in range(12):
+        for i in range(FEW_FOLDER_IMAGES // 2):
             Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8), mode="L").save(root / name / f"{i}.png")
     return root
 

@@ -11,7 +11,7 @@ from PIL import Image
 import ddpm_teach.data as data_module
 import ddpm_teach.image_folder as image_folder
 from ddpm_teach.cli import main, parse_args
-from ddpm_teach.data import FEW_FOLDER_IMAGES, load_dataset, load_image_folder
+from ddpm_teach.data import FEW_FOLDER_IMAGES, few_images_warning, load_dataset, load_image_folder
 from ddpm_teach.image_folder import decode_image, folder_cache_dir, to_gray_or_rgb
 from ddpm_teach.trainer import Trainer
 from ddpm_teach.training import TrainConfig, random_hflip
@@ -229,14 +229,23 @@ def test_tiny_folders_are_refused_or_warned_about(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"only 1 readable image; .* at least 2"):
         load_image_folder(one)
 
-    few = write_folder(tmp_path / "few", {"a": [noise_image((4, 4), seed=k) for k in range(3)]})
+    few = write_folder(tmp_path / "few", {"a": [noise_image((8, 8), seed=k) for k in range(3)]})
     assert len(load_image_folder(few)) == 3
-    memorise = [line for line in warnings_in(capsys.readouterr().err) if "memorises" in line]
-    assert len(memorise) == 1 and f"{few} holds only 3 images" in memorise[0]
+    assert warnings_in(capsys.readouterr().err) == []          # loading is not training: no warning yet
+    assert few_images_warning(load_image_folder(few)).startswith("few holds only 3 images")
 
     enough = write_folder(tmp_path / "enough", {"a": [noise_image((4, 4), seed=k) for k in range(FEW_FOLDER_IMAGES)]})
-    assert len(load_image_folder(enough)) == FEW_FOLDER_IMAGES
-    assert warnings_in(capsys.readouterr().err) == []
+    assert few_images_warning(load_image_folder(enough)) is None
+
+    # `train` warns once the run is set up; a bad flag is refused first, in one line, without it
+    flags = ["train", "--dataset", str(few), "--steps", "1", "--batch-size", "2", "--base-channels", "8",
+             "--channel-mults", "1", "--attention-resolutions", "8", "--T", "10", "--checkpoint-every", "0",
+             "--device", "cpu", "--mixed-precision", "no"]
+    assert main([*flags, "--out-dir", str(tmp_path / "run")]) == 0
+    memorise = [line for line in warnings_in(capsys.readouterr().err) if "memorises" in line]
+    assert len(memorise) == 1 and "few holds only 3 images" in memorise[0]
+    assert main([*flags, "--num-res-blocks", "0", "--out-dir", str(tmp_path / "bad")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 # -- 6. centre crop or squash ---------------------------------------------------------------------

@@ -24,7 +24,8 @@ CONV_IN_EXERCISE = {"in_channels": 3, "base_channels": 32, "kernel": 3}
 ATTENTION_EXERCISE = {"image_size": 64, "resolution": 16}
 # exercise 4: passes over the emoji in a run
 EPOCHS_EXERCISE = {"images": 1630, "batch_size": 64, "steps": 3000}
-TOL = 1e-3                    # relative, for the numbers of exercises 1 and 4
+PIXEL_TOL = 5e-4              # absolute, exercise 1: 3 or more decimals (0.004, 0.0039 for 128/127.5 − 1 = 0.00392) pass
+TOL = 1e-3                    # relative, for exercise 4
 
 
 def _near(value: float, target: float, tol: float = TOL) -> bool:
@@ -56,7 +57,7 @@ def check_model_range(answer) -> bool:
     if values is None:
         return report(False, f"give three numbers, (r, g, b), not {answer!r}.")
     right = model_range_answer()
-    if all(_near(v, r) for v, r in zip(values, right)):
+    if all(abs(v - r) <= PIXEL_TOL for v, r in zip(values, right)):
         return report(True, "", success=f"Correct! x = u/127.5 − 1 channel by channel: ({right[0]:g}, {right[1]:.4f}, "
                                          f"{right[2]:g}). Each channel is scaled on its own, with the same rule as the "
                                          "grey images: colour changes the shape [B, 3, H, W], not the arithmetic.")
@@ -66,11 +67,13 @@ def check_model_range(answer) -> bool:
                                       "process assumes [-1, 1]: x = u/127.5 − 1."),
         (tuple(u / 127.5 for u in rgb), "u/127.5 lies in [0, 2]; subtract 1 to centre it: x = u/127.5 − 1."),
         (tuple(u / 128 - 1 for u in rgb), "close: the scale is 127.5 (= 255/2), so that 255 maps to exactly 1."),
+        ((1.0, 0.0, -1.0), "the middle of 0..255 is 127.5, not 128: green 128 lies just above it, at 128/127.5 − 1 "
+                           "≈ 0.0039 (give at least 3 decimals)."),
         (tuple(2 * u / 255 - 1 for u in reversed(rgb)), "the channels are reversed: the answer is (r, g, b) in that order."),
         (tuple(float(u) for u in rgb), "those are the raw 0..255 values; the model sees x = u/127.5 − 1."),
     ]
     for wrong, hint in slips:
-        if all(_near(v, w) for v, w in zip(values, wrong)):
+        if all(abs(v - w) <= PIXEL_TOL for v, w in zip(values, wrong)):
             return report(False, hint)
     return report(False, "scale each channel from 0..255 to [-1, 1] on its own: x = u/127.5 − 1 "
                          "(ddpm_teach.data.to_model_range).")
@@ -132,7 +135,10 @@ def check_attention_entries(answer) -> bool:
     slips = {r * r: f"{r * r} is the number of tokens; the score matrix pairs every token with every token.",
              r ** 2 * 2: "the matrix is tokens x tokens: square the number of tokens.",
              (size * size) ** 2: f"that is attention at the full {size}x{size} resolution; the recipe attends at {r}x{r}.",
-             r ** 2 * r: "the matrix is tokens x tokens, with tokens = 16·16."}
+             (size * size): f"{size * size} is the number of positions of the full {size}x{size} image; the recipe "
+                            f"attends at {r}x{r}, and the matrix pairs every token with every token.",
+             (r * r) ** 2 + (r * r // 4) ** 2: f"that adds the {r // 2}x{r // 2} level's matrix; the question asks for "
+                                               f"one head at the {r}x{r} level only."}
     return report(False, slips.get(n, "count the tokens first (one per position of the 16x16 feature map), then "
                                       "the score matrix has one entry per pair of tokens."))
 
@@ -156,6 +162,13 @@ def check_epochs(answer) -> bool:
                                          f"images seen, {right:.1f} times each. Fashion-MNIST's 3,510 steps were 3.7 "
                                          "epochs: a small data set is seen so often that memorising it is a real risk "
                                          "(§7).")
+    if _near(value, 3390 * ex["batch_size"] / ex["images"], 1e-2):
+        return report(False, "that is the shipped model's run (3,390 steps, §3); this exercise has 3,000 steps.")
+    if _near(value, ex["steps"] * ex["batch_size"] / 1906, 1e-3):
+        return report(False, "1,906 counts the held-out emoji too; training sees only the 1,630 in train/.")
+    if _near(value, ex["steps"] / math.ceil(ex["images"] / ex["batch_size"]), 1e-3):
+        return report(False, "the batches do not restart at each epoch's end (BatchOrder runs through one permutation "
+                             "after another), so count images seen, steps · batch, not whole batches per epoch.")
     if _near(value, ex["steps"] / ex["images"], 1e-2):
         return report(False, "that counts one image per step; each step uses a batch of 64.")
     if _near(value, ex["images"] / (ex["steps"] * ex["batch_size"]), 1e-2):
