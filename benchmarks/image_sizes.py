@@ -189,35 +189,46 @@ def max_batch(per_image: float, fixed: float, usable: float) -> int:
     return max(0, int((usable - fixed) // per_image))
 
 
-def gpu_peak_bytes(config: UNetConfig, batch: int, device: torch.device) -> int | str:
+def gpu_peak_bytes(config: UNetConfig, batch: int, device: torch.device, *, in_channels: int = 3,
+                   amp_dtype: torch.dtype | None | str = "auto", grad_accum: int = 1) -> int | str | None:
     """``torch.cuda.max_memory_allocated()`` over two optimizer steps of ``train_step`` at ``batch``
-    (the second has AdamW's moments from the start), or "OOM at batch B"."""
+    (the trainer's AdamW and EMA; the second step has AdamW's moments from the start), on random
+    images [batch, in_channels, H, W] in ``grad_accum`` micro-batches, under ``amp_dtype`` ("auto":
+    the trainer's choice for ``device``), or "OOM at batch B".  None off CUDA, where the steps still
+    run (the GPU suite's dry run checks this path)."""
     from ddpm_teach.trainer import amp_dtype_for, optimizer_options
     from ddpm_teach.training import make_ema, train_step
 
-    torch.cuda.empty_cache()
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.empty_cache()
     torch.manual_seed(0)
     model = UNet(config).to(device)
     ema = make_ema(model, 0.999)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **optimizer_options(device))
-    amp_dtype = amp_dtype_for("auto", device)
+    amp_dtype = amp_dtype_for("auto", device) if amp_dtype == "auto" else amp_dtype
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     schedule = NoiseSchedule.from_name("linear", 1000)
     generator = torch.Generator(device=device).manual_seed(0)
-    x0 = torch.rand(batch, 3, config.image_size, config.image_size, device=device, generator=generator) * 2 - 1
+    size = config.image_size
+    x0 = torch.rand(batch, in_channels, size, size, device=device, generator=generator) * 2 - 1   # [B, C, H, W]
     labels = torch.zeros(batch, dtype=torch.long, device=device)       # unused: the model is unconditional
-    torch.cuda.reset_peak_memory_stats(device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     try:
         for _ in range(2):
-            train_step(model, schedule, [(x0, labels)], optimizer, ema, generator, grad_clip=1.0,
+            train_step(model, schedule, [(x0, labels)] * grad_accum, optimizer, ema, generator, grad_clip=1.0,
                        amp_dtype=amp_dtype, scaler=scaler)
+        if not cuda:
+            return None
         torch.cuda.synchronize(device)
         return torch.cuda.max_memory_allocated(device)
     except torch.cuda.OutOfMemoryError:
         return f"OOM at batch {batch}"
     finally:
         del model, ema, optimizer
-        torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
 
 
 def measure_model(name: str, config: UNetConfig, *, batch: int, usable_bytes: float, gpu_batch: int,
