@@ -118,7 +118,8 @@ def cmd_train(args) -> int:
     if trainer.is_main:
         last = f", last loss {trainer.loss_history[-1]:.4f}" if trainer.loss_history else ""
         print(f"done: step {trainer.step}{last}, saved {trainer.checkpoint_path}")
-    if trainer.world_size > 1:
+    if trainer.world_size > 1:                # every rank leaves together: one that tears down its gloo
+        torch.distributed.barrier()           # connections while another still uses them can abort
         torch.distributed.destroy_process_group()
     return 0
 
