@@ -89,10 +89,9 @@ def main(argv=None) -> int:
                                 for i in range(0, args.n, args.batch_size)])
             seconds = time.perf_counter() - started
             scores = evaluator.score(images, labels)
-            per_class = [evaluator.accuracy(images[labels == k], labels[labels == k]) for k in range(len(classes))]
             rows.append({"scale": scale, "seed": seed, "n": args.n, "fid": scores["fid"], "fid_floor": scores["fid_floor"],
                          "fid_floor_n": scores["fid_floor_n"], "accuracy": scores["accuracy"],
-                         "accuracy_per_class": dict(zip(classes, per_class)), "seconds": seconds})
+                         "accuracy_per_class": scores["accuracy_per_class"], "seconds": seconds})
             print(f"s={scale:g} seed {seed}: {Evaluator.format_scores(scores)}  ({seconds:.0f} s)", flush=True)
             if scale == args.grid_scale and seed == args.seeds[0]:
                 order = torch.cat([torch.nonzero(labels == k)[:10, 0] for k in range(len(classes))])

@@ -56,6 +56,7 @@ __all__ = [
     "few_images_warning",
     "load_image_folder",
     "split_folder",
+    "dataset_key",
     "load_dataset",
 ]
 
@@ -454,6 +455,16 @@ def _load_cifar10(root: Path, train: bool, download: bool) -> ImageData:
     return ImageData(images, labels, list(dataset.classes), "cifar10")
 
 
+def dataset_key(name_or_path) -> str | None:
+    """The name in DATASETS that ``name_or_path`` spells ("Fashion-MNIST" → "fashion_mnist"), or
+    None for anything else (a folder)."""
+    if not isinstance(name_or_path, str):
+        return None
+    key = name_or_path.lower().replace("-", "_")
+    key = {"fashionmnist": "fashion_mnist", "cifar_10": "cifar10"}.get(key, key)
+    return key if key in DATASETS else None
+
+
 def load_dataset(name_or_path: str | Path, root: str | Path | None = None, *, train: bool = True,
                  download: bool = False, image_size: int | None = None, crop: Crop = "center") -> ImageData:
     """Load a named dataset or an image folder into memory.
@@ -478,8 +489,7 @@ def load_dataset(name_or_path: str | Path, root: str | Path | None = None, *, tr
     >>> x, y = data.batch(torch.arange(16))          # x: [16, 1, 28, 28] in [-1, 1]  # doctest: +SKIP
     """
     root_path = Path(root).expanduser() if root is not None else default_root()
-    key = str(name_or_path).lower().replace("-", "_") if isinstance(name_or_path, str) else None
-    key = {"fashionmnist": "fashion_mnist", "cifar_10": "cifar10"}.get(key, key)
+    key = dataset_key(name_or_path)
 
     if key in DATASETS:
         if key == "cifar10":

@@ -159,9 +159,9 @@ def _cached_test_features(classifier: Classifier, images: torch.Tensor, device) 
 def resolve_dataset(dataset: str) -> str:
     """A data set name as it is, or a folder: as given if it exists, else relative to the
     repository (a notebook runs in notebooks/, where ``data/emoji`` means the repository's)."""
-    from .data import DATASETS
+    from .data import dataset_key
 
-    if str(dataset).lower().replace("-", "_") in DATASETS or Path(dataset).expanduser().exists():
+    if dataset_key(dataset) or Path(dataset).expanduser().exists():
         return str(dataset)
     in_repo = _REPO / dataset
     return str(in_repo) if in_repo.exists() else str(dataset)
@@ -169,9 +169,9 @@ def resolve_dataset(dataset: str) -> str:
 
 def _check_split_layout(dataset: str) -> None:
     """An image folder used for evaluation must hold a held-out split (``train/`` and ``test/``)."""
-    from .data import DATASETS, split_folder
+    from .data import dataset_key, split_folder
 
-    if str(dataset).lower().replace("-", "_") in DATASETS:
+    if dataset_key(dataset):
         return
     folder = Path(dataset).expanduser()
     if not folder.is_dir():
@@ -340,7 +340,10 @@ class Evaluator:
         scores = {"n": n, "fid": self._fid_of_features(features), "fid_floor": self.fid_floor(n),
                   "fid_floor_n": self.floor_n(n)}
         if labels is not None:
-            scores["accuracy"] = (predicted == labels.cpu()).double().mean().item()
+            right = predicted == labels.cpu()
+            scores["accuracy"] = right.double().mean().item()
+            scores["accuracy_per_class"] = {name: right[labels.cpu() == k].double().mean().item()
+                                            for k, name in enumerate(self.classes) if bool((labels == k).any())}
         scores["class_histogram"] = torch.bincount(predicted, minlength=len(self.classes)).tolist()
         return scores
 

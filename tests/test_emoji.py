@@ -203,6 +203,12 @@ def test_train_classifier_on_a_folder_and_evaluate_against_its_test_split(source
     scores = evaluator.score(to_model_range(test.images), test.labels)
     assert scores["n"] == len(test) and scores["fid_floor_n"] == len(test)
     assert scores["fid"] == pytest.approx(0.0, abs=1e-6)               # the test set against itself
+    per_class, counts = scores["accuracy_per_class"], torch.bincount(test.labels, minlength=3)
+    assert list(per_class) == ckpt["classes"]                          # one pass gives the whole and each class
+    assert sum(per_class[c] * int(n) for c, n in zip(ckpt["classes"], counts)) / len(test) == pytest.approx(scores["accuracy"])
+    for k, name in enumerate(ckpt["classes"]):
+        assert per_class[name] == pytest.approx(evaluator.accuracy(to_model_range(test.images[test.labels == k]),
+                                                                   test.labels[test.labels == k]))
     train = load_dataset(folder, train=True)
     many = to_model_range(train.images.repeat(3, 1, 1, 1))
     assert evaluator.score(many)["fid_floor_n"] == len(train)           # the floor cannot use more than all of train
