@@ -118,7 +118,7 @@ def probe_compile(variant: str, data, steps: int = 30) -> dict:
 def train_command(variant: str, args, compiled: bool) -> list[str]:
     command = [sys.executable, "-m", "ddpm_teach", "train", "--preset", "cpu-fast", "--max-minutes", f"{args.minutes:g}",
                "--seed", str(args.seed), "--out-dir", str(Path(args.runs_dir) / slug(variant)), "--overwrite",
-               "--compile" if compiled else "--no-compile", *variant_flags(variant)]
+               "--compile" if compiled else "--no-compile", "--no-probe-setup", *variant_flags(variant)]
     return command + list(args.extra_train_flags)
 
 

@@ -8,9 +8,11 @@ learning rate and schedule, then the same classifier-FID.
 One after the other, each with the whole CPU (the same torch threads):
 
 * **ours**: ``python -m ddpm_teach train --preset cpu-fast`` (``ddpm_teach.training.preset``):
-  the 1.1M-parameter UNet, batch 64, lr 1e-3, bf16 autocast where the CPU has it natively,
-  torch.compile, EMA 0.995, the cosine fitted to the budget.  torch.compile's warm-up is paid
-  out of the budget.
+  the 1.1M-parameter UNet, batch 64, lr 1e-3, EMA 0.995, the cosine fitted to the budget, and
+  the setup its start-up probe picks (fp32 or bf16 autocast where native, channels_last,
+  torch.compile: ``ddpm_teach.setup_probe``).  The probe and torch.compile's warm-up are paid
+  out of the budget.  (The like-for-like comparison, with diffusers' network trained by our
+  loop, is ``benchmarks/time_to_quality.py``.)
 * **diffusers, library defaults**: ``UNet2DModel`` with our levels, blocks, attention placement and
   parameter count, and diffusers' defaults for the rest (``common.build_peer``, layout "defaults":
   32 GroupNorm groups, i.e. one channel per group at width 32; heads of size 8; PyTorch's
@@ -22,7 +24,7 @@ One after the other, each with the whole CPU (the same torch threads):
   match ours only in the first epoch.  Not like for like: see issue 17 and ``tests/test_peer.py``.
 
 Then each samples N images with DDIM-50 in fp32 from its EMA weights, from the same seed, and
-the shipped classifier scores them: each model with its own library's sampler and defaults
+the shipped classifier scores them (ours also sampled in bf16 where the CPU has it natively): each model with its own library's sampler and defaults
 (what its user gets: ``DDIMSampler`` for ours, ``DDIMScheduler`` as ``DDIMPipeline`` runs it for
 diffusers), and each with the other library's sampler too, so that the networks can be compared
 under one sampler and the samplers under one network.
@@ -52,6 +54,7 @@ from benchmarks.common import (COURSE_UNET, Sizes, add_scoring_run_arguments, bu
                                num_parameters, samples_to_score)
 from ddpm_teach.checkpoint import load_diffusion_model  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
+from ddpm_teach.devices import cpu_has_native_bf16  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.plotting import save_image_grid  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
@@ -64,10 +67,14 @@ SAMPLING_STEPS = 50
 CALIBRATION = TimeBudget.CALIBRATION_STEPS
 
 
-def fast_path_configs(minutes: float | None, out_dir: str, compile: bool = True) -> tuple[TrainConfig, UNetConfig]:
-    """The package's ``cpu-fast`` preset with this run's budget (None: no budget) and folder."""
+def fast_path_configs(minutes: float | None, out_dir: str, compile: bool = True,
+                      probe: bool = True) -> tuple[TrainConfig, UNetConfig]:
+    """The package's ``cpu-fast`` preset with this run's budget (None: no budget) and folder: with
+    ``probe``, its start-up probe picks the setup (``Trainer.probe_fixed = {"compile": False}``
+    keeps torch.compile out of it); without, bf16 where native and torch.compile if ``compile``."""
     config, model_config = preset_configs("cpu-fast", max_minutes=minutes, out_dir=out_dir, checkpoint_every=0)
-    config.compile = config.compile and compile
+    config.probe_setup = probe
+    config.compile = compile and not probe
     return config, model_config
 
 
@@ -84,11 +91,16 @@ def train_ours(data, minutes: float, out_dir: str, seed: int, compile: bool = Tr
         raise RuntimeError(f"the cpu-fast preset's UNet {model_config} differs from COURSE_UNET {COURSE_UNET}.")
     started = time.perf_counter()
     trainer = Trainer(config, model_config, data=data, overwrite=True)   # a benchmark starts afresh
+    # the smoke test's seconds go to training: nothing left to probe
+    trainer.probe_fixed = {} if compile else {"mixed_precision": config.mixed_precision, "channels_last": False,
+                                              "compile": False}
+    trainer.probe_cache = False                     # the probe is paid in every run of the benchmark
     trainer.train(progress=True)
     seconds = time.perf_counter() - started
     model = copy.deepcopy(trainer.ema.module).eval()
     return model, trainer.schedule, {
-        "model": "ours", "setup": setup_label(config) + " (python -m ddpm_teach train --preset cpu-fast)",
+        "model": "ours", "setup": setup_label(trainer.config) + " (python -m ddpm_teach train --preset cpu-fast, "
+                                                                "its start-up probe's choice)",
         "parameters": num_parameters(trainer.model), "steps": trainer.step, "seconds": seconds,
         "img_per_s": trainer.step * config.batch_size / seconds, "final_loss": sum(trainer.loss_history[-50:]) / 50,
         "lr": config.lr, "batch": config.batch_size, "ema_decay": config.ema_decay,
@@ -278,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({**info, **scores, "sample_seconds": seconds})
     sampling.append(("ours", "ddpm_teach DDIMSampler, fp32", scores, seconds))
     bf16_scores = {"fid": math.nan}
-    if not args.skip_ours_extras:
+    if not args.skip_ours_extras and cpu_has_native_bf16():       # (emulated bf16 elsewhere: ~20x slower)
         bf16_images, bf16_seconds = ddim_ours(model, schedule, n, 250, args.seed + 1, bf16=True)
         bf16_scores = evaluator.score(bf16_images)
         sampling.append(("ours", "ddpm_teach DDIMSampler, bf16 autocast", bf16_scores, bf16_seconds))

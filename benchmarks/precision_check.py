@@ -31,7 +31,7 @@ from ddpm_teach.trainer import Trainer  # noqa: E402
 
 
 def train(data, steps: int, fast: bool, out_dir: str, seed: int, compile: bool = True):
-    config, model_config = fast_path_configs(minutes=None, out_dir=out_dir, compile=compile)
+    config, model_config = fast_path_configs(minutes=None, out_dir=out_dir, compile=compile, probe=False)
     config.steps, config.seed = steps, seed
     if not fast:
         config.mixed_precision, config.compile = "no", False

@@ -12,15 +12,36 @@ linear betas (1e-4 to 0.02, T=1000).  Two settings matter for the outputs to agr
   improved-diffusion and GLIDE do); diffusers does that with ``use_clipped_model_output=True``.
 
 The agreement table shows the maximum difference for the matched pair and for the near misses.
-Last, the number a learner cares about: 64 images with DDIM-50 from the shipped checkpoint, on
+Then the number a learner cares about: 64 images with DDIM-50 from the shipped checkpoint, on
 2 threads, with ``ddpm_teach.samplers.sample`` as the notebooks call it (target ≤ 30 s).
+
+Last, what makes the package's own sampling faster (issue 17): each row samples the same images
+from the same noise in a fresh process, so that the memory allocator can differ (it is chosen when
+a process starts):
+
+* the allocator: glibc's malloc as is (the baseline), glibc with tunables that keep freed memory
+  (``GLIBC_TUNABLES``), jemalloc with its decay turned off, and tcmalloc (Debian's
+  ``libjemalloc2`` / ``libtcmalloc-minimal4`` through ``LD_PRELOAD``; a row whose library is
+  missing says so);
+* with tcmalloc: ``torch.inference_mode`` instead of ``no_grad``, ``torch.compile`` of the network,
+  channels_last, and other batch sizes.
+
+Every row's images are compared with the baseline's (max |diff|), and the baseline and the
+package's default (``python -m ddpm_teach evaluate``, which restarts itself with tcmalloc, see
+``ddpm_teach.allocator``) are run end to end with classifier-FID, so that a speed-up that changed
+the samples would show.  Precision: ``auto`` (bf16 where the CPU has it natively, fp32 elsewhere).
 
     python benchmarks/sample_throughput.py --quick
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,6 +54,7 @@ from torch import nn
 from benchmarks.common import (COURSE_UNET, Timer, add_size_arguments, machine_header, measure, print_table,
                                resolve_device, sizes_from_args)
 from ddpm_teach.checkpoint import load_diffusion_model
+from ddpm_teach.devices import cpu_has_native_bf16
 from ddpm_teach.samplers import DDIMSampler, sample
 from ddpm_teach.schedules import NoiseSchedule
 from ddpm_teach.unet import UNet
@@ -120,13 +142,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: 50; 5 with --smoke)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--checkpoint-threads", type=int, default=2,
-                        help="CPU threads for the shipped-checkpoint timing (default: 2)")
+                        help="CPU threads for the shipped-checkpoint timing and the speed-up rows (default: 2)")
+    parser.add_argument("--speedups-only", action="store_true",
+                        help="only the last part: the allocator, inference_mode, compile, channels_last and batch rows")
+    parser.add_argument("--fid-n", type=int, default=None,
+                        help="images of the end-to-end FID check of the speed-ups (default 1000; 256 with --quick; 0: skip)")
     args = parser.parse_args(argv)
     sizes = sizes_from_args(args)
     device = resolve_device(args.device, args.threads)
     smoke = sizes.name == "smoke"
     batch = args.batch or (4 if smoke else 256 if device.type == "cuda" else 64)
     steps = args.steps or (5 if smoke else 50)
+    if args.speedups_only:
+        print(machine_header("faster sampling on the CPU", device, sizes, timing="one fresh process per row, "
+                             "warm-up excluded"))
+        speedups(args.checkpoint, sizes.name, args.checkpoint_threads, args.seed, args.fid_n)
+        return 0
 
     print(machine_header("sampling throughput: ddpm_teach DDIMSampler vs diffusers DDIMScheduler", device, sizes,
                          timing=f"2 warm-up forward passes, then the median of {sizes.repeats} whole sampling run(s) "
@@ -212,8 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if sizes.name in ("smoke", "quick") else sizes.repeats
     threads = args.checkpoint_threads if device.type == "cpu" else None
     variants = [("fp32 eager", model)]
-    if device.type == "cpu":  # bf16 on AMX / AVX-512-BF16 (channels_last measured slower here)
+    if device.type == "cpu" and cpu_has_native_bf16():  # bf16 on AMX / AVX-512-BF16 (emulated, ~20x slower, elsewhere)
         variants.append(("bf16 autocast", Autocast(model, torch.bfloat16)))
+    elif device.type == "cpu":
+        x, t = torch.randn(n, 1, 28, 28), torch.full((n,), 500)
+        with torch.no_grad():
+            fp32 = measure(lambda: model(x, t), device, 1, 2, threads=threads).median
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                bf16 = measure(lambda: model(x, t), device, 1, 2, threads=threads).median
+        print(f"\nno bf16 row: this CPU has no native bf16 (AMX / AVX-512-BF16), so bf16 autocast is emulated: one "
+              f"forward pass of {n} images takes {1000 * bf16:.0f} ms in bf16 against {1000 * fp32:.0f} ms in fp32 "
+              f"(ratio bf16/fp32 time: {bf16 / fp32:.1f}); precision 'auto' samples in fp32 here")
     results, rows = {}, []
     for label, net in variants:
         def run(net=net, label=label):
@@ -235,8 +275,156 @@ def main(argv: list[str] | None = None) -> int:
         note = "" if threads in (None, 2) else " (the target is stated for 2 threads)"
         print(f"target: DDIM-50 of 64 images <= {TARGET_SECONDS:.0f} s on 2 threads: {verdict} on {where}{note} "
               f"({fp32_seconds:.1f} s wall in fp32 eager)")
+    if device.type == "cpu":
+        speedups(args.checkpoint, sizes.name, args.checkpoint_threads, args.seed, args.fid_n)
     return 0
 
 
+# ----------------------------------------------------------------------------------------------
+# faster sampling on the CPU: one fresh process per row
+# ----------------------------------------------------------------------------------------------
+
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+SPEEDUP_SIZES = {"smoke": (4, 4, 2, 0), "quick": (128, 64, 50, 256), "full": (256, 256, 50, 1000)}  # n, batch, steps, FID n
+
+
+def _allocator_env(name: str) -> dict | None:
+    """The environment of a row with allocator ``name``, or None if its library is missing."""
+    from ddpm_teach.allocator import GLIBC_KEEP_MEMORY, find_tcmalloc
+
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CONF")}
+    env["DDPM_TEACH_ALLOCATOR"] = "system"            # a `python -m ddpm_teach` child keeps this allocator
+    if name == "glibc tunables":
+        env["GLIBC_TUNABLES"] = GLIBC_KEEP_MEMORY
+    elif name == "jemalloc":
+        if not Path(JEMALLOC).exists():
+            return None
+        env["LD_PRELOAD"], env["MALLOC_CONF"] = JEMALLOC, "dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    elif name == "tcmalloc":
+        if not (path := find_tcmalloc()):
+            return None
+        env["LD_PRELOAD"], env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = path, str(1 << 40)
+    return env
+
+
+def _child(spec: dict) -> None:
+    """One row, in its own process: sample, time, and save the images for the comparison."""
+    import resource
+
+    torch.set_num_threads(spec["threads"])
+    model, schedule, _ = load_diffusion_model(spec["checkpoint"])
+    if spec["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    net = model
+    if spec["compile"]:
+        compiled = torch.compile(model)
+
+        class Compiled(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inner, self.config = model, model.config
+
+            def forward(self, x, t, labels=None):
+                return compiled(x, t, labels)
+        net = Compiled()
+    context = torch.inference_mode if spec["inference_mode"] else torch.no_grad
+    sampler = DDIMSampler(schedule, steps=spec["steps"], eta=0.0)
+
+    def run(n: int, seed: int) -> torch.Tensor:
+        g, out = torch.Generator().manual_seed(seed), []
+        with context():
+            for begin in range(0, n, spec["batch"]):
+                out.append(sample(net, sampler, min(spec["batch"], n - begin), generator=g, progress=False,
+                                  precision=spec["precision"]))
+        return torch.cat(out)
+
+    warm_started = time.perf_counter()
+    run(min(spec["batch"], spec["n"]), spec["seed"] + 1)             # warm-up (and torch.compile's compile)
+    warmup = time.perf_counter() - warm_started
+    before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    images = run(spec["n"], spec["seed"])
+    seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
+    torch.save(images, spec["out"])
+    print(json.dumps({"seconds": seconds, "warmup": warmup, "user": after.ru_utime - before.ru_utime,
+                      "system": after.ru_stime - before.ru_stime, "minflt": after.ru_minflt - before.ru_minflt}))
+
+
+def _run_child(spec: dict, env: dict) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"row {spec} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _evaluate_end_to_end(checkpoint: Path, n: int, seed: int, threads: int, env: dict) -> dict:
+    """``python -m ddpm_teach evaluate`` (DDIM-50, --precision auto) in ``env``: wall seconds and FID."""
+    command = [sys.executable, "-m", "ddpm_teach", "evaluate", "--checkpoint", str(checkpoint), "--steps", "50",
+               "--n", str(n), "--precision", "auto", "--seed", str(seed)]
+    env = {**env, "OMP_NUM_THREADS": str(threads)}
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    import re
+
+    found = re.search(r"classifier-FID=([0-9.]+)", done.stdout)
+    if not found:
+        raise RuntimeError(f"no classifier-FID in the output of {' '.join(command)}:\n{done.stdout[-2000:]}")
+    fid = float(found.group(1))
+    return {"seconds": seconds, "fid": fid, "stdout": done.stdout}
+
+
+def speedups(checkpoint: Path, size: str, threads: int, seed: int, fid_n: int | None = None) -> None:
+    n, batch, steps, default_fid_n = SPEEDUP_SIZES[size]
+    fid_n = default_fid_n if fid_n is None else fid_n
+    rows_spec = [("glibc malloc (baseline)", "glibc", {}), ("glibc tunables", "glibc tunables", {}),
+                 ("jemalloc, no decay", "jemalloc", {}), ("tcmalloc", "tcmalloc", {}),
+                 ("tcmalloc + inference_mode", "tcmalloc", {"inference_mode": True}),
+                 ("tcmalloc + channels_last", "tcmalloc", {"channels_last": True})]
+    if size != "smoke":            # (torch.compile's compile alone takes about a minute)
+        rows_spec += [("tcmalloc + torch.compile", "tcmalloc", {"compile": True})]
+        rows_spec += [(f"tcmalloc, batch {b}", "tcmalloc", {"batch": b}) for b in (16, 64 if batch != 64 else 128)]
+    print(f"\nfaster sampling: DDIM-{steps} of {n} images from {checkpoint.name}, precision auto, {threads} threads, "
+          f"batch {batch} unless said; each row a fresh process (warm-up excluded), the same noise")
+    rows, baseline, results = [], None, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, allocator, extra in rows_spec:
+            env = _allocator_env(allocator)
+            if env is None:
+                rows.append({"row": label, "s": "library not installed"})
+                continue
+            spec = {"checkpoint": str(checkpoint), "n": n, "batch": batch, "steps": steps, "precision": "auto",
+                    "threads": threads, "seed": seed, "compile": False, "channels_last": False,
+                    "inference_mode": False, "out": str(Path(tmp) / f"{len(rows)}.pt"), **extra}
+            r = _run_child(spec, env)
+            images = torch.load(spec["out"], weights_only=True)
+            baseline = baseline if baseline is not None else (r, images)
+            results[label] = r
+            rows.append({"row": label, "s": f"{r['seconds']:.1f}", "img/s": f"{n / r['seconds']:.2f}",
+                         "vs baseline": f"{baseline[0]['seconds'] / r['seconds']:.2f}x",
+                         "user s": f"{r['user']:.1f}", "system s": f"{r['system']:.1f}",
+                         "minor faults": f"{r['minflt'] / 1e6:.2f}M", "warm-up s": f"{r['warmup']:.1f}",
+                         "max |diff| vs baseline": f"{(images - baseline[1]).abs().max().item():.1e}"})
+            print(f"  {label}: {r['seconds']:.1f} s", flush=True)
+    print_table(rows)
+    if fid_n:
+        print(f"\nend to end, `python -m ddpm_teach evaluate --steps 50 --n {fid_n} --precision auto`, {threads} threads:")
+        before = _evaluate_end_to_end(checkpoint, fid_n, seed, threads, _allocator_env("glibc"))
+        default_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CONF",
+                                                                          "DDPM_TEACH_ALLOCATOR", "DDPM_TEACH_ALLOCATOR_SET")}
+        after = _evaluate_end_to_end(checkpoint, fid_n, seed, threads, default_env)
+        print_table([{"run": "DDPM_TEACH_ALLOCATOR=system (glibc malloc, as before)", "s": f"{before['seconds']:.1f}",
+                      "classifier-FID": f"{before['fid']:.3f}"},
+                     {"run": "the package's default (tcmalloc when installed)", "s": f"{after['seconds']:.1f}",
+                      "classifier-FID": f"{after['fid']:.3f}"}])
+        print(f"ratio sample speed-up, package default / glibc, DDIM-50 of {fid_n}: {before['seconds'] / after['seconds']:.2f} "
+              f"(FID {before['fid']:.3f} -> {after['fid']:.3f})")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        _child(json.loads(sys.argv[2]))
+        sys.exit(0)
     sys.exit(main())

@@ -1,5 +1,10 @@
 """Training throughput: ddpm_teach's UNet against diffusers' ``UNet2DModel`` at a matched size.
 
+The peer ("diffusers" below) is ``common.build_peer(COURSE_UNET, layout="matched")``: our levels,
+blocks, attention placement, GroupNorm groups, heads and initialisation in diffusers' code, the same
+parameter count.  One more row, fp32 eager, is diffusers' library defaults at our widths (32 GroupNorm
+groups, heads of size 8, PyTorch's initialisation), labelled so.
+
 Both models are the course's small configuration (``COURSE_UNET``: base 32, mults 1-2-2, one
 ResBlock per level, attention at 7×7; ~1.1M parameters) on real 28×28 Fashion-MNIST batches,
 and both go through the *same* loop, DDPM Algorithm 1::
@@ -38,6 +43,7 @@ from benchmarks.common import (AMP_DTYPE_NAMES, COURSE_UNET, PeerAdapter, Sizes,
                                build_peer, flops_per_image, machine_header, num_parameters, peak_tflops, print_table,
                                resolve_device, sizes_from_args)
 from ddpm_teach.data import load_dataset, to_model_range
+from ddpm_teach.devices import cpu_has_native_bf16
 from ddpm_teach.forward import q_sample
 from ddpm_teach.schedules import NoiseSchedule
 from ddpm_teach.unet import UNet
@@ -51,7 +57,7 @@ RATIO_LINE = "ratio ours/diffusers train img/s: {:.2f}"
 class RunConfig:
     """One row of the table: which model, and how it is run."""
 
-    model: str                          # "ours" or "diffusers"
+    model: str                          # "ours", "diffusers" (matched layout) or "diffusers-defaults"
     amp: torch.dtype | None = None      # autocast dtype, None for fp32
     channels_last: bool = False
     compile: bool = False
@@ -86,9 +92,12 @@ class RunConfig:
         return " ".join(flags) or "(no extra flags)"
 
 
-# Our fast path on a CPU with AMX/AVX-512-BF16, as measured (see benchmarks/README.md): bf16
-# autocast + torch.compile.  channels_last made both models slower on that CPU.
-CPU_FAST_PATH = RunConfig("ours", torch.bfloat16, compile=True)
+# Our compiled row: bf16 autocast + torch.compile where the CPU computes bf16 natively (the fastest
+# on a Xeon with AMX), fp32 + torch.compile elsewhere (bf16 is emulated there, many times slower).
+# The package no longer fixes it: --preset cpu-fast probes (ddpm_teach.setup_probe).
+CPU_FAST_PATH = RunConfig("ours", torch.bfloat16 if cpu_has_native_bf16() else None, compile=True)
+MODEL_LABELS = {"ours": "ours", "diffusers": "diffusers, matched layout",
+                "diffusers-defaults": "diffusers, library defaults"}
 
 
 def candidate_configs(device: torch.device, sizes: Sizes) -> list[RunConfig]:
@@ -103,12 +112,16 @@ def candidate_configs(device: torch.device, sizes: Sizes) -> list[RunConfig]:
         eager, compiled = [RunConfig("", None), RunConfig("", None, channels_last=True)], []
     elif sizes.name == "smoke":
         eager, compiled = [RunConfig("", None), RunConfig("", torch.bfloat16)], []
-    else:
+    elif cpu_has_native_bf16():
         eager = [RunConfig("", None), RunConfig("", torch.bfloat16), RunConfig("", None, channels_last=True),
                  RunConfig("", torch.bfloat16, channels_last=True)]
         compiled = [RunConfig("", None, compile=True), RunConfig("", torch.bfloat16, compile=True)]
+    else:               # no native bf16: emulated bf16 rows would only show a 20x slow-down
+        eager = [RunConfig("", None), RunConfig("", None, channels_last=True)]
+        compiled = [RunConfig("", None, compile=True)]
     configs = [replace(shape, model=model) for model in both for shape in eager]
-    if device.type == "cpu" and sizes.name != "smoke":
+    configs.append(RunConfig("diffusers-defaults", None))      # the defaults at our widths, fp32 eager: one row
+    if device.type == "cpu" and sizes.name != "smoke" and cpu_has_native_bf16():
         # diffusers' attention (head size 8) takes PyTorch's CPU flash-attention kernel, whose bf16
         # backward is slow; the math kernel (what our attention ends up in) helps it.  A courtesy row.
         configs.append(RunConfig("diffusers", torch.bfloat16, math_sdpa=True))
@@ -126,7 +139,8 @@ def candidate_configs(device: torch.device, sizes: Sizes) -> list[RunConfig]:
 
 def build_model(name: str, device: torch.device, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)  # the same initial weights for every row of one model
-    model = UNet(COURSE_UNET) if name == "ours" else PeerAdapter(build_peer(COURSE_UNET))
+    model = (UNet(COURSE_UNET) if name == "ours" else
+             PeerAdapter(build_peer(COURSE_UNET, layout="matched" if name == "diffusers" else "defaults")))
     return model.to(device).train()
 
 
@@ -195,12 +209,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- what each model costs per image ---------------------------------------------------
     counts = {}
-    for name in ("ours", "diffusers"):
+    for name in MODEL_LABELS:
         model = build_model(name, device, args.seed)
         forward, train = flops_per_image(model, COURSE_UNET, device)
         counts[name] = {"params": num_parameters(model), "fwd": forward, "train": train}
     print("\nmodel size and cost (FlopCounterMode; 1 multiply-add = 2 FLOPs)")
-    print_table([{"model": name, "parameters": f"{c['params']:,}", "fwd MFLOP/img": f"{c['fwd'] / 1e6:.1f}",
+    print_table([{"model": MODEL_LABELS[name], "parameters": f"{c['params']:,}", "fwd MFLOP/img": f"{c['fwd'] / 1e6:.1f}",
                   "fwd+bwd MFLOP/img": f"{c['train'] / 1e6:.1f}", "fwd+bwd / fwd": f"{c['train'] / c['fwd']:.2f}"}
                  for name, c in counts.items()])
     ratio_params = counts["diffusers"]["params"] / counts["ours"]["params"]
@@ -229,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     for loop, timer in zip(loops, timers):
         c = loop.config
         achieved = rate[c] * counts[c.model]["train"]                     # FLOP/s, fwd+bwd as counted
-        row = {"model": c.model, "configuration": c.label, "threads": c.threads or torch.get_num_threads(),
+        row = {"model": MODEL_LABELS[c.model], "configuration": c.label, "threads": c.threads or torch.get_num_threads(),
                "img/s": f"{rate[c]:.1f}", "ms/step": f"{1000 * timer.median:.1f}",
                "CPU ms/step": f"{1000 * timer.cpu_median:.1f}",
                "vs diffusers fp32": f"{rate[c] / rate[loops[baseline].config]:.2f}x",
@@ -262,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio ours/diffusers train img/s by CPU time (steadier on a shared machine): "
           f"{cpu[plain('diffusers')] / cpu[ours_best]:.2f}")
     print(f"ratio ours/diffusers train img/s, fp32 eager vs fp32 eager: {rate[plain('ours')] / rate[plain('diffusers')]:.2f}")
+    print(f"ratio ours/diffusers-library-defaults train img/s, fp32 eager vs fp32 eager: "
+          f"{rate[plain('ours')] / rate[plain('diffusers-defaults')]:.2f}")
     print(f"ratio ours/diffusers train img/s, each at its fastest ({ours_best.label} vs {theirs_best.label}): "
           f"{rate[ours_best] / rate[theirs_best]:.2f}")
     print(f"fastest configuration for ours here: {ours_best.label}; "

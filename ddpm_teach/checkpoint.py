@@ -95,6 +95,7 @@ def load_diffusion_model(path: str | os.PathLike, *, device: torch.device | str 
     from .unet import UNet, UNetConfig
 
     ckpt = load_checkpoint(path, kind="diffusion")
+    refuse_other_network(ckpt, path)
     try:
         config = UNetConfig.from_dict(ckpt["model_config"])
         schedule = NoiseSchedule.from_config(ckpt["schedule"])
@@ -104,6 +105,14 @@ def load_diffusion_model(path: str | os.PathLike, *, device: torch.device | str 
     weights = ckpt.get("ema") if use_ema and ckpt.get("ema") is not None else ckpt["model"]
     load_state_dict_checked(model, weights, source=str(path))
     return model.to(device).eval(), schedule, ckpt
+
+
+def refuse_other_network(ckpt: dict, path) -> None:
+    """A checkpoint written by ``Trainer(network=...)`` (a benchmark's diffusers peer) holds that
+    network's weights, not a ddpm_teach UNet's: say so instead of a state-dict mismatch."""
+    if ckpt.get("network"):
+        raise CheckpointError(f"{str(path)!r} holds a {ckpt['network']} trained by a benchmark, not a ddpm_teach UNet; "
+                              "load it with the code that built that network.")
 
 
 def checkpoint_objective(ckpt: dict) -> str:

@@ -210,7 +210,8 @@ def _add_sampling_arguments(p: argparse.ArgumentParser) -> None:
                    help="flow-matching checkpoints: shift the uniform grid in t, t = s·u/(1 + (s−1)·u) (SD3); s > 1 "
                         "puts more steps near the noise (default 1)")
     p.add_argument("--precision", choices=get_args(Precision), default="fp32",
-                   help="run the network under autocast (bf16 is faster on CPUs with AMX / AVX-512-BF16)")
+                   help="run the network under autocast: bf16 is faster on GPUs and CPUs with AMX / AVX-512-BF16 "
+                        "and emulated (much slower) elsewhere; auto picks bf16 where it is native, else fp32")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

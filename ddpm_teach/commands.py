@@ -77,6 +77,7 @@ def cmd_train(args) -> int:
     from .checkpoint import load_checkpoint
     from .config import write_run_config
     from .data import few_images_warning
+    from .setup_probe import fixed_fields
     from .trainer import Processes, RunFolder, init_distributed, resume_changes
     from .training import TrainConfig
 
@@ -105,6 +106,7 @@ def cmd_train(args) -> int:
                    else _fresh_trainer(args, config, folder, device, processes))
         if trainer.config.threads:
             torch.set_num_threads(trainer.config.threads)
+        trainer.probe_fixed = fixed_fields(args.given, trainer.config.to_dict())    # flags given win over the probe
         if trainer.is_main and (few := few_images_warning(trainer.data)):
             print(f"warning: {few}", file=sys.stderr)
         if trainer.is_main:

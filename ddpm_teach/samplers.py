@@ -54,7 +54,7 @@ __all__ = [
 VarianceType = Literal["fixed_small", "fixed_large", "learned_range"]
 TimestepSpacing = Literal["uniform", "leading", "trailing", "quadratic"]
 SamplerKind = Literal["ddpm", "ddim", "euler", "heun", "dpmpp2m"]   # make_sampler's kinds, and --sampler
-Precision = Literal["fp32", "bf16", "fp16"]      # sample(precision=...) and --precision
+Precision = Literal["fp32", "bf16", "fp16", "auto"]   # sample(precision=...) and --precision
 DEFAULT_DDIM_STEPS = 50   # DDIMSampler's and the command line's default number of steps
 
 
@@ -355,13 +355,31 @@ class Trajectory:
     nfe: int = 0
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "auto": None}
+_warned_emulated_bf16 = False
 
 
-def _autocast_dtype(precision: str) -> torch.dtype | None:
+def _autocast_dtype(precision: str, device: torch.device | None = None) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device``.  "auto" is bf16 where it is native (a
+    GPU with bf16, a CPU with AMX or AVX-512-BF16) and fp32 elsewhere.  bf16 asked for on a CPU
+    without it is emulated, many times slower than fp32 (20x on an AVX2-only AMD EPYC): warned once."""
+    global _warned_emulated_bf16
+    from .devices import cpu_has_native_bf16
+
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)} "
                          "(bf16 needs a GPU or a CPU with AMX / AVX-512-BF16 to be fast).")
+    device = device or torch.device("cpu")
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else None
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16() and not _warned_emulated_bf16:
+        import warnings
+
+        _warned_emulated_bf16 = True
+        warnings.warn("precision='bf16' on a CPU without AMX or AVX-512-BF16: bf16 is emulated here and is much "
+                      "slower than fp32; use precision='auto' (--precision auto) or 'fp32'.", stacklevel=3)
     return PRECISIONS[precision]
 
 
@@ -418,7 +436,8 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
     generator:       the only source of randomness (x_T and every step's z).
     precision:       "fp32", or "bf16" / "fp16" to run the network under ``torch.autocast`` (the
                      sampler's arithmetic stays fp32); bf16 is fast on GPUs and on CPUs with AMX or
-                     AVX-512-BF16 (the README's "Performance" section has the measurements).
+                     AVX-512-BF16 and emulated, many times slower, elsewhere; "auto" picks bf16
+                     where it is native and fp32 elsewhere (README, "Performance").
     Returns images [n, C, H, W] in [-1, 1] and, if ``return_trajectory``, a :class:`Trajectory` (with
     ``nfe``, the network evaluations counted in the loop; ``sampler.nfe`` says it in advance).
     The model is put in eval mode for the loop and given back in the mode it was in.
@@ -431,7 +450,7 @@ def sample(model: torch.nn.Module, sampler: _Sampler, n: int | None = None, *,
         # Alg. 2 line 1: x_T ~ N(0, I)
         x_T = randn((n, config.in_channels, config.image_size, config.image_size), generator=generator, device=device)
     labels = _check_sample_args(model, sampler, x_T, labels, guidance_scale, device)
-    autocast_dtype = _autocast_dtype(precision)
+    autocast_dtype = _autocast_dtype(precision, device)
 
     was_training = model.training
     model.eval()

@@ -27,12 +27,12 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, refuse_other_network, save_checkpoint
 from .devices import pick_device
 from .files import OutputError, RunLock, check_output_dir, remove_stale_temporaries
 from .schedules import NoiseSchedule
 from .training import (BatchOrder, MixedPrecision, NonFiniteLossError, TrainConfig, lr_at, make_ema,
-                       random_hflip, train_step)
+                       random_hflip, train_step, unwrap_model)
 from .unet import UNet, UNetConfig
 
 __all__ = ["Trainer", "resume_changes", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for",
@@ -282,7 +282,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, model_config: UNetConfig | Mapping | None, data, *,
                  device: torch.device | None = None, processes: Processes | None = None, overwrite: bool = False,
-                 folder: RunFolder | None = None):
+                 folder: RunFolder | None = None, network: torch.nn.Module | None = None):
         self.config, self.processes = config, processes or Processes.from_env()
         self.folder = folder or RunFolder(config.out_dir, overwrite)
         self.rank, self.world_size = self.processes.rank, self.processes.world_size
@@ -294,7 +294,11 @@ class Trainer:
         self.model_config = derive_model_config(model_config, data, config)
         self.schedule = NoiseSchedule.from_name(config.schedule, config.T)
         torch.manual_seed(config.seed)  # the initial weights: the same on every rank
-        self.model = UNet(self.model_config).to(self.device)
+        # ``network``: another ε-network in our UNet's place, called ``network(x_t, t, labels)``, for a
+        # benchmark that trains a peer with exactly our loop (benchmarks/time_to_quality.py); its
+        # checkpoints are marked and load_diffusion_model refuses them
+        self.network_class = None if network is None else type(network).__qualname__
+        self.model = (UNet(self.model_config) if network is None else network).to(self.device)
         torch.manual_seed(config.seed + 7919 * self.rank)  # dropout masks: different on every rank
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -306,12 +310,59 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed + 7919 * self.rank)
         self.order = BatchOrder(len(data), config.batch_size, config.seed, self.rank, self.world_size)
         self.step, self.loss_history, self.resume_changes = 0, [], {}
+        self.setup_probe: dict | None = None      # --probe-setup's timings and choice (ddpm_teach.setup_probe)
+        self.probe_fixed: dict = {}               # setup fields the user decided, which the probe leaves alone
+        self.probe_cache = True                   # reuse this machine's earlier probe (setup_probe.cached_probe)
+        self._wrap_train_model()
+
+    def _wrap_train_model(self) -> None:
+        """``train_model``: the model as the loop calls it (DDP, torch.compile as configured)."""
         self.train_model = self.model
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if config.compile:
+        if self.config.compile:
             self.train_model = torch.compile(self.train_model)
+
+    def probe(self, progress: bool = True) -> dict:
+        """``--probe-setup``: time fp32 / bf16 autocast, channels_last and torch.compile on the
+        run's first batches (:func:`ddpm_teach.setup_probe.probe_setup`, on copies of the model, so
+        the run itself is unchanged), then train with the fastest: the config's
+        ``mixed_precision``, ``channels_last`` and ``compile`` are set to the choice, and the timings
+        are kept in ``self.setup_probe`` (and the checkpoint)."""
+        from .setup_probe import cache_key, cached_probe, probe_setup
+
+        cfg = self.config
+        batches = [self.data.batch(self.order.indices(k), self.device) for k in range(2)]
+        emas: dict[int, torch.nn.Module] = {}     # each candidate's copy gets its EMA, as in the real step
+
+        def step_fn(net, optimizer, batch, generator, amp_dtype):
+            plain = unwrap_model(net)
+            ema = emas.setdefault(id(plain), make_ema(plain, cfg.ema_decay, cfg.ema_warmup))
+            train_step(net, self.schedule, [batch], optimizer, ema, generator,
+                       num_classes=self.model_config.num_classes if cfg.conditional else None,
+                       label_dropout=cfg.label_dropout, learn_sigma=cfg.learn_sigma, vlb_weight=cfg.vlb_weight,
+                       grad_clip=cfg.grad_clip, amp_dtype=amp_dtype, objective=cfg.objective, t_sampling=cfg.t_sampling)
+
+        log = print if progress and self.is_main else None
+        key = cache_key(device=str(self.device), network=self.network_class or "UNet", model=self.model_config.to_dict(),
+                        batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=self.probe_fixed,
+                        loss=[cfg.objective, cfg.learn_sigma, cfg.conditional], world=self.world_size)
+        result = cached_probe(key, lambda: probe_setup(self.model, batches, step_fn, self.device, fixed=self.probe_fixed,
+                                                       log=log), log=log, use_cache=self.probe_cache)
+        if self.world_size > 1:                   # every rank trains the way rank 0 chose
+            shared = [result]
+            dist.broadcast_object_list(shared, src=0)
+            result = shared[0]
+        chosen = result["chosen"]
+        cfg.mixed_precision, cfg.channels_last, cfg.compile = (chosen["mixed_precision"], chosen["channels_last"],
+                                                               chosen["compile"])
+        self.amp_dtype = amp_dtype_for(cfg.mixed_precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.model = self.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+        self._wrap_train_model()
+        self.setup_probe = result
+        return result
 
     @property
     def is_main(self) -> bool:
@@ -371,6 +422,8 @@ class Trainer:
         end = self.config.steps if steps is None else steps
         budget = None if self.config.max_minutes is None else TimeBudget(self.config.max_minutes, self.step)
         with self.claim_out_dir(), _interrupts_at_step_end() as signals:
+            if self.config.probe_setup and self.setup_probe is None and self.step < end:
+                self.probe(progress)                                       # paid out of the budget
             bar = _ProgressBar(self, end, enabled=progress and self.is_main)
             try:
                 while self.step < end:                                     # Alg. 1 lines 1 and 6
@@ -417,7 +470,9 @@ class Trainer:
                 "ema_n_averaged": self.ema.n_averaged.cpu(), "optimizer": self.optimizer.state_dict(),
                 "lr_scheduler": self.lr_scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                 "rng_per_rank": rng_per_rank or [_rng_state(self.device, self.generator)],
-                "step": self.step, "loss_history": list(self.loss_history)}
+                "step": self.step, "loss_history": list(self.loss_history),
+                **({"setup_probe": self.setup_probe} if self.setup_probe else {}),
+                **({"network": self.network_class} if self.network_class else {})}
 
     def save(self, path: str | os.PathLike | None = None) -> Path | None:
         """Write the full training state atomically.  Every process must call it (their RNG
@@ -441,6 +496,7 @@ class Trainer:
                                   "resume with the same --nproc_per_node for an exact continuation.")
         _set_rng_state(per_rank[self.rank], self.device, self.generator)
         self.step, self.loss_history = int(ckpt["step"]), list(ckpt["loss_history"])
+        self.setup_probe = ckpt.get("setup_probe")      # probed once, when the run began
         for group in self.optimizer.param_groups:     # this config's lr and cosine (a resume may change them)
             group["initial_lr"], group["lr"] = self.config.lr, self.config.lr * lr_at(self.step, self.config)
         self.lr_scheduler.base_lrs = [self.config.lr] * len(self.optimizer.param_groups)
@@ -454,6 +510,7 @@ class Trainer:
         longer or ``lr`` after a divergence; changing any other field is refused.  What changed is
         in ``trainer.resume_changes`` as ``{field: (old, new)}``."""
         ckpt = load_checkpoint(path, kind="diffusion")
+        refuse_other_network(ckpt, path)
         changes = resume_changes(ckpt, {**(overrides or {}), **more}, path)
         config = TrainConfig.from_dict({**ckpt["train_config"], **{k: new for k, (_, new) in changes.items()}})
         trainer = cls(config, UNetConfig.from_dict(ckpt["model_config"]), data, device=device, processes=processes,

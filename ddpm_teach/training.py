@@ -86,6 +86,8 @@ class TrainConfig:
     threads: int | None = None                # torch CPU threads (default: torch's choice)
     compile: bool = False                     # torch.compile the model
     channels_last: bool = False
+    probe_setup: bool = False                 # time mixed_precision / channels_last / compile at start-up and
+                                              # train with the fastest (ddpm_teach.setup_probe); flags given win
 
     def __post_init__(self):
         """Check every number once, here, for the API and the command line alike."""
@@ -147,10 +149,13 @@ def preset(name: str) -> dict:
     line still win).  Keys are TrainConfig and UNetConfig field names.
 
     * ``cpu-fast``: the CPU fast path (README, "Performance").  A 1.1M-parameter UNet (base 32,
-      one ResBlock per level, attention at 7×7, no dropout), batch 64, lr 1e-3, EMA 0.995, bf16
-      autocast where the CPU has it natively (AMX / AVX-512-BF16; fp32 elsewhere), torch.compile,
-      and a 15-minute budget that the cosine schedule is fitted to.  channels_last is off
-      (benchmarks/train_throughput.py measures both).
+      one ResBlock per level, attention at 7×7, no dropout), batch 64, lr 1e-3, EMA 0.995, and a
+      15-minute budget that the cosine schedule is fitted to.  How it computes is decided on the
+      machine by ``probe_setup`` (:mod:`ddpm_teach.setup_probe`): fp32 or bf16 autocast (where the
+      CPU has it natively: AMX / AVX-512-BF16), channels_last or not, torch.compile or not, each
+      timed for a few steps at start-up, paid out of the budget.  torch.compile won on a Xeon with
+      AMX and lost on an AMD EPYC without it, so no fixed choice fits both; give
+      ``--compile`` / ``--no-compile`` (or the other two flags) to decide one yourself.
     * ``gpu``: the course's default UNet (base 64, 2 ResBlocks per level) at batch 256 with bf16
       (fp16 on GPUs without native bf16), torch.compile, fused AdamW and the data kept on the GPU
       (the last two are automatic on CUDA)."""
@@ -159,8 +164,8 @@ def preset(name: str) -> dict:
     if name == "cpu-fast":
         return {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention_resolutions": (7,),
                 "dropout": 0.0, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "ema_decay": 0.995,
-                "mixed_precision": "bf16" if cpu_has_native_bf16() else "no", "compile": True,
-                "channels_last": False, "max_minutes": 15.0, "steps": 100_000, "checkpoint_every": 500,
+                "mixed_precision": "bf16" if cpu_has_native_bf16() else "no", "compile": False,
+                "channels_last": False, "probe_setup": True, "max_minutes": 15.0, "steps": 100_000, "checkpoint_every": 500,
                 "out_dir": "runs/cpu_fast"}
     if name == "gpu":
         return {"batch_size": 256, "lr": 2e-4, "mixed_precision": "auto", "compile": True, "steps": 20_000,

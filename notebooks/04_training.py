@@ -1074,8 +1074,14 @@ else:
 #
 # `--preset cpu-fast` sets the architecture of this notebook (`--base-channels 32 --channel-mults 1 2 2
 # --num-res-blocks 1 --attention-resolutions 7 --dropout 0`), batch 64, lr 1e-3 with 100 warm-up steps,
-# EMA decay 0.995, bf16 autocast where the CPU supports bf16 natively (float32 elsewhere), `torch.compile`,
-# and a budget of `--max-minutes 15`. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
+# EMA decay 0.995, and a budget of `--max-minutes 15`. How it computes is measured, not assumed: the
+# preset's `--probe-setup` times a few steps in float32 and in bf16 autocast (only where the CPU computes
+# bf16 natively, with AMX or AVX-512-BF16; elsewhere bf16 is emulated and many times slower), with and
+# without channels_last, then `torch.compile` of the fastest, and trains with the winner. It prints every
+# candidate's images per second and keeps them in the checkpoint (`setup_probe`). torch.compile won on a
+# Xeon with AMX and lost on an AMD EPYC without it, which is why no fixed choice is right everywhere;
+# `--compile` or `--no-compile` (and the other two flags) decide for yourself. The probe's minute or so is
+# paid out of the budget. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
 # and then sets `steps` to where the budget will end, so that the cosine decay of §6 finishes with it:
 # the steps of §0's printout, and the end of the schedule plotted in §6. Flags given next to the preset
 # override it, e.g. `--max-minutes 60`.
@@ -1126,6 +1132,44 @@ else:
 #
 # Other data: `--dataset mnist` or `--dataset cifar10` (with `--download` when online), or a folder of
 # images with one sub-folder per class.
+
+# %% [markdown]
+# ### How long do I have to train?
+#
+# `benchmarks/time_to_quality.py` answers it for this notebook's model: it trains with `--preset
+# cpu-fast`, copies the EMA weights every few minutes, and scores every copy with DDIM-50 and the
+# classifier-FID of §11 (at the same $N$ as its floor). Beside ours it trains diffusers' `UNet2DModel`
+# laid out exactly like our UNet (the same levels, GroupNorm groups, heads and initialisation, the
+# same parameter count), with the same `Trainer`: the same batches, $t$ and $\varepsilon$ draws,
+# learning-rate function and EMA, each side in its own fastest setup on the machine (the probe above).
+# The cell reads the numbers from the saved run; the command and the CPU are in its first line.
+
+# %%
+import json
+
+from IPython.display import Image, display
+
+ttq_path = Path(ddpm_teach.__file__).resolve().parent.parent / "benchmarks" / "results" / "time_to_quality.json"
+if ttq_path.exists():
+    ttq = json.loads(ttq_path.read_text())
+    print(f"{ttq['command']}\n({ttq['cpu']}, {ttq['threads']} threads; N={ttq['n']} per point, "
+          f"real-vs-real floor {ttq['floor']:.2f}; {ttq['sampler']})")
+    for side, run in ttq["runs"].items():
+        first, last = ttq["curves"][side][0], ttq["curves"][side][-1]
+        print(f"  {side:26s} {run['setup']}: {run['steps']:,} steps; FID {first['fid']:.1f} after "
+              f"{first['minutes']:.0f} min, {last['fid']:.2f} after {last['minutes']:.0f} min")
+    if ttq.get("ratio"):
+        times = ttq["minutes_to_target"]
+        print(f"  minutes to FID <= {ttq['target']:g}: " + ", ".join(f"{side} {m:.1f}" for side, m in times.items())
+              + f" (ratio peer/ours {ttq['ratio']:.2f})")
+    display(Image(filename=str(ttq_path.with_suffix(".png"))))
+else:
+    print(f"{ttq_path} is not here (the benchmarks folder comes with a clone of the repository)")
+
+# %% [markdown]
+# Read the curve for two things: how fast FID falls in the first minutes (the warm-up of §6 and the
+# EMA of §3 both delay it), and where it flattens, which is when more minutes stop paying and a larger
+# model or a GPU is the next step.
 
 # %% [markdown]
 # ## Exercises

@@ -200,3 +200,78 @@ def test_fast_path_peer_steps_values():
     for bad in ("0", "-5", "many", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError, match="positive number of steps or 'ours'"):
             _peer_steps(bad)
+
+
+@pytest.mark.slow
+def test_time_to_quality_smoke(capsys, tmp_path):
+    """Both sides trained by the same Trainer (the peer through ``network=``), every snapshot scored,
+    the ratio line printed, and the JSON, PNG and markdown written."""
+    import json
+
+    from benchmarks import time_to_quality
+
+    out = tmp_path / "ttq"
+    assert time_to_quality.main(["--smoke", "--threads", "1", "--out", str(out)]) == 0
+    output = capsys.readouterr().out
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".png").stat().st_size > 0 and out.with_suffix(".md").exists()
+    assert set(result["curves"]) == set(time_to_quality.SIDES)
+    for side in time_to_quality.SIDES:
+        curve, run = result["curves"][side], result["runs"][side]
+        assert len(curve) >= 2 and all(math.isfinite(p["fid"]) and p["fid"] > 0 for p in curve)
+        assert [p["minutes"] for p in curve] == sorted(p["minutes"] for p in curve)
+        assert curve[-1]["step"] == run["steps"] > 0 and run["probe"]["chosen"]["compile"] is False
+        assert [p["step"] for p in curve] == sorted(p["step"] for p in curve)
+        assert run["parameters"] == 1_112_801                     # the matched peer has our parameter count
+    assert math.isfinite(result["own_sampler_final"][time_to_quality.SIDES[1]]["fid"])
+    target = result["target"]
+    assert target == time_to_quality.common_target(result["curves"])
+    match = re.search(r"^ratio peer/ours minutes to FID <= (\S+): (\S+)", output, flags=re.MULTILINE)
+    assert match and float(match.group(1)) == target and float(match.group(2)) > 0, output
+
+
+def test_time_to_quality_target_and_minutes():
+    from benchmarks.time_to_quality import common_target, minutes_to
+
+    ours = [{"minutes": 3, "fid": 30.0}, {"minutes": 6, "fid": 8.0}, {"minutes": 9, "fid": 5.04}]
+    peer = [{"minutes": 3, "fid": 50.0}, {"minutes": 6, "fid": 12.0}, {"minutes": 9, "fid": 7.0}]
+    assert common_target({"a": ours, "b": peer}) == 7.0          # the lowest FID both reach
+    assert minutes_to(ours, 7.0) == 9 and minutes_to(peer, 7.0) == 9
+    assert common_target({"a": ours, "b": [{"minutes": 3, "fid": 7.01}]}) == 7.1   # rounded up to 0.1
+    assert minutes_to(ours, 4.0) is None
+
+
+def test_equal_steps_ablation_resets_exactly_our_zero_initialised_layers():
+    import torch
+
+    from benchmarks.common import COURSE_UNET
+    from benchmarks.equal_steps import reset_zero_init
+    from ddpm_teach.unet import UNet
+
+    torch.manual_seed(0)
+    model = UNet(COURSE_UNET)
+    zero = {n for n, p in model.named_parameters() if not p.any()}
+    assert zero and all(n.endswith(("conv2.weight", "conv2.bias", "proj.weight", "proj.bias")) or n.startswith("conv_out")
+                        for n in zero)
+    count = reset_zero_init(model)
+    assert count == len(zero) // 2                                  # a weight and a bias per layer
+    assert all(p.any() for n, p in model.named_parameters() if n.endswith("weight") and n in zero)
+
+
+@pytest.mark.slow
+def test_equal_steps_smoke(capsys, tmp_path):
+    import json
+
+    from benchmarks import equal_steps
+
+    out = tmp_path / "eq"
+    rows = ["ours", "diffusers, matched layout", "ours, no zero-init", "ours, 32 groups"]
+    assert equal_steps.main(["--smoke", "--threads", "1", "--n", "16", "--out", str(out), "--rows", *rows]) == 0
+    output = capsys.readouterr().out
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [r["row"] for r in result["rows"]] == rows
+    assert all(r["steps"] == 3 and math.isfinite(r["fid"]) for r in result["rows"])
+    assert result["rows"][0]["parameters"] == result["rows"][1]["parameters"] == 1_112_801
+    assert math.isfinite(result["rows"][1]["fid_own_sampler"])
+    match = re.search(r"^ratio peer/ours classifier-FID at equal steps: (\S+)", output, flags=re.MULTILINE)
+    assert match and float(match.group(1)) > 0, output
