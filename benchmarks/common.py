@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ddpm_teach.devices import describe_device, pick_device
+from ddpm_teach.devices import cpu_name, describe_device, pick_device
 from ddpm_teach.unet import UNet, UNetConfig
 
 __all__ = ["COURSE_UNET", "Sizes", "add_size_arguments", "sizes_from_args", "machine_header", "sync", "Timer",
@@ -109,14 +109,7 @@ def sizes_from_args(args: argparse.Namespace) -> Sizes:
 # ----------------------------------------------------------------------------------------------
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_name()
 
 
 def _cpu_features() -> str:

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     repeats = 1 if sizes.name in ("smoke", "quick") else sizes.repeats
     threads = args.checkpoint_threads if device.type == "cpu" else None
     variants = [("fp32 eager", model)]
-    if device.type == "cpu" and cpu_has_native_bf16():  # bf16 on AMX / AVX-512-BF16 (emulated, ~20x slower, elsewhere)
+    if device.type == "cpu" and cpu_has_native_bf16():  # bf16 on AMX / AVX-512-BF16 (emulated, far slower, elsewhere)
         variants.append(("bf16 autocast", Autocast(model, torch.bfloat16)))
     elif device.type == "cpu":
         x, t = torch.randn(n, 1, 28, 28), torch.full((n,), 500)

@@ -20,7 +20,9 @@ draws from the same seed), and differ only in the network:
 ``ddpm_teach.setup_probe``), which times fp32 / bf16 autocast, channels_last and torch.compile on
 this machine and trains with the fastest; for the peer the benchmark first times diffusers'
 attention with PyTorch's default SDPA kernel and with the math kernel, and keeps the faster.
-Every second of probing and compiling is paid out of the budget.  The runs go one after the other,
+Every second of probing and compiling is paid out of the budget, and each side compiles with a
+cold inductor cache of its own (``TORCHINDUCTOR_CACHE_DIR`` in the run's temporary folder), so that
+neither inherits a warm cache from an earlier run.  The runs go one after the other,
 each with the whole machine.
 
 Every ``--every`` minutes (and at the end) the EMA weights are copied; afterwards every copy
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -124,6 +127,9 @@ def train_side(side: str, data, minutes: float, every: float, seed: int, out_dir
     ``every`` minutes of wall clock and at the end."""
     config, model_config = preset_configs("cpu-fast", max_minutes=minutes, out_dir=str(out_dir / side.split(",")[0]),
                                           checkpoint_every=0, seed=seed)
+    # each side compiles with a cold inductor cache of its own: a cache warmed by an earlier run would
+    # shorten one side's probe (on a 2-core CPU compiling takes 1-2 minutes cold, seconds warm)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(out_dir / f"inductor_{side.split(',')[0]}")
     network = None
     if side != "ours":
         torch.manual_seed(seed)

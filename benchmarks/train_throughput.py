@@ -116,7 +116,7 @@ def candidate_configs(device: torch.device, sizes: Sizes) -> list[RunConfig]:
         eager = [RunConfig("", None), RunConfig("", torch.bfloat16), RunConfig("", None, channels_last=True),
                  RunConfig("", torch.bfloat16, channels_last=True)]
         compiled = [RunConfig("", None, compile=True), RunConfig("", torch.bfloat16, compile=True)]
-    else:               # no native bf16: emulated bf16 rows would only show a 20x slow-down
+    else:               # no native bf16: emulated bf16 rows would only show its large slow-down
         eager = [RunConfig("", None), RunConfig("", None, channels_last=True)]
         compiled = [RunConfig("", None, compile=True)]
     configs = [replace(shape, model=model) for model in both for shape in eager]

@@ -2,9 +2,8 @@
 
 Sampling and training allocate and free the same few large activation tensors at every network
 call.  glibc's malloc hands blocks over 128 KiB back to the kernel with ``munmap`` and maps them
-again on the next call, so every call pays page faults and kernel time: on the 2-core AMD EPYC
-(AVX2) a forward pass at batch 250 spent about a third of its time there.  tcmalloc keeps the
-memory, and ``python benchmarks/sample_throughput.py`` measures what that gives.
+again on the next call, so every call pays page faults and kernel time.  tcmalloc keeps the
+memory; ``python benchmarks/sample_throughput.py`` measures what that gives (README, "Sampling").
 
 ``python -m ddpm_teach`` therefore restarts itself once, before torch is imported, with
 ``LD_PRELOAD`` naming tcmalloc when Debian's ``libtcmalloc-minimal4`` is installed

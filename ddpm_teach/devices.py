@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import torch
 
-__all__ = ["DeviceError", "pick_device", "describe_device", "cpu_has_native_bf16"]
+if TYPE_CHECKING:
+    from .training import MixedPrecision
+
+__all__ = ["DeviceError", "pick_device", "describe_device", "cpu_has_native_bf16", "amp_dtype_for", "optimizer_options", "cpu_name"]
 
 
 class DeviceError(ValueError):
@@ -52,3 +56,36 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def optimizer_options(device: torch.device) -> dict:
+    """Extra AdamW options for ``device``: the fused kernel on CUDA (one launch for all parameters),
+    nothing elsewhere (the CPU's default for-each implementation is the fast one there)."""
+    return {"fused": True} if device.type == "cuda" else {}
+
+
+def amp_dtype_for(choice: MixedPrecision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``--mixed-precision`` on ``device`` (None: fp32).  "auto" is bf16 on
+    GPUs with native bf16 (Ampere and later), fp16 with a grad scaler on older ones (a T4 would
+    emulate bf16 slowly), and fp32 on CPUs."""
+    if choice == "no" or (choice == "auto" and device.type != "cuda"):
+        return None
+    if choice == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    if choice == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 mixed precision needs CUDA; on CPU use --mixed-precision bf16 or no.")
+    return torch.bfloat16 if choice == "bf16" else torch.float16
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``lscpu``'s "Model name"), for the record."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()

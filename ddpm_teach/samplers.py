@@ -362,7 +362,7 @@ _warned_emulated_bf16 = False
 def _autocast_dtype(precision: str, device: torch.device | None = None) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device``.  "auto" is bf16 where it is native (a
     GPU with bf16, a CPU with AMX or AVX-512-BF16) and fp32 elsewhere.  bf16 asked for on a CPU
-    without it is emulated, many times slower than fp32 (20x on an AVX2-only AMD EPYC): warned once."""
+    without it is emulated, many times slower than fp32 (README, "Sampling"): warned once."""
     global _warned_emulated_bf16
     from .devices import cpu_has_native_bf16
 

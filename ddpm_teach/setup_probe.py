@@ -2,9 +2,9 @@
 
 bf16 autocast, torch.compile and channels_last each help on one CPU and hurt on another.  On a
 Xeon with AMX, bf16 + torch.compile was the fastest setup; on an AMD EPYC with AVX-512-BF16 and no
-AMX, torch.compile made the same bf16 training 13% slower (issue 17); a laptop without native bf16
-is best in fp32.  No fixed rule covers them all, so ``--probe-setup`` (on in ``--preset cpu-fast``)
-times them::
+AMX, torch.compile made the same bf16 training slower; a CPU without native bf16 emulates it, far
+slower than fp32 (README, "Performance", has the measurements).  No fixed rule covers them all, so
+``--probe-setup`` (on in ``--preset cpu-fast``) times them::
 
     1. every eager candidate: fp32, bf16 autocast where the device computes it natively, each
        with and without channels_last: ``warmup`` optimizer steps, then ``steps`` timed ones;
@@ -18,8 +18,8 @@ random numbers on the run's first batches, so the run itself starts exactly as w
 The result (every candidate's img/s, the choice, the probe's cost and the CPU) is printed and kept
 in the checkpoint under ``setup_probe``.
 
-Compiling is the probe's big cost (132 of 157 s on a 2-core AMD EPYC with AVX2 only, where compile
-then lost).  So a result is remembered in ``$DDPM_TEACH_CACHE/setup_probe.json`` (default
+Compiling is the probe's big cost (most of its time on a 2-core CPU when inductor's cache is
+cold), so a result is remembered in ``$DDPM_TEACH_CACHE/setup_probe.json`` (default
 ``~/.cache/ddpm_teach``) under everything it depends on (CPU, torch version, device, threads, the
 network and its config, batch, precision and flags fixed), and the next run with the same key
 reuses it and says so; ``DDPM_TEACH_PROBE_CACHE=0`` turns that off.
@@ -36,24 +36,13 @@ from typing import Any
 
 import torch
 
+from .devices import cpu_name
+
 __all__ = ["SETUP_FIELDS", "MARGIN", "candidate_setups", "probe_setup", "describe_setup", "cpu_name", "fixed_fields",
            "cache_key", "cached_probe"]
 
 SETUP_FIELDS = ("mixed_precision", "channels_last", "compile")
 MARGIN = 0.03                     # a setup must be 3% faster than a simpler one to be chosen over it
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``lscpu``'s "Model name"), for the record."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor() or platform.machine()
 
 
 def describe_setup(setup: dict) -> str:
@@ -102,7 +91,7 @@ def _pick(results: list[dict]) -> dict:
 def _time_setup(model: torch.nn.Module, setup: dict, batches: list[tuple], step_fn: Callable, device: torch.device,
                 warmup: int, steps: int) -> dict:
     """Train a copy of ``model`` with ``setup`` for warmup + steps optimizer steps; img/s of the timed ones."""
-    from .trainer import amp_dtype_for, optimizer_options
+    from .devices import amp_dtype_for, optimizer_options
 
     def synchronize(device):
         if device.type == "cuda":

@@ -28,14 +28,15 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError, load_checkpoint, load_state_dict_checked, refuse_other_network, save_checkpoint
-from .devices import pick_device
+from .devices import amp_dtype_for, optimizer_options, pick_device
 from .files import OutputError, RunLock, check_output_dir, remove_stale_temporaries
 from .schedules import NoiseSchedule
-from .training import (BatchOrder, MixedPrecision, NonFiniteLossError, TrainConfig, lr_at, make_ema,
+from .training import (BatchOrder, NonFiniteLossError, TrainConfig, lr_at, make_ema,
                        random_hflip, train_step, unwrap_model)
 from .unet import UNet, UNetConfig
 
 __all__ = ["Trainer", "resume_changes", "TimeBudget", "Processes", "init_distributed", "derive_model_config", "amp_dtype_for",
+           "optimizer_options", "probe_and_apply",
            "RESUMABLE_FIELDS", "RunExistsError"]
 
 # what may change when a run is resumed: how long and how fast it trains, and where and how it runs.
@@ -87,25 +88,6 @@ def derive_model_config(model_config: UNetConfig | Mapping | None, data, config:
     return UNetConfig(**{**values, "image_size": data.image_size,
                          "in_channels": data.channels, "learn_sigma": config.learn_sigma,
                          "num_classes": len(data.classes) if config.conditional else None})
-
-
-def optimizer_options(device: torch.device) -> dict:
-    """Extra AdamW options for ``device``: the fused kernel on CUDA (one launch for all parameters),
-    nothing elsewhere (the CPU's default for-each implementation is the fast one there)."""
-    return {"fused": True} if device.type == "cuda" else {}
-
-
-def amp_dtype_for(choice: MixedPrecision, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``--mixed-precision`` on ``device`` (None: fp32).  "auto" is bf16 on
-    GPUs with native bf16 (Ampere and later), fp16 with a grad scaler on older ones (a T4 would
-    emulate bf16 slowly), and fp32 on CPUs."""
-    if choice == "no" or (choice == "auto" and device.type != "cuda"):
-        return None
-    if choice == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    if choice == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 mixed precision needs CUDA; on CPU use --mixed-precision bf16 or no.")
-    return torch.bfloat16 if choice == "bf16" else torch.float16
 
 
 class TimeBudget:
@@ -326,43 +308,8 @@ class Trainer:
 
     def probe(self, progress: bool = True) -> dict:
         """``--probe-setup``: time fp32 / bf16 autocast, channels_last and torch.compile on the
-        run's first batches (:func:`ddpm_teach.setup_probe.probe_setup`, on copies of the model, so
-        the run itself is unchanged), then train with the fastest: the config's
-        ``mixed_precision``, ``channels_last`` and ``compile`` are set to the choice, and the timings
-        are kept in ``self.setup_probe`` (and the checkpoint)."""
-        from .setup_probe import cache_key, cached_probe, probe_setup
-
-        cfg = self.config
-        batches = [self.data.batch(self.order.indices(k), self.device) for k in range(2)]
-        emas: dict[int, torch.nn.Module] = {}     # each candidate's copy gets its EMA, as in the real step
-
-        def step_fn(net, optimizer, batch, generator, amp_dtype):
-            plain = unwrap_model(net)
-            ema = emas.setdefault(id(plain), make_ema(plain, cfg.ema_decay, cfg.ema_warmup))
-            train_step(net, self.schedule, [batch], optimizer, ema, generator,
-                       num_classes=self.model_config.num_classes if cfg.conditional else None,
-                       label_dropout=cfg.label_dropout, learn_sigma=cfg.learn_sigma, vlb_weight=cfg.vlb_weight,
-                       grad_clip=cfg.grad_clip, amp_dtype=amp_dtype, objective=cfg.objective, t_sampling=cfg.t_sampling)
-
-        log = print if progress and self.is_main else None
-        key = cache_key(device=str(self.device), network=self.network_class or "UNet", model=self.model_config.to_dict(),
-                        batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=self.probe_fixed,
-                        loss=[cfg.objective, cfg.learn_sigma, cfg.conditional], world=self.world_size)
-        result = cached_probe(key, lambda: probe_setup(self.model, batches, step_fn, self.device, fixed=self.probe_fixed,
-                                                       log=log), log=log, use_cache=self.probe_cache)
-        if self.world_size > 1:                   # every rank trains the way rank 0 chose
-            shared = [result]
-            dist.broadcast_object_list(shared, src=0)
-            result = shared[0]
-        chosen = result["chosen"]
-        cfg.mixed_precision, cfg.channels_last, cfg.compile = (chosen["mixed_precision"], chosen["channels_last"],
-                                                               chosen["compile"])
-        self.amp_dtype = amp_dtype_for(cfg.mixed_precision, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.model = self.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
-        self._wrap_train_model()
-        self.setup_probe = result
-        return result
+        run's first batches and train with the fastest (:func:`probe_and_apply`)."""
+        return probe_and_apply(self, progress)
 
     @property
     def is_main(self) -> bool:
@@ -519,6 +466,47 @@ class Trainer:
         trainer.folder.written(Path(path))          # resuming in place: its checkpoint is this run's
         trainer.resume_changes = changes
         return trainer
+
+
+def probe_and_apply(trainer: "Trainer", progress: bool = True) -> dict:
+    """``--probe-setup`` for ``trainer``: time fp32 / bf16 autocast, channels_last and torch.compile
+    on the run's first batches (:func:`ddpm_teach.setup_probe.probe_setup`, on copies of the model,
+    so the run itself is unchanged; or this machine's earlier result, :func:`~ddpm_teach.setup_probe.cached_probe`),
+    then train with the fastest: the config's ``mixed_precision``, ``channels_last`` and ``compile``
+    are set to the choice, and the timings are kept in ``trainer.setup_probe`` (and the checkpoint)."""
+    from .setup_probe import cache_key, cached_probe, probe_setup
+
+    cfg = trainer.config
+    batches = [trainer.data.batch(trainer.order.indices(k), trainer.device) for k in range(2)]
+    emas: dict[int, torch.nn.Module] = {}     # each candidate's copy gets its EMA, as in the real step
+
+    def step_fn(net, optimizer, batch, generator, amp_dtype):
+        plain = unwrap_model(net)
+        ema = emas.setdefault(id(plain), make_ema(plain, cfg.ema_decay, cfg.ema_warmup))
+        train_step(net, trainer.schedule, [batch], optimizer, ema, generator,
+                   num_classes=trainer.model_config.num_classes if cfg.conditional else None,
+                   label_dropout=cfg.label_dropout, learn_sigma=cfg.learn_sigma, vlb_weight=cfg.vlb_weight,
+                   grad_clip=cfg.grad_clip, amp_dtype=amp_dtype, objective=cfg.objective, t_sampling=cfg.t_sampling)
+
+    log = print if progress and trainer.is_main else None
+    key = cache_key(device=str(trainer.device), network=trainer.network_class or "UNet", model=trainer.model_config.to_dict(),
+                    batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=trainer.probe_fixed,
+                    loss=[cfg.objective, cfg.learn_sigma, cfg.conditional], world=trainer.world_size)
+    result = cached_probe(key, lambda: probe_setup(trainer.model, batches, step_fn, trainer.device, fixed=trainer.probe_fixed,
+                                                   log=log), log=log, use_cache=trainer.probe_cache)
+    if trainer.world_size > 1:                   # every rank trains the way rank 0 chose
+        shared = [result]
+        dist.broadcast_object_list(shared, src=0)
+        result = shared[0]
+    chosen = result["chosen"]
+    cfg.mixed_precision, cfg.channels_last, cfg.compile = (chosen["mixed_precision"], chosen["channels_last"],
+                                                           chosen["compile"])
+    trainer.amp_dtype = amp_dtype_for(cfg.mixed_precision, trainer.device)
+    trainer.scaler = torch.amp.GradScaler(trainer.device.type, enabled=trainer.amp_dtype == torch.float16)
+    trainer.model = trainer.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    trainer._wrap_train_model()
+    trainer.setup_probe = result
+    return result
 
 
 def resume_changes(ckpt: dict, overrides: Mapping, path) -> dict:

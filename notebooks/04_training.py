@@ -49,6 +49,8 @@
 # **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
 # - 2-core Intel Xeon with AMX (2026-11-22): 78 s
 # - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 91-120 s (four runs)
+# - 2-core AMD EPYC with AVX2 only, no native bf16 (2026-12-07): 555 s, with a test run sharing the CPU
+#   (one run; §10's short training 358 s); not yet measured on the idle machine
 # - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 19-20 s (AMD) · GPU: not measured
 #
 # Most of it is the short training run of §10. Slower on a CPU with fewer cores or no native
@@ -1145,6 +1147,7 @@ else:
 # The cell reads the numbers from the saved run; the command and the CPU are in its first line.
 
 # %%
+ddpm_teach.course.section("12. How long to train")
 import json
 
 from IPython.display import Image, display

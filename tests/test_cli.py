@@ -317,7 +317,8 @@ def test_preset_sets_defaults_and_given_flags_win():
 
     args = parse_args(["train", "--preset", "cpu-fast", "--lr", "5e-4"])
     assert args.lr == 5e-4                                   # given on the command line
-    assert args.batch_size == 64 and args.compile is True    # from the preset
+    assert args.batch_size == 64 and args.probe_setup is True    # from the preset
+    assert "probe_setup" not in args.given and "lr" in args.given
     assert args.base_channels == 32 and tuple(args.channel_mults) == (1, 2, 2)
     assert args.max_minutes == 15.0
     plain = parse_args(["train"])
