@@ -412,11 +412,11 @@ def add_trained_comparison_arguments(parser: argparse.ArgumentParser, each: str)
 def finish_trained_comparison_arguments(args: argparse.Namespace) -> None:
     """The size-dependent defaults of those arguments: 15 minutes and N=1000 (--quick: 1 and 200),
     bf16 sampling where the CPU or GPU has it natively, else fp32."""
-    from ddpm_teach.devices import cpu_has_native_bf16
+    from ddpm_teach.devices import native_precision
 
     args.minutes = args.minutes or (1.0 if args.quick else 15.0)
     args.n = args.n or (200 if args.quick else 1000)
-    args.precision = args.precision or ("bf16" if cpu_has_native_bf16() else "fp32")
+    args.precision = args.precision or native_precision()
 
 
 def run_training_command(command: list[str], info_path: Path, log: Path, verbose: bool = False) -> dict:

@@ -49,7 +49,7 @@ from benchmarks.common import COURSE_UNET, add_scoring_run_arguments, build_peer
 from benchmarks.fast_path import ddim_diffusers  # noqa: E402
 from benchmarks.time_to_quality import PeerNetwork, sample_ours  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
-from ddpm_teach.devices import cpu_has_native_bf16  # noqa: E402
+from ddpm_teach.devices import native_precision  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.schedules import NoiseSchedule  # noqa: E402
 from ddpm_teach.trainer import Trainer  # noqa: E402
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    precision = native_precision()
     setup = {"mixed_precision": "bf16" if precision == "bf16" else "no", "compile": False, "channels_last": False}
     print(machine_header("equal steps: ours, diffusers (matched, defaults) and ablations, one loop",
                          torch.device("cpu"), SimpleNamespace(name=size),

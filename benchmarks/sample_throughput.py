@@ -284,27 +284,17 @@ def main(argv: list[str] | None = None) -> int:
 # faster sampling on the CPU: one fresh process per row
 # ----------------------------------------------------------------------------------------------
 
-JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 SPEEDUP_SIZES = {"smoke": (4, 4, 2, 0), "quick": (128, 64, 50, 256), "full": (256, 256, 50, 1000)}  # n, batch, steps, FID n
 
 
 def _allocator_env(name: str) -> dict | None:
-    """The environment of a row with allocator ``name``, or None if its library is missing."""
-    from ddpm_teach.allocator import GLIBC_KEEP_MEMORY, find_tcmalloc
+    """The environment of a row with allocator ``name`` (``ddpm_teach.allocator.ALLOCATORS``), or
+    None if its library is missing.  A ``python -m ddpm_teach`` child keeps this allocator."""
+    from ddpm_teach.allocator import allocator_settings, without_allocator_settings
 
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CONF")}
-    env["DDPM_TEACH_ALLOCATOR"] = "system"            # a `python -m ddpm_teach` child keeps this allocator
-    if name == "glibc tunables":
-        env["GLIBC_TUNABLES"] = GLIBC_KEEP_MEMORY
-    elif name == "jemalloc":
-        if not Path(JEMALLOC).exists():
-            return None
-        env["LD_PRELOAD"], env["MALLOC_CONF"] = JEMALLOC, "dirty_decay_ms:-1,muzzy_decay_ms:-1"
-    elif name == "tcmalloc":
-        if not (path := find_tcmalloc()):
-            return None
-        env["LD_PRELOAD"], env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = path, str(1 << 40)
-    return env
+    settings = allocator_settings(name)
+    return None if settings is None else {**without_allocator_settings(os.environ), "DDPM_TEACH_ALLOCATOR": "system",
+                                          **settings}
 
 
 def _child(spec: dict) -> None:
@@ -412,8 +402,9 @@ def speedups(checkpoint: Path, size: str, threads: int, seed: int, fid_n: int | 
     if fid_n:
         print(f"\nend to end, `python -m ddpm_teach evaluate --steps 50 --n {fid_n} --precision auto`, {threads} threads:")
         before = _evaluate_end_to_end(checkpoint, fid_n, seed, threads, _allocator_env("glibc"))
-        default_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CONF",
-                                                                          "DDPM_TEACH_ALLOCATOR", "DDPM_TEACH_ALLOCATOR_SET")}
+        from ddpm_teach.allocator import without_allocator_settings
+
+        default_env = without_allocator_settings(os.environ)
         after = _evaluate_end_to_end(checkpoint, fid_n, seed, threads, default_env)
         print_table([{"run": "DDPM_TEACH_ALLOCATOR=system (glibc malloc, as before)", "s": f"{before['seconds']:.1f}",
                       "classifier-FID": f"{before['fid']:.3f}"},

@@ -56,7 +56,7 @@ from benchmarks.common import (COURSE_UNET, add_scoring_run_arguments, build_pee
                                num_parameters, samples_to_score)
 from benchmarks.fast_path import SAMPLING_STEPS, ddim_diffusers  # noqa: E402
 from ddpm_teach.data import load_dataset  # noqa: E402
-from ddpm_teach.devices import cpu_has_native_bf16  # noqa: E402
+from ddpm_teach.devices import native_precision  # noqa: E402
 from ddpm_teach.evaluation import Evaluator  # noqa: E402
 from ddpm_teach.samplers import DDIMSampler, sample  # noqa: E402
 from ddpm_teach.setup_probe import describe_setup  # noqa: E402
@@ -92,33 +92,35 @@ class PeerNetwork(torch.nn.Module):
 
 def pick_peer_attention(data, batch: int, seed: int, steps: int = 6) -> tuple[bool, dict]:
     """Time the peer's training step (bf16 autocast where the CPU has it natively, else fp32) with
-    the default and the math SDPA kernel; True if math is faster by more than 3%."""
+    the default and the math SDPA kernel, by the set-up probe's own timing loop
+    (``ddpm_teach.setup_probe.time_setup``); True if math is faster by more than its margin."""
     from ddpm_teach.forward import q_sample
     from ddpm_teach.schedules import NoiseSchedule
+    from ddpm_teach.setup_probe import MARGIN, time_setup
 
     schedule = NoiseSchedule.from_name("linear", 1000)
-    x0, _ = data.batch(torch.arange(batch), torch.device("cpu"))
-    amp = torch.bfloat16 if cpu_has_native_bf16() else None
+    batches = [data.batch(torch.arange(i * batch, (i + 1) * batch), torch.device("cpu")) for i in range(2)]
+    setup = {"mixed_precision": "bf16" if native_precision() == "bf16" else "no", "channels_last": False, "compile": False}
+
+    def step_fn(net, optimizer, batch, generator, amp):
+        x0 = batch[0]
+        t = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator)
+        with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+            loss = (net(q_sample(schedule, x0, t, noise), t) - noise).float().pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
     rates = {}
     for math_sdpa in (False, True):
         torch.manual_seed(seed)
-        net = PeerNetwork(build_peer(COURSE_UNET, layout="matched"), math_sdpa).train()
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-        g = torch.Generator().manual_seed(seed)
-        for i in range(steps + 2):
-            if i == 2:
-                started = time.perf_counter()
-            t = torch.randint(0, 1000, (batch,), generator=g)
-            noise = torch.randn(x0.shape, generator=g)
-            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
-                loss = (net(q_sample(schedule, x0, t, noise), t) - noise).float().pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        rates["math" if math_sdpa else "default"] = steps * batch / (time.perf_counter() - started)
+        net = PeerNetwork(build_peer(COURSE_UNET, layout="matched"), math_sdpa)
+        rates["math" if math_sdpa else "default"] = time_setup(net, setup, batches, step_fn, torch.device("cpu"),
+                                                               warmup=2, steps=steps)["img_per_s"]
     print(f"peer attention: {rates['default']:.1f} img/s with the default SDPA kernel, {rates['math']:.1f} with math "
-          f"({'bf16 autocast' if amp else 'fp32'})", flush=True)
-    return rates["math"] > 1.03 * rates["default"], rates
+          f"({'bf16 autocast' if setup['mixed_precision'] == 'bf16' else 'fp32'})", flush=True)
+    return rates["math"] > (1 + MARGIN) * rates["default"], rates
 
 
 def train_side(side: str, data, minutes: float, every: float, seed: int, out_dir: Path, math_sdpa: bool,
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    precision = "bf16" if cpu_has_native_bf16() else "fp32"
+    precision = native_precision()
     print(machine_header("time to quality: ours against diffusers (matched layout), each at its fastest",
                          torch.device("cpu"), SimpleNamespace(name=size), timing=f"{minutes:g} min each, snapshots every {every:g} min, "
                          f"N={n}, DDIM-{SAMPLING_STEPS} in {precision}"))

@@ -20,18 +20,51 @@ import os
 import sys
 from collections.abc import Mapping
 
-__all__ = ["TCMALLOC_GLOB", "GLIBC_KEEP_MEMORY", "find_tcmalloc", "allocator_environment", "restart_with_fast_allocator"]
+__all__ = ["TCMALLOC_GLOB", "JEMALLOC_GLOB", "GLIBC_KEEP_MEMORY", "ALLOCATORS", "find_tcmalloc", "allocator_settings",
+           "without_allocator_settings", "allocator_environment", "restart_with_fast_allocator"]
 
 TCMALLOC_GLOB = "/usr/lib/*-linux-gnu/libtcmalloc_minimal.so.4"
+JEMALLOC_GLOB = "/usr/lib/*-linux-gnu/libjemalloc.so.2"
 # keep up to 32 MiB blocks on the heap instead of mmap/munmap per call, and never trim it
 GLIBC_KEEP_MEMORY = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
 MARKER = "DDPM_TEACH_ALLOCATOR_SET"
+# the variables an allocator choice sets; a row of the benchmark starts from an environment without them
+ALLOCATOR_VARIABLES = ("LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CONF", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD",
+                       "DDPM_TEACH_ALLOCATOR", MARKER)
+ALLOCATORS = ("glibc", "glibc tunables", "jemalloc", "tcmalloc")
+
+
+def _find(pattern: str) -> str | None:
+    found = sorted(glob.glob(pattern))
+    return found[0] if found else None
 
 
 def find_tcmalloc() -> str | None:
     """The path of Debian's tcmalloc (libtcmalloc-minimal4), or None."""
-    found = sorted(glob.glob(TCMALLOC_GLOB))
-    return found[0] if found else None
+    return _find(TCMALLOC_GLOB)
+
+
+def allocator_settings(name: str, tcmalloc: str | None = None, jemalloc: str | None = None) -> dict[str, str] | None:
+    """The environment variables that select allocator ``name`` (one of :data:`ALLOCATORS`), or
+    None when its library is not installed.  ``tcmalloc`` / ``jemalloc`` override the library search."""
+    if name == "glibc":
+        return {}
+    if name == "glibc tunables":
+        return {"GLIBC_TUNABLES": GLIBC_KEEP_MEMORY}
+    if name == "tcmalloc":
+        path = tcmalloc or find_tcmalloc()
+        # no "large alloc" lines on stderr
+        return {"LD_PRELOAD": path, "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)} if path else None
+    if name == "jemalloc":
+        path = jemalloc or _find(JEMALLOC_GLOB)
+        # keep freed pages, as the glibc tunables do
+        return {"LD_PRELOAD": path, "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"} if path else None
+    raise ValueError(f"unknown allocator {name!r}: expected one of {', '.join(ALLOCATORS)}")
+
+
+def without_allocator_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` less every variable that an allocator choice (or the restart) sets."""
+    return {k: v for k, v in environ.items() if k not in ALLOCATOR_VARIABLES}
 
 
 def allocator_environment(environ: Mapping[str, str], platform: str = sys.platform,
@@ -42,13 +75,8 @@ def allocator_environment(environ: Mapping[str, str], platform: str = sys.platfo
         return None
     if environ.get("LD_PRELOAD") or environ.get("GLIBC_TUNABLES"):
         return None
-    env = {**environ, MARKER: "1"}
-    if tcmalloc:
-        env["LD_PRELOAD"] = tcmalloc
-        env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 40))   # no "large alloc" lines on stderr
-    else:
-        env["GLIBC_TUNABLES"] = GLIBC_KEEP_MEMORY
-    return env
+    settings = allocator_settings("tcmalloc", tcmalloc=tcmalloc) if tcmalloc else allocator_settings("glibc tunables")
+    return {**environ, MARKER: "1", **settings}
 
 
 def restart_with_fast_allocator(argv: list[str], script: str | None = None) -> None:

@@ -9,7 +9,7 @@ import torch
 if TYPE_CHECKING:
     from .training import MixedPrecision
 
-__all__ = ["DeviceError", "pick_device", "describe_device", "cpu_has_native_bf16", "amp_dtype_for", "optimizer_options", "cpu_name"]
+__all__ = ["DeviceError", "pick_device", "describe_device", "cpu_has_native_bf16", "native_precision", "amp_dtype_for", "optimizer_options", "cpu_name"]
 
 
 class DeviceError(ValueError):
@@ -56,6 +56,16 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def native_precision(device: torch.device | None = None) -> str:
+    """"bf16" where ``device`` (the CPU by default) computes bf16 in hardware, else "fp32": the one
+    rule behind ``precision="auto"`` for sampling and every benchmark's choice of precision.  On a
+    CPU without AMX or AVX-512-BF16, bf16 is emulated and many times slower than fp32."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def optimizer_options(device: torch.device) -> dict:

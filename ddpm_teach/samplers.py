@@ -364,16 +364,14 @@ def _autocast_dtype(precision: str, device: torch.device | None = None) -> torch
     GPU with bf16, a CPU with AMX or AVX-512-BF16) and fp32 elsewhere.  bf16 asked for on a CPU
     without it is emulated, many times slower than fp32 (README, "Sampling"): warned once."""
     global _warned_emulated_bf16
-    from .devices import cpu_has_native_bf16
+    from .devices import cpu_has_native_bf16, native_precision
 
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)} "
                          "(bf16 needs a GPU or a CPU with AMX / AVX-512-BF16 to be fast).")
     device = device or torch.device("cpu")
     if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else None
-        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+        return PRECISIONS[native_precision(device)]
     if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16() and not _warned_emulated_bf16:
         import warnings
 

@@ -39,7 +39,7 @@ import torch
 from .devices import cpu_name
 
 __all__ = ["SETUP_FIELDS", "MARGIN", "candidate_setups", "probe_setup", "describe_setup", "cpu_name", "fixed_fields",
-           "cache_key", "cached_probe"]
+           "cache_key", "cached_probe", "time_setup"]
 
 SETUP_FIELDS = ("mixed_precision", "channels_last", "compile")
 MARGIN = 0.03                     # a setup must be 3% faster than a simpler one to be chosen over it
@@ -88,9 +88,10 @@ def _pick(results: list[dict]) -> dict:
     return min(near, key=lambda r: _simplicity(r["setup"]))
 
 
-def _time_setup(model: torch.nn.Module, setup: dict, batches: list[tuple], step_fn: Callable, device: torch.device,
+def time_setup(model: torch.nn.Module, setup: dict, batches: list[tuple], step_fn: Callable, device: torch.device,
                 warmup: int, steps: int) -> dict:
-    """Train a copy of ``model`` with ``setup`` for warmup + steps optimizer steps; img/s of the timed ones."""
+    """Train a copy of ``model`` with ``setup`` for warmup + steps optimizer steps; img/s of the timed
+    ones (``{"setup", "img_per_s", "warmup_seconds"}``).  ``step_fn`` as in :func:`probe_setup`."""
     from .devices import amp_dtype_for, optimizer_options
 
     def synchronize(device):
@@ -141,14 +142,14 @@ def probe_setup(model: torch.nn.Module, batches: list[tuple], step_fn: Callable,
                 "candidates": []}
     results = []
     for setup in candidates:
-        results.append(_time_setup(model, setup, batches, step_fn, device, warmup, steps))
+        results.append(time_setup(model, setup, batches, step_fn, device, warmup, steps))
         if log:
             log(f"setup probe: {describe_setup(setup):32s} {results[-1]['img_per_s']:7.1f} img/s")
     best_eager = _pick(results)
     if try_compile:
         setup = {**best_eager["setup"], "compile": True}
         try:
-            results.append(_time_setup(model, setup, batches, step_fn, device, warmup, steps))
+            results.append(time_setup(model, setup, batches, step_fn, device, warmup, steps))
             if log:
                 log(f"setup probe: {describe_setup(setup):32s} {results[-1]['img_per_s']:7.1f} img/s "
                     f"(compiling took {results[-1]['warmup_seconds']:.0f} s)")

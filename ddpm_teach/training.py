@@ -159,12 +159,12 @@ def preset(name: str) -> dict:
     * ``gpu``: the course's default UNet (base 64, 2 ResBlocks per level) at batch 256 with bf16
       (fp16 on GPUs without native bf16), torch.compile, fused AdamW and the data kept on the GPU
       (the last two are automatic on CUDA)."""
-    from .devices import cpu_has_native_bf16
+    from .devices import native_precision
 
     if name == "cpu-fast":
         return {"base_channels": 32, "channel_mults": (1, 2, 2), "num_res_blocks": 1, "attention_resolutions": (7,),
                 "dropout": 0.0, "batch_size": 64, "lr": 1e-3, "warmup_steps": 100, "ema_decay": 0.995,
-                "mixed_precision": "bf16" if cpu_has_native_bf16() else "no", "compile": False,
+                "mixed_precision": "bf16" if native_precision() == "bf16" else "no", "compile": False,
                 "channels_last": False, "probe_setup": True, "max_minutes": 15.0, "steps": 100_000, "checkpoint_every": 500,
                 "out_dir": "runs/cpu_fast"}
     if name == "gpu":

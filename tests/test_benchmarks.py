@@ -115,9 +115,9 @@ def test_quality_tables_smoke(capsys, tmp_path):
 
     from benchmarks import quality_tables
 
-    from ddpm_teach.devices import cpu_has_native_bf16
+    from ddpm_teach.devices import native_precision
 
-    precision = "bf16" if cpu_has_native_bf16() else "fp32"      # emulated bf16 (AVX2-only CPUs) is far slower
+    precision = native_precision()      # emulated bf16 (AVX2-only CPUs) is far slower
     out = tmp_path / "q.json"
     assert quality_tables.main(["--quick", "--n", "12", "--tables", "ddim", "guidance", "--precision", precision,
                                 "--out", str(out)]) == 0

@@ -107,7 +107,7 @@ def test_probe_applies_its_choice_to_the_run(tmp_path, monkeypatch):
         step_fn(model, torch.optim.SGD(model.parameters(), lr=0.0), batches[0], torch.Generator(), None)
         return {"setup": setup, "img_per_s": 200.0 if setup["channels_last"] else 100.0, "warmup_seconds": 0.0}
 
-    monkeypatch.setattr(setup_probe, "_time_setup", fake_time)
+    monkeypatch.setattr(setup_probe, "time_setup", fake_time)
     trainer = Trainer(tiny_train_config(tmp_path, steps=2, probe_setup=True), tiny_model_config(), random_image_data())
     trainer.probe_fixed = {"compile": False}
     trainer.train(progress=False)
@@ -184,6 +184,33 @@ def test_allocator_environment():
     assert allocator_environment({**base, "DDPM_TEACH_ALLOCATOR": "system"}, "linux", tcmalloc="x") is None
     assert allocator_environment({**base, "LD_PRELOAD": "/mine.so"}, "linux", tcmalloc="x") is None   # the user's wins
     assert allocator_environment(base, "darwin", tcmalloc="x") is None
+
+
+def test_allocator_settings_and_scrubbing():
+    from ddpm_teach.allocator import ALLOCATORS, allocator_settings, without_allocator_settings
+
+    assert allocator_settings("glibc") == {}
+    assert allocator_settings("glibc tunables") == {"GLIBC_TUNABLES": GLIBC_KEEP_MEMORY}
+    assert allocator_settings("tcmalloc", tcmalloc="/t.so")["LD_PRELOAD"] == "/t.so"
+    assert allocator_settings("jemalloc", jemalloc="/j.so")["MALLOC_CONF"].startswith("dirty_decay_ms:-1")
+    with pytest.raises(ValueError, match="glibc tunables"):
+        allocator_settings("mimalloc")
+    assert set(ALLOCATORS) == {"glibc", "glibc tunables", "jemalloc", "tcmalloc"}
+    # the restart's environment is exactly "tcmalloc"'s settings plus the marker, and scrubbing removes all of it
+    env = allocator_environment({"PATH": "/bin"}, "linux", tcmalloc="/t.so")
+    assert env == {"PATH": "/bin", MARKER: "1", **allocator_settings("tcmalloc", tcmalloc="/t.so")}
+    assert without_allocator_settings({**env, "DDPM_TEACH_ALLOCATOR": "system", "MALLOC_CONF": "x"}) == {"PATH": "/bin"}
+
+
+def test_native_precision_is_the_rule_of_precision_auto(monkeypatch):
+    import ddpm_teach.devices as devices
+    from ddpm_teach.samplers import PRECISIONS, _autocast_dtype
+
+    for native in (False, True):
+        monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda native=native: native)
+        assert devices.native_precision() == ("bf16" if native else "fp32")
+        assert _autocast_dtype("auto", torch.device("cpu")) is PRECISIONS[devices.native_precision()]
+    assert devices.native_precision(torch.device("meta")) == "fp32"
 
 
 def test_precision_auto_is_bf16_only_where_native(monkeypatch):
