@@ -20,10 +20,11 @@ draws from the same seed), and differ only in the network:
 ``ddpm_teach.setup_probe``), which times fp32 / bf16 autocast, channels_last and torch.compile on
 this machine and trains with the fastest; for the peer the benchmark first times diffusers'
 attention with PyTorch's default SDPA kernel and with the math kernel, and keeps the faster.
-Every second of probing and compiling is paid out of the budget, and each side compiles with a
-cold inductor cache of its own (``TORCHINDUCTOR_CACHE_DIR`` in the run's temporary folder), so that
-neither inherits a warm cache from an earlier run.  The runs go one after the other,
-each with the whole machine.
+Every second of probing, attention timing and compiling is paid out of the side's budget.  Each
+side trains in a freshly spawned process of its own, with a cold inductor cache of its own
+(``TORCHINDUCTOR_CACHE_DIR`` in the run's temporary folder), so that neither inherits compiled
+kernels, compile workers or a warm on-disk cache from the other side or an earlier run.  The runs
+go one after the other, each with the whole machine.
 
 Every ``--every`` minutes (and at the end) the EMA weights are copied; afterwards every copy
 samples N images with DDIM-50 (η = 0, uniform timesteps, x̂_0 clipped; ddpm_teach's sampler for
@@ -124,11 +125,12 @@ def pick_peer_attention(data, batch: int, seed: int, steps: int = 6) -> tuple[bo
 
 
 def train_side(side: str, data, minutes: float, every: float, seed: int, out_dir: Path, math_sdpa: bool,
-               try_compile: bool = True) -> dict:
+               try_compile: bool = True, already_spent: float = 0.0) -> dict:
     """Train one side for ``minutes`` with the cpu-fast preset (probe included); EMA copies every
-    ``every`` minutes of wall clock and at the end."""
-    config, model_config = preset_configs("cpu-fast", max_minutes=minutes, out_dir=str(out_dir / side.split(",")[0]),
-                                          checkpoint_every=0, seed=seed)
+    ``every`` minutes of wall clock and at the end.  ``already_spent`` seconds (the peer's attention
+    timing) count as the budget's first seconds."""
+    config, model_config = preset_configs("cpu-fast", max_minutes=minutes - already_spent / 60,
+                                          out_dir=str(out_dir / side.split(",")[0]), checkpoint_every=0, seed=seed)
     # each side compiles with a cold inductor cache of its own: a cache warmed by an earlier run would
     # shorten one side's probe (on a 2-core CPU compiling takes 1-2 minutes cold, seconds warm)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(out_dir / f"inductor_{side.split(',')[0]}")
@@ -140,7 +142,7 @@ def train_side(side: str, data, minutes: float, every: float, seed: int, out_dir
     # smoke size: nothing to probe (fp32 eager), so that its seconds go to training
     trainer.probe_fixed = {} if try_compile else {"mixed_precision": "no", "channels_last": False, "compile": False}
     trainer.probe_cache = False                     # each side pays its own probe, every run
-    snapshots, started = [], time.perf_counter()
+    snapshots, started = [], time.perf_counter() - already_spent
     next_mark = [every]
 
     def take(trainer: Trainer, elapsed: float) -> None:
@@ -165,6 +167,34 @@ def train_side(side: str, data, minutes: float, every: float, seed: int, out_dir
             "img_per_s": trainer.step * config.batch_size / seconds, "setup": setup, "probe": probe,
             "final_loss": sum(trainer.loss_history[-50:]) / max(1, len(trainer.loss_history[-50:])),
             "snapshots": snapshots}
+
+
+def _side_process(spec: dict) -> None:
+    """One side, in a process of its own (``run_side``): the peer's attention timing, then
+    ``train_side``, every second of both out of the side's budget; the result goes to ``spec["out"]``."""
+    torch.set_num_threads(spec["threads"])
+    data = load_dataset("fashion_mnist", spec["data_root"], train=True)
+    started = time.perf_counter()
+    math_sdpa, rates = False, {}
+    if spec["side"] != "ours":
+        math_sdpa, rates = pick_peer_attention(data, spec["probe_batch"], spec["seed"], steps=spec["probe_steps"])
+    result = train_side(spec["side"], data, spec["minutes"], spec["every"], spec["seed"], Path(spec["runs_dir"]),
+                        math_sdpa, try_compile=spec["try_compile"], already_spent=time.perf_counter() - started)
+    torch.save({**result, "math_sdpa": math_sdpa, "peer_attention": rates}, spec["out"])
+
+
+def run_side(spec: dict) -> dict:
+    """``_side_process`` in a freshly spawned Python, so that neither side inherits the other's
+    compiled kernels, inductor's in-memory caches and compile workers, or its warmed-up allocator:
+    each pays its own start, as a user's run would."""
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=_side_process, args=(spec,))
+    process.start()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"training {spec['side']!r} failed (exit code {process.exitcode}); its error is printed above")
+    return torch.load(spec["out"], weights_only=True)
 
 
 def network_for(side: str, weights: dict, math_sdpa: bool) -> torch.nn.Module:
@@ -257,13 +287,16 @@ def main(argv: list[str] | None = None) -> int:
                          f"N={n}, DDIM-{SAMPLING_STEPS} in {precision}"))
     data = load_dataset("fashion_mnist", args.data_root, train=True)
     evaluator = Evaluator.load(data_root=args.data_root)
-    math_sdpa, attention_rates = pick_peer_attention(data, 64 if size != "smoke" else 8, args.seed,
-                                                     steps=6 if size != "smoke" else 1)
     runs = {}
     with tempfile.TemporaryDirectory(prefix="time_to_quality_") as runs_dir:     # the runs' own checkpoints
-        for side in SIDES:
-            runs[side] = train_side(side, data, minutes, every, args.seed, Path(runs_dir), math_sdpa,
-                                    try_compile=size != "smoke")
+        for i, side in enumerate(SIDES):                                          # one after the other
+            runs[side] = run_side({"side": side, "minutes": minutes, "every": every, "seed": args.seed,
+                                   "runs_dir": runs_dir, "try_compile": size != "smoke", "data_root": args.data_root,
+                                   "threads": torch.get_num_threads(), "probe_batch": 64 if size != "smoke" else 8,
+                                   "probe_steps": 6 if size != "smoke" else 1, "out": str(Path(runs_dir) / f"{i}.pt")})
+    math_sdpa = runs[SIDES[1]].pop("math_sdpa")
+    attention_rates = runs[SIDES[1]].pop("peer_attention")
+    runs[SIDES[0]].pop("math_sdpa"), runs[SIDES[0]].pop("peer_attention")
     # -- score every snapshot with the same sampler and noise -----------------------------------
     from ddpm_teach.schedules import NoiseSchedule
     schedule = NoiseSchedule.from_name("linear", 1000)

@@ -1080,10 +1080,13 @@ else:
 # preset's `--probe-setup` times a few steps in float32 and in bf16 autocast (only where the CPU computes
 # bf16 natively, with AMX or AVX-512-BF16; elsewhere bf16 is emulated and many times slower), with and
 # without channels_last, then `torch.compile` of the fastest, and trains with the winner. It prints every
-# candidate's images per second and keeps them in the checkpoint (`setup_probe`). torch.compile won on a
-# Xeon with AMX and lost on an AMD EPYC without it, which is why no fixed choice is right everywhere;
-# `--compile` or `--no-compile` (and the other two flags) decide for yourself. The probe's minute or so is
-# paid out of the budget. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
+# candidate's images per second and keeps them in the checkpoint (`setup_probe`). A setup must be at
+# least 3% faster than a simpler one (eager before compiled, float32 before bf16) to be chosen, so that
+# timing noise does not pick a complication. The winner depends on the CPU and on the network: on a
+# Xeon with AMX this notebook's model trained fastest with bf16 + torch.compile; on an AMD EPYC with
+# AVX-512-BF16 but no AMX, torch.compile made the same bf16 training slower; which is why no fixed choice
+# is right everywhere. `--compile` or `--no-compile` (and the other two flags) decide for yourself. The
+# probe's minute or two (mostly compiling) is paid out of the budget. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
 # and then sets `steps` to where the budget will end, so that the cosine decay of §6 finishes with it:
 # the steps of §0's printout, and the end of the schedule plotted in §6. Flags given next to the preset
 # override it, e.g. `--max-minutes 60`.
@@ -1143,11 +1146,18 @@ else:
 # classifier-FID of §11 (at the same $N$ as its floor). Beside ours it trains diffusers' `UNet2DModel`
 # laid out exactly like our UNet (the same levels, GroupNorm groups, heads and initialisation, the
 # same parameter count), with the same `Trainer`: the same batches, $t$ and $\varepsilon$ draws,
-# learning-rate function and EMA, each side in its own fastest setup on the machine (the probe above).
-# The cell reads the numbers from the saved run; the command and the CPU are in its first line.
+# learning-rate function and EMA, each side in the setup its own `--probe-setup` picked on the machine
+# (described at the start of this section). Below, "peer" is that diffusers network. The cell reads the
+# numbers from the saved run: its first line is the command, its second the CPU, $N$, the floor and the
+# sampler (its precision, bf16 or fp32, is the one the CPU computes natively).
+#
+# Two things to keep in mind when reading it. Every minute counts: each side's probe and compile come
+# out of its budget, so the first point is late for the side that compiled longer. And FID depends on
+# $N$ (§11): compare the points of this curve with each other, not with §11's scores, which use far
+# fewer images and so sit much higher.
 
 # %%
-ddpm_teach.course.section("12. How long to train")
+ddpm_teach.course.section("12. Training the real thing")
 import json
 
 from IPython.display import Image, display
@@ -1163,7 +1173,8 @@ if ttq_path.exists():
               f"{first['minutes']:.0f} min, {last['fid']:.2f} after {last['minutes']:.0f} min")
     if ttq.get("ratio"):
         times = ttq["minutes_to_target"]
-        print(f"  minutes to FID <= {ttq['target']:g}: " + ", ".join(f"{side} {m:.1f}" for side, m in times.items())
+        print(f"  target FID {ttq['target']:g} (the lowest FID, rounded up, that both sides reach); first snapshot "
+              "at or under it: " + ", ".join(f"{side} {m:.1f} min" for side, m in times.items())
               + f" (ratio peer/ours {ttq['ratio']:.2f})")
     display(Image(filename=str(ttq_path.with_suffix(".png"))))
 else:

@@ -189,7 +189,8 @@ print(f"{len(train_data)} training and {len(test_data)} held-out emoji ({len(tes
 
 # %% [markdown]
 # The categories are unequal (the ratio is printed above). A class-conditional model still gets every category when asked, because the label says which; an
-# unconditional one would draw people four times as often as activities.
+# unconditional one would draw the largest category several times as often as the smallest (the ratio
+# printed above).
 #
 # Eight training emoji of each category:
 
@@ -354,11 +355,15 @@ print(f"of the {emoji_model.num_parameters() - fashion_model.num_parameters():,}
 #
 # (`configs/colour32_cpu.toml` holds the same settings as a file:
 # `python -m ddpm_teach train --config configs/colour32_cpu.toml`.) `--preset cpu-fast` is the CPU
-# recipe of notebook 04: base 32, one ResBlock per level, batch 64, lr 1e-3, EMA 0.995, bf16 where the CPU
-# has it natively. `--conditional` trains one model for all nine categories, with label dropout 0.1 so
-# that classifier-free guidance works (notebook 07). `--no-compile`: on a 2-core CPU torch.compile
-# costs minutes that a 30-minute run does not win back. The cell below prints what the checkpoint
-# records about its run.
+# recipe of notebook 04: base 32, one ResBlock per level, batch 64, lr 1e-3, EMA 0.995, and its start-up
+# probe (`--probe-setup`, notebook 04 §12), which times float32, bf16 autocast (only where the CPU computes
+# bf16 natively) and channels_last, and trains with the fastest. `--conditional` trains one model for
+# all nine categories, with label dropout 0.1 so that classifier-free guidance works (notebook 07).
+# `--no-compile` keeps torch.compile out of the probe: compiling this 32-px model took minutes on the
+# 2-core AMD EPYC it was trained on, where compiled training was no faster. The shipped model predates
+# the probe and was trained in bf16 eager; `checkpoints/README.md` gives the flags that repeat it
+# exactly (`--no-probe-setup --mixed-precision bf16`). The cell below prints what the checkpoint records
+# about its run.
 
 # %%
 ddpm_teach.course.section("3. Training a colour model")
@@ -375,7 +380,9 @@ plt.show()
 
 # %% [markdown]
 # The same recipe, for a few steps, from Python: `preset_configs` turns the preset and the options
-# into the `(TrainConfig, UNetConfig)` pair that `Trainer` takes. At this length the model has only
+# into the `(TrainConfig, UNetConfig)` pair that `Trainer` takes. `probe_setup=False` skips the probe,
+# which would cost more than these few steps; the preset's precision (bf16 where the CPU has it
+# natively, else float32) is used as it is, and the cell prints which. At this length the model has only
 # begun to learn, which is the point of §7's "too short a run". (The first loss is 1.000 because a
 # fresh UNet's last conv is zero: it predicts ε̂ = 0, and E[ε²] = 1.)
 
@@ -389,8 +396,9 @@ with timed(f"{TRAIN_STEPS} training steps of the shipped model's recipe"):
     short = Trainer(train_config, model_config, data=train_data)
     short.train(progress=False)
 print(f"{short.model.num_parameters():,} parameters; loss {short.loss_history[0]:.3f} at the first step, "
-      f"{short.loss_history[-1]:.3f} at step {short.step}; the shipped model ended near "
-      f"{sum(emoji_ckpt['loss_history'][-100:]) / 100:.3f} (mean of its last 100 steps)")
+      f"{short.loss_history[-1]:.3f} at step {short.step} "
+      f"({'float32' if train_config.mixed_precision == 'no' else train_config.mixed_precision + ' autocast'}, eager); "
+      f"the shipped model ended near {sum(emoji_ckpt['loss_history'][-100:]) / 100:.3f} (mean of its last 100 steps)")
 
 # %% [markdown]
 # ## 4. Samples by category, and a guidance sweep
@@ -434,7 +442,8 @@ plt.show()
 # animals and food stay the hardest. §5 measures how the scale changes FID and conditional accuracy.
 # (`precision="auto"` runs the network under bf16 autocast where the CPU or GPU computes bf16 natively,
 # and in float32 elsewhere: on a CPU without AMX or AVX-512-BF16, bf16 is emulated and many times
-# slower. The course's quality tables found no FID change from bf16.)
+# slower. Notebook 04's quality tables (README, "Results") found no FID change from bf16 sampling
+# beyond the seed spread.)
 
 # %% [markdown]
 # ## 5. The scores
@@ -474,14 +483,16 @@ display(Markdown((repo_root() / "benchmarks" / "results" / "emoji_guidance.md").
 table = guidance_results["summary"]
 fig, ax_fid = plt.subplots(figsize=(6, 3.2))
 ax_fid.errorbar([r["scale"] for r in table], [r["fid_mean"] for r in table], yerr=[r["fid_spread"] / 2 for r in table],
-                fmt="o-", color="C0", capsize=3, label="classifier-FID (bars: seed spread)")
+                fmt="o-", color="C0", capsize=3, label="classifier-FID (bars: from the lowest to the highest seed)")
 ax_fid.axhline(guidance_results["floor"]["fid"], color="C0", linestyle=":", label="real-vs-real floor")
 ax_fid.set_xlabel("guidance scale s")
 ax_fid.set_ylabel("classifier-FID (lower is better)", color="C0")
 ax_acc = ax_fid.twinx()
 ax_acc.errorbar([r["scale"] for r in table], [100 * r["accuracy_mean"] for r in table],
                 yerr=[50 * r["accuracy_spread"] for r in table], fmt="s-", color="C1", capsize=3,
-                label="conditional accuracy")
+                label="conditional accuracy (bars: the seeds' range)")
+ax_acc.axhline(100 * classifier_ckpt["test_accuracy"], color="C1", linestyle=":",
+               label="the classifier's accuracy on real held-out emoji")
 ax_acc.set_ylabel("conditional accuracy (%)", color="C1")
 handles = ax_fid.get_legend_handles_labels()
 more = ax_acc.get_legend_handles_labels()
@@ -540,7 +551,8 @@ display(Markdown((repo_root() / "benchmarks" / "results" / "image_sizes.md").rea
 # extra 64-px level is the narrowest; the photos64 UNet is also wider, so it grows more. And the memory
 # is mostly **activations**, which grow with the batch, not the weights: when a batch does not fit,
 # gradient accumulation (`grad_accum`) gives the same effective batch from smaller micro-batches. The
-# recipe's 64 × 2 keeps a factor 2 in hand below the table's estimate, because that estimate is not
+# recipe's 64 × 2 keeps about a factor 2 in hand below the table's float32 estimate (more in 16-bit),
+# because that estimate is not
 # a GPU measurement; its comments say when to use `--batch-size 128 --grad-accum 1` (room left on the
 # GPU) or `--batch-size 32 --grad-accum 4` (an 8 GB card).
 #

@@ -278,3 +278,40 @@ def test_equal_steps_smoke(capsys, tmp_path):
     assert math.isfinite(result["rows"][1]["fid_own_sampler"])
     match = re.search(r"^ratio peer/ours classifier-FID at equal steps: (\S+)", output, flags=re.MULTILINE)
     assert match and float(match.group(1)) > 0, output
+
+
+def test_equal_steps_rows_differ_only_in_what_they_name(tmp_path):
+    """Every row trains with the same TrainConfig (but the LR-floor ablation's floor) and the same
+    UNetConfig (but the 32-group ablation's groups); ours and the matched peer, given the same
+    config, start from the same batch order and generator, and after a step have drawn the same
+    random numbers (the same t and ε), with the same learning rate."""
+    import dataclasses
+
+    import torch
+
+    from benchmarks.equal_steps import ROWS, build_row
+    from ddpm_teach.trainer import Trainer
+    from helpers_training import random_image_data
+
+    setup = {"mixed_precision": "no", "compile": False, "channels_last": False}
+    built = {row: build_row(row, 0, 2, tmp_path / str(i), setup) for i, row in enumerate(ROWS)}
+    base_train, base_model = dataclasses.asdict(built["ours"][0]), dataclasses.asdict(built["ours"][1])
+    for row, (config, model_config, _) in built.items():
+        train_diff = {k for k, v in dataclasses.asdict(config).items() if v != base_train[k]} - {"out_dir"}
+        model_diff = {k for k, v in dataclasses.asdict(model_config).items() if v != base_model[k]}
+        assert train_diff == ({"min_lr_ratio"} if row == "ours, LR floor 0" else set()), row
+        assert model_diff == ({"norm_groups"} if row == "ours, 32 groups" else set()), row
+
+    data = random_image_data(n=256, size=28, num_classes=10)
+    trainers = {}
+    for row in ("ours", "diffusers, matched layout"):
+        config, model_config, network = build_row(row, 0, 2, tmp_path / row.split(",")[0], setup)
+        trainers[row] = Trainer(config, model_config, data=data, network=network, overwrite=True)
+    ours, peer = trainers.values()
+    assert torch.equal(ours.order.indices(0), peer.order.indices(0))
+    assert torch.equal(ours.generator.get_state(), peer.generator.get_state())
+    for trainer in (ours, peer):
+        trainer.train(progress=False)
+    assert ours.step == peer.step == 2
+    assert torch.equal(ours.generator.get_state(), peer.generator.get_state())          # the same draws
+    assert ours.optimizer.param_groups[0]["lr"] == peer.optimizer.param_groups[0]["lr"]
