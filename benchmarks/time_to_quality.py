@@ -49,6 +49,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -81,9 +82,10 @@ class PeerNetwork(torch.nn.Module):
         self.peer, self.config, self.math_sdpa = peer, COURSE_UNET, math_sdpa
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels=None) -> torch.Tensor:
-        if not self.math_sdpa:
+        # under torch.compile, inductor lowers attention itself: the kernel choice (and the context
+        # manager, which dynamo would have to trace) is left out of the compiled graph
+        if not self.math_sdpa or torch.compiler.is_compiling():
             return self.peer(x, t).sample
-        from torch.nn.attention import SDPBackend, sdpa_kernel
         with sdpa_kernel(SDPBackend.MATH):
             return self.peer(x, t).sample
 
