@@ -46,12 +46,12 @@
 # 8. tell a bug from under-training: with the loss-versus-$t$ curve, samples over training, and the
 #    classifier-FID with its real-versus-real floor; and train the real model from the command line.
 #
-# **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
-# - 2-core Intel Xeon with AMX (2026-11-22): 78 s
-# - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-02, 12-07): 91-120 s (four runs)
-# - 2-core AMD EPYC with AVX2 only, no native bf16 (2026-12-07): 555 s, with a test run sharing the CPU
-#   (one run; §10's short training 358 s); not yet measured on the idle machine
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 19-20 s (AMD) · GPU: not measured
+# **Runtime** (whole notebook, full size, `jupyter nbconvert --execute`, 2 threads; kernel start included):
+# - 2-core Intel Xeon with AMX, idle: 78 s (2026-11-22), 58 s (2026-12-07; the sections 52.7 s)
+# - 2-core AMD EPYC, AVX-512-BF16, no AMX, idle (2026-12-02, 12-07): 91-120 s (four runs)
+# - 2-core AMD EPYC with AVX2 only, no native bf16 (2026-12-07): 555 s, **not idle**: a test run shared
+#   the CPU (one run; §10's short training 358 s); not yet measured on the idle machine
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 19-20 s (AMD EPYC, AVX-512-BF16) · GPU: not measured
 #
 # Most of it is the short training run of §10. Slower on a CPU with fewer cores or no native
 # bf16, or on a busy machine; the last cell prints this run's time per section.
@@ -1181,9 +1181,13 @@ else:
     print(f"{ttq_path} is not here (the benchmarks folder comes with a clone of the repository)")
 
 # %% [markdown]
-# Read the curve for two things: how fast FID falls in the first minutes (the warm-up of §6 and the
-# EMA of §3 both delay it), and where it flattens, which is when more minutes stop paying and a larger
-# model or a GPU is the next step.
+# Read the curve for two things. First, how fast FID falls in the first minutes: each side's first
+# point has also paid its probe and compile, and the warm-up of §6 and the EMA of §3 both delay it.
+# Second, whether it has flattened by the end: while the last points still fall, more minutes still
+# pay; once they stop falling, a larger model or a GPU is the next step. And read the two sides
+# against each other step by step as well as minute by minute (the steps are printed): the peer is
+# our network written in diffusers' code, so where one leads at equal minutes, the lead is the speed
+# of its setup, not a better network.
 
 # %% [markdown]
 # ## Exercises

@@ -44,13 +44,14 @@
 # 6. recognise the usual failure modes: the wrong value range, too small a model or too short a run,
 #    too few images (memorisation), and augmentation that leaks into the samples.
 #
-# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine):
-# - 2-core Intel Xeon with AMX: not measured (this notebook was written on the AMD machine only).
+# **Runtime** (whole notebook at full size, `jupyter nbconvert --execute`, 2 threads, idle machine, kernel
+# start included; the sections' own total is printed by the last cell):
+# - 2-core Intel Xeon with AMX (2026-12-07): 59 s (one run; the sections 55.1 s: §3 18.5 s, §4 18.7 s, §7 14.6 s).
 # - 2-core AMD EPYC, AVX-512-BF16, no AMX (2026-12-07): 87-93 s (two runs; §3's 60 training steps, §4's
 #   sampling and §7's short-run samples take nearly all of it).
 # - 2-core AMD EPYC with AVX2 only, no native bf16 (2026-12-07): 278 s (one run; §3 103 s, §4 117 s, §7 51 s:
 #   everything runs in float32 there).
-# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 12 s (AMD, 2026-12-07). Slower with fewer cores, no
+# - CI size (`DDPM_TEACH_SIZE=ci`, `pytest --nbval`): 12 s (AMD EPYC, AVX-512-BF16, 2026-12-07). Slower with fewer cores, no
 #   native bf16 or a busy machine; GPU not measured; the last cell prints this run's time per section.
 # - The shipped model's training (30 minutes) and the guidance table (benchmarks/emoji_guidance.py) are
 #   not run here; §5 reads the table from `benchmarks/results/emoji_guidance.json`.
