@@ -133,9 +133,13 @@ def markdown(rows: list[dict], ae: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a (a side trained 0 steps: its budget went to start-up; raise --minutes)"
+
+
 def ratio_lines(rows: list[dict]) -> list[str]:
     pixel, latent = (next(r for r in rows if r["model"] == m) for m in ("pixel", "latent"))
-    return [f"ratio latent/pixel training img/s: {latent['train_img_per_s'] / pixel['train_img_per_s']:.2f}",
+    return [f"ratio latent/pixel training img/s: {_ratio(latent['train_img_per_s'], pixel['train_img_per_s'])}",
             f"ratio pixel/latent sampling time (decode included): {pixel['sample_s_per_1000'] / latent['sample_s_per_1000']:.2f}",
             f"ratio latent/pixel classifier-FID: {latent['fid'] / pixel['fid']:.2f}",
             f"accuracy at s={{s}}: latent {100 * latent['accuracy']:.1f}%, pixel {100 * pixel['accuracy']:.1f}%"]

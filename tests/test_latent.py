@@ -345,10 +345,12 @@ def test_latent_vs_pixel_at_toy_size_writes_its_table(tiny_fashion_autoencoder, 
     from benchmarks import latent_vs_pixel
 
     out = tmp_path / "lvp.json"
-    argv = ["--minutes", "0.02", "--n", "30", "--sample-steps", "2", "--no-compile", "--autoencoder",
-            str(tiny_fashion_autoencoder), "--runs-dir", str(tmp_path / "runs"), "--out", str(out),
-            "--extra-train-flags", "--base-channels", "8", "--norm-groups", "4", "--num-heads", "2", "--num-res-blocks", "1",
-            "--mixed-precision", "no"]
+    options = ["--minutes", "0.02", "--n", "30", "--sample-steps", "2", "--no-compile", "--autoencoder",
+               str(tiny_fashion_autoencoder), "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]
+    # a 1-second budget: no time for the start-up probe (it would leave the run 0 steps)
+    extra = ["--extra-train-flags", "--base-channels", "8", "--norm-groups", "4", "--num-heads", "2", "--num-res-blocks", "1",
+             "--mixed-precision", "no", "--no-probe-setup"]
+    argv = options + extra
     assert latent_vs_pixel.main(argv) == 0
     printed = capsys.readouterr().out
     for line in ("ratio latent/pixel training img/s:", "ratio pixel/latent sampling time", "ratio latent/pixel classifier-FID:"):
@@ -358,5 +360,17 @@ def test_latent_vs_pixel_at_toy_size_writes_its_table(tiny_fashion_autoencoder, 
     assert pixel["input"] == [1, 28, 28] and latent["input"] == [2, 7, 7]
     assert latent["n"] == pixel["n"] == 30 and "--autoencoder" in latent["train_command"]
     assert out.with_suffix(".md").read_text().count("\n") == 5 and out.with_suffix(".png").stat().st_size > 1000
-    assert latent_vs_pixel.main(argv[:-11] + ["--resume"] + argv[-11:]) == 0
+    assert latent_vs_pixel.main(options + ["--resume"] + extra) == 0
     assert "keeping" in capsys.readouterr().out
+
+
+def test_latent_vs_pixel_ratio_lines_survive_a_side_with_no_steps():
+    """A budget that start-up spends entirely leaves a side at 0 steps: its ratio says so, no crash."""
+    from benchmarks.latent_vs_pixel import ratio_lines
+
+    rows = [{"model": "pixel", "train_img_per_s": 0.0, "sample_s_per_1000": 4.0, "fid": 80.0, "accuracy": 0.1},
+            {"model": "latent", "train_img_per_s": 2000.0, "sample_s_per_1000": 2.0, "fid": 40.0, "accuracy": 0.2}]
+    lines = ratio_lines(rows)
+    assert lines[0].startswith("ratio latent/pixel training img/s: n/a") and "--minutes" in lines[0]
+    assert lines[1] == "ratio pixel/latent sampling time (decode included): 2.00"
+    assert lines[2] == "ratio latent/pixel classifier-FID: 0.50"
