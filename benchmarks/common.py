@@ -108,10 +108,6 @@ def sizes_from_args(args: argparse.Namespace) -> Sizes:
 # the machine
 # ----------------------------------------------------------------------------------------------
 
-def _cpu_model() -> str:
-    return cpu_name()
-
-
 def _cpu_features() -> str:
     """The CPU features that matter here: AVX-512, AMX (bf16 matrix tiles), as torch sees them."""
     capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "?")()
@@ -137,7 +133,7 @@ def machine_header(title: str, device: torch.device, sizes: Sizes, timing: str |
     lines = [f"== {title} ({sizes.name} size)", f"device:   {describe_device(device)}"]
     if device.type == "cuda":
         lines.append(f"GPU:      {torch.cuda.get_device_name(device)}")
-    lines.append(f"CPU:      {_cpu_model()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads")
+    lines.append(f"CPU:      {cpu_name()}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads")
     lines.append(f"          {_cpu_features()}")
     lines.append(f"software: torch {torch.__version__}, diffusers {diffusers_version()}, python {platform.python_version()}")
     if hasattr(os, "getloadavg"):

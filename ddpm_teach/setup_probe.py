@@ -54,13 +54,13 @@ def describe_setup(setup: dict) -> str:
 
 
 def _native_reduced_precision(device: torch.device) -> str | None:
-    from .devices import cpu_has_native_bf16
+    """bf16 where ``device`` computes it natively (:func:`ddpm_teach.devices.native_precision`);
+    else fp16 (with a grad scaler) on CUDA, and nothing to probe on a CPU."""
+    from .devices import native_precision
 
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-    if device.type == "cpu" and cpu_has_native_bf16():
+    if native_precision(device) == "bf16":
         return "bf16"
-    return None
+    return "fp16" if device.type == "cuda" else None
 
 
 def candidate_setups(device: torch.device, fixed: dict | None = None) -> list[dict]:
