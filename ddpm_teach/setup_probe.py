@@ -9,7 +9,8 @@ slower than fp32 (README, "Performance", has the measurements).  No fixed rule c
     1. every eager candidate: fp32, bf16 autocast where the device computes it natively, each
        with and without channels_last: ``warmup`` optimizer steps, then ``steps`` timed ones;
     2. torch.compile of the fastest eager candidate, the same way (its compile time is shown, and
-       paid out of a --max-minutes budget like everything else the probe does).
+       paid out of a --max-minutes budget like everything else the probe does; a budget too short to
+       repay a compile, ``ddpm_teach.trainer.COMPILE_MIN_BUDGET_MINUTES``, skips this step).
 
 The fastest is chosen; a choice within ``MARGIN`` of a simpler one goes to the simpler one (eager
 over compiled, fp32 over bf16, the default memory format over channels_last), so that noise does

@@ -376,7 +376,8 @@ class Trainer:
                 while self.step < end:                                     # Alg. 1 lines 1 and 6
                     if budget is not None:
                         if _all_ranks_max(self, float(budget.spent())):     # every rank stops at the same step
-                            print(f"\nthe {budget.minutes:g}-minute budget is spent: stopping at step {self.step}")
+                            print(f"\nthe {budget.minutes:g}-minute budget is spent: stopping at step {self.step}"
+                                  + _budget_spent_early(self, budget))
                             break
                         end = self._fit_to_budget(budget, end, steps, bar)
                     loss = self.run_step()
@@ -468,6 +469,22 @@ class Trainer:
         return trainer
 
 
+# torch.compile is probed only in a budget that can repay its compile: on the 2-core Xeon the cold
+# compile took 79 s for an 8.8% faster step (318 vs 290 img/s, README "How long do I have to train?"),
+# repaid after about 15 minutes; on the AMD EPYC compiled training was slower than eager anyway.
+COMPILE_MIN_BUDGET_MINUTES = 15.0
+
+
+def _budget_spent_early(trainer: "Trainer", budget: TimeBudget) -> str:
+    """The why of a budget spent before this sitting's first step ("" otherwise)."""
+    if trainer.step > budget.first_step:
+        return ""
+    probe = trainer.setup_probe or {}
+    cost = f" (the setup probe took {probe['seconds']:.0f} s of it)" if probe.get("seconds") else ""
+    return (f": the budget ran out before the first step{cost}; raise --max-minutes"
+            + (" or pass --no-probe-setup" if cost else ""))
+
+
 def probe_and_apply(trainer: "Trainer", progress: bool = True) -> dict:
     """``--probe-setup`` for ``trainer``: time fp32 / bf16 autocast, channels_last and torch.compile
     on the run's first batches (:func:`ddpm_teach.setup_probe.probe_setup`, on copies of the model,
@@ -489,10 +506,16 @@ def probe_and_apply(trainer: "Trainer", progress: bool = True) -> dict:
                    grad_clip=cfg.grad_clip, amp_dtype=amp_dtype, objective=cfg.objective, t_sampling=cfg.t_sampling)
 
     log = print if progress and trainer.is_main else None
+    fixed = dict(trainer.probe_fixed)
+    if cfg.max_minutes is not None and cfg.max_minutes < COMPILE_MIN_BUDGET_MINUTES and "compile" not in fixed:
+        fixed["compile"] = False           # a short budget cannot repay a compile (COMPILE_MIN_BUDGET_MINUTES)
+        if log:
+            log(f"setup probe: torch.compile is not tried in a {cfg.max_minutes:g}-minute budget: its compile would "
+                f"not pay back in it (it is tried from {COMPILE_MIN_BUDGET_MINUTES:g} minutes, or with --compile)")
     key = cache_key(device=str(trainer.device), network=trainer.network_class or "UNet", model=trainer.model_config.to_dict(),
-                    batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=trainer.probe_fixed,
+                    batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=fixed,
                     loss=[cfg.objective, cfg.learn_sigma, cfg.conditional], world=trainer.world_size)
-    result = cached_probe(key, lambda: probe_setup(trainer.model, batches, step_fn, trainer.device, fixed=trainer.probe_fixed,
+    result = cached_probe(key, lambda: probe_setup(trainer.model, batches, step_fn, trainer.device, fixed=fixed,
                                                    log=log), log=log, use_cache=trainer.probe_cache)
     if trainer.world_size > 1:                   # every rank trains the way rank 0 chose
         shared = [result]

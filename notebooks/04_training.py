@@ -1086,7 +1086,9 @@ else:
 # Xeon with AMX this notebook's model trained fastest with bf16 + torch.compile; on an AMD EPYC with
 # AVX-512-BF16 but no AMX, torch.compile made the same bf16 training slower; which is why no fixed choice
 # is right everywhere. `--compile` or `--no-compile` (and the other two flags) decide for yourself. The
-# probe's minute or two (mostly compiling) is paid out of the budget. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
+# probe's minute or two (mostly compiling) is paid out of the budget, so with a budget under 15 minutes the
+# probe leaves `torch.compile` out: a compile that takes over a minute cannot pay for itself in so short a
+# run. With a budget, the Trainer (its `TimeBudget`) times steps 10 to 40
 # and then sets `steps` to where the budget will end, so that the cosine decay of §6 finishes with it:
 # the steps of §0's printout, and the end of the schedule plotted in §6. Flags given next to the preset
 # override it, e.g. `--max-minutes 60`.

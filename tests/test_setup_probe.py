@@ -135,6 +135,63 @@ def test_a_failing_compile_keeps_the_run_eager(tmp_path, monkeypatch):
     assert trainer.setup_probe["chosen"]["compile"] is False and trainer.step == 1
 
 
+def _record_probe_fixed(monkeypatch, seen: list):
+    def fake_probe(model, batches, step_fn, device, *, fixed=None, **kwargs):
+        seen.append(dict(fixed))
+        return {"chosen": {"mixed_precision": "no", "channels_last": False, "compile": False}, "candidates": [],
+                "seconds": 0.0, "cpu": "test", "device": "cpu", "steps": 0}
+
+    monkeypatch.setattr(setup_probe, "probe_setup", fake_probe)
+
+
+def test_a_budget_too_short_to_repay_a_compile_probes_eager_only(tmp_path, monkeypatch, capsys):
+    """Under COMPILE_MIN_BUDGET_MINUTES the probe does not try torch.compile (and says why); from it,
+    or with no budget, it does; a compile the user asked for still stands."""
+    from ddpm_teach.trainer import COMPILE_MIN_BUDGET_MINUTES
+
+    seen: list = []
+    _record_probe_fixed(monkeypatch, seen)
+    data = random_image_data()
+
+    def run(name, minutes, fixed=None):
+        trainer = Trainer(tiny_train_config(tmp_path / name, steps=1, probe_setup=True, max_minutes=minutes),
+                          tiny_model_config(), data)
+        trainer.probe_cache = False
+        trainer.probe_fixed = dict(fixed or {})
+        trainer.train(progress=True)
+        return seen[-1]
+
+    assert run("short", COMPILE_MIN_BUDGET_MINUTES / 2) == {"compile": False}
+    assert "torch.compile is not tried in a" in capsys.readouterr().out
+    assert run("long", COMPILE_MIN_BUDGET_MINUTES) == {}
+    assert run("none", None) == {}
+    assert run("asked", 1.0, {"compile": True}) == {"compile": True}
+    assert "not tried" not in capsys.readouterr().out
+
+
+def test_a_budget_spent_before_the_first_step_says_why(tmp_path, monkeypatch, capsys):
+    """A --max-minutes budget that the probe uses up ends the run at step 0 with a line that says so
+    and what to do, instead of a silent empty run."""
+    import ddpm_teach.trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "_now", lambda: clock[0])
+
+    def slow_probe(model, batches, step_fn, device, *, fixed=None, **kwargs):
+        clock[0] += 120.0                                               # the probe takes 2 minutes
+        return {"chosen": {"mixed_precision": "no", "channels_last": False, "compile": False}, "candidates": [],
+                "seconds": 120.0, "cpu": "test", "device": "cpu", "steps": 0}
+
+    monkeypatch.setattr(setup_probe, "probe_setup", slow_probe)
+    trainer = Trainer(tiny_train_config(tmp_path, steps=5, probe_setup=True, max_minutes=1.0), tiny_model_config(),
+                      random_image_data())
+    trainer.probe_cache = False
+    trainer.train(progress=False)
+    out = capsys.readouterr().out
+    assert trainer.step == 0
+    assert "ran out before the first step (the setup probe took 120 s of it)" in out and "--no-probe-setup" in out
+
+
 def test_cli_flags_given_are_not_probed(tmp_path, monkeypatch, capsys):
     from ddpm_teach import cli
 
