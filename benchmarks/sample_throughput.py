@@ -26,10 +26,13 @@ a process starts):
 * with tcmalloc: ``torch.inference_mode`` instead of ``no_grad``, ``torch.compile`` of the network,
   channels_last, and other batch sizes.
 
-Every row's images are compared with the baseline's (max |diff|), and the baseline and the
-package's default (``python -m ddpm_teach evaluate``, which restarts itself with tcmalloc, see
-``ddpm_teach.allocator``) are run end to end with classifier-FID, so that a speed-up that changed
-the samples would show.  Precision: ``auto`` (bf16 where the CPU has it natively, fp32 elsewhere).
+Every row's images are compared with the baseline's (max |diff|) and scored with classifier-FID;
+one more row samples from other noise (``seed + 1``), and its distance from the baseline's FID is
+the yardstick: a speed-up that moves the FID by less than that changes nothing beyond sampling
+noise (torch.compile and channels_last change the rounding, so their images are not bit-equal).
+The baseline and the package's default (``python -m ddpm_teach evaluate``, which restarts itself
+with tcmalloc, see ``ddpm_teach.allocator``) are also run end to end with classifier-FID at
+``--fid-n`` images.  Precision: ``auto`` (bf16 where the CPU has it natively, fp32 elsewhere).
 
     python benchmarks/sample_throughput.py --quick
 """
@@ -366,6 +369,20 @@ def _evaluate_end_to_end(checkpoint: Path, n: int, seed: int, threads: int, env:
     return {"seconds": seconds, "fid": fid, "stdout": done.stdout}
 
 
+NOISE_ROW = "tcmalloc, other noise (seed + 1)"
+
+
+def _score_rows(samples: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Classifier-FID of each row's images: a row that changes arithmetic (compile, channels_last,
+    bf16 rounding) is checked against the baseline, with the NOISE_ROW's distance as the yardstick."""
+    from ddpm_teach.evaluation import Evaluator
+
+    if not samples or min(len(v) for v in samples.values()) < 2:
+        return {}
+    evaluator = Evaluator.load()
+    return {label: float(evaluator.score(images)["fid"]) for label, images in samples.items()}
+
+
 def speedups(checkpoint: Path, size: str, threads: int, seed: int, fid_n: int | None = None) -> None:
     n, batch, steps, default_fid_n = SPEEDUP_SIZES[size]
     fid_n = default_fid_n if fid_n is None else fid_n
@@ -376,9 +393,10 @@ def speedups(checkpoint: Path, size: str, threads: int, seed: int, fid_n: int | 
     if size != "smoke":            # (torch.compile's compile alone takes about a minute)
         rows_spec += [("tcmalloc + torch.compile", "tcmalloc", {"compile": True})]
         rows_spec += [(f"tcmalloc, batch {b}", "tcmalloc", {"batch": b}) for b in (16, 64 if batch != 64 else 128)]
+    rows_spec += [(NOISE_ROW, "tcmalloc", {"seed": seed + 1})]     # the FID check's yardstick, not a speed-up
     print(f"\nfaster sampling: DDIM-{steps} of {n} images from {checkpoint.name}, precision auto, {threads} threads, "
           f"batch {batch} unless said; each row a fresh process (warm-up excluded), the same noise")
-    rows, baseline, results = [], None, {}
+    rows, baseline, results, samples = [], None, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, allocator, extra in rows_spec:
             env = _allocator_env(allocator)
@@ -391,14 +409,25 @@ def speedups(checkpoint: Path, size: str, threads: int, seed: int, fid_n: int | 
             r = _run_child(spec, env)
             images = torch.load(spec["out"], weights_only=True)
             baseline = baseline if baseline is not None else (r, images)
-            results[label] = r
+            results[label], samples[label] = r, images
             rows.append({"row": label, "s": f"{r['seconds']:.1f}", "img/s": f"{n / r['seconds']:.2f}",
                          "vs baseline": f"{baseline[0]['seconds'] / r['seconds']:.2f}x",
                          "user s": f"{r['user']:.1f}", "system s": f"{r['system']:.1f}",
                          "minor faults": f"{r['minflt'] / 1e6:.2f}M", "warm-up s": f"{r['warmup']:.1f}",
                          "max |diff| vs baseline": f"{(images - baseline[1]).abs().max().item():.1e}"})
             print(f"  {label}: {r['seconds']:.1f} s", flush=True)
+    scores = _score_rows(samples)
+    for row in rows:
+        if row["row"] in scores:
+            row["classifier-FID"] = f"{scores[row['row']]:.3f}"
     print_table(rows)
+    base_label = rows_spec[0][0]
+    if base_label in scores and NOISE_ROW in scores:
+        noise = abs(scores[NOISE_ROW] - scores[base_label])
+        changed = [label for label, fid in scores.items() if label != NOISE_ROW and abs(fid - scores[base_label]) > noise]
+        print(f"FID check at N={n}: the baseline from other noise moves its FID by {noise:.3f} (sampling noise); "
+              + (f"rows further from the baseline than that: {', '.join(changed)}" if changed
+                 else "every speed-up row is within that of the baseline"))
     if fid_n:
         print(f"\nend to end, `python -m ddpm_teach evaluate --steps 50 --n {fid_n} --precision auto`, {threads} threads:")
         before = _evaluate_end_to_end(checkpoint, fid_n, seed, threads, _allocator_env("glibc"))

@@ -39,6 +39,16 @@ def test_sample_throughput_smoke(capsys):
     # the matched pair (same spacing, ε re-derived from the clipped x̂_0) agrees to float precision
     matched = re.search(r"timed pair\)\s+\d+\s+(\S+)", output)
     assert matched and float(matched.group(1)) < 1e-3, output
+    # the speed-up rows' FID check: an allocator changes no arithmetic, so its images and FID are the
+    # baseline's exactly; the row from other noise gives the yardstick
+    fids = {m.group(1).strip(): (m.group(2), float(m.group(3)))
+            for m in re.finditer(r"^(glibc malloc \(baseline\)|glibc tunables|tcmalloc|tcmalloc, other noise \(seed \+ 1\))"
+                                 r"\s{2,}\S+.*?(\S+)\s+([0-9.]+)$", output, flags=re.MULTILINE)}
+    assert set(fids) == {"glibc malloc (baseline)", "glibc tunables", "tcmalloc", "tcmalloc, other noise (seed + 1)"}, output
+    for allocator in ("glibc tunables", "tcmalloc"):
+        assert fids[allocator] == ("0.0e+00", fids["glibc malloc (baseline)"][1])
+    assert fids["tcmalloc, other noise (seed + 1)"][1] != fids["glibc malloc (baseline)"][1]
+    assert re.search(r"^FID check at N=\d+: the baseline from other noise moves its FID by [0-9.]+", output, flags=re.MULTILINE)
 
 
 @pytest.mark.slow
