@@ -138,7 +138,7 @@ def probe_setup(model: torch.nn.Module, batches: list[tuple], step_fn: Callable,
     if len(candidates) == 1 and not try_compile:          # nothing to choose between: no timing
         chosen = {**candidates[0], "compile": bool(fixed.get("compile", False))}
         if log:
-            log(f"setup probe: {describe_setup(chosen)} (the only candidate left by the flags given; not timed)")
+            log(f"setup probe: {describe_setup(chosen)} (the only candidate left by the flags given or the budget; not timed)")
         return {"chosen": chosen, "seconds": 0.0, "cpu": cpu_name(), "device": str(device), "steps": 0,
                 "candidates": []}
     results = []

@@ -369,15 +369,18 @@ class Trainer:
         end = self.config.steps if steps is None else steps
         budget = None if self.config.max_minutes is None else TimeBudget(self.config.max_minutes, self.step)
         with self.claim_out_dir(), _interrupts_at_step_end() as signals:
+            probe_seconds = 0.0                                            # this sitting's probe
             if self.config.probe_setup and self.setup_probe is None and self.step < end:
+                probe_started = _now()
                 self.probe(progress)                                       # paid out of the budget
+                probe_seconds = _now() - probe_started
             bar = _ProgressBar(self, end, enabled=progress and self.is_main)
             try:
                 while self.step < end:                                     # Alg. 1 lines 1 and 6
                     if budget is not None:
                         if _all_ranks_max(self, float(budget.spent())):     # every rank stops at the same step
                             print(f"\nthe {budget.minutes:g}-minute budget is spent: stopping at step {self.step}"
-                                  + _budget_spent_early(self, budget))
+                                  + _budget_spent_early(self, budget, probe_seconds))
                             break
                         end = self._fit_to_budget(budget, end, steps, bar)
                     loss = self.run_step()
@@ -471,16 +474,17 @@ class Trainer:
 
 # torch.compile is probed only in a budget that can repay its compile: on the 2-core Xeon the cold
 # compile took 79 s for an 8.8% faster step (318 vs 290 img/s, README "How long do I have to train?"),
-# repaid after about 15 minutes; on the AMD EPYC compiled training was slower than eager anyway.
+# repaid after about 15 minutes; on the EPYC-512 compiled training was slower than eager anyway.
+# The probe runs when a run begins: a resumed run keeps its choice unless --compile/--no-compile is given.
 COMPILE_MIN_BUDGET_MINUTES = 15.0
 
 
-def _budget_spent_early(trainer: "Trainer", budget: TimeBudget) -> str:
-    """The why of a budget spent before this sitting's first step ("" otherwise)."""
+def _budget_spent_early(trainer: "Trainer", budget: TimeBudget, probe_seconds: float) -> str:
+    """The why of a budget spent before this sitting's first step ("" otherwise); ``probe_seconds``:
+    what this sitting's probe took (0 if it did not probe, or reused a cached result quickly)."""
     if trainer.step > budget.first_step:
         return ""
-    probe = trainer.setup_probe or {}
-    cost = f" (the setup probe took {probe['seconds']:.0f} s of it)" if probe.get("seconds") else ""
+    cost = f" (the setup probe took {probe_seconds:.0f} s of it)" if probe_seconds >= 1 else ""
     return (f": the budget ran out before the first step{cost}; raise --max-minutes"
             + (" or pass --no-probe-setup" if cost else ""))
 
@@ -511,7 +515,7 @@ def probe_and_apply(trainer: "Trainer", progress: bool = True) -> dict:
         fixed["compile"] = False           # a short budget cannot repay a compile (COMPILE_MIN_BUDGET_MINUTES)
         if log:
             log(f"setup probe: torch.compile is not tried in a {cfg.max_minutes:g}-minute budget: its compile would "
-                f"not pay back in it (it is tried from {COMPILE_MIN_BUDGET_MINUTES:g} minutes, or with --compile)")
+                f"not pay back in it (it is tried from {COMPILE_MIN_BUDGET_MINUTES:g} minutes; --compile forces it)")
     key = cache_key(device=str(trainer.device), network=trainer.network_class or "UNet", model=trainer.model_config.to_dict(),
                     batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=fixed,
                     loss=[cfg.objective, cfg.learn_sigma, cfg.conditional], world=trainer.world_size)

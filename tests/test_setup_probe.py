@@ -169,6 +169,21 @@ def test_a_budget_too_short_to_repay_a_compile_probes_eager_only(tmp_path, monke
     assert "not tried" not in capsys.readouterr().out
 
 
+def test_a_short_budget_probe_is_not_reused_by_a_long_run(tmp_path, monkeypatch):
+    """The budget's rule is part of the probe cache's key: an eager-only result of a short run is
+    not reused by a run whose budget can repay a compile (nor the other way round)."""
+    from ddpm_teach.trainer import COMPILE_MIN_BUDGET_MINUTES
+
+    seen: list = []
+    _record_probe_fixed(monkeypatch, seen)
+    data = random_image_data()
+    for name, minutes in [("short", 1.0), ("long", COMPILE_MIN_BUDGET_MINUTES), ("short again", 1.0), ("long again", None)]:
+        trainer = Trainer(tiny_train_config(tmp_path / name, steps=1, probe_setup=True, max_minutes=minutes),
+                          tiny_model_config(), data)
+        trainer.train(progress=False)                       # the probe cache is on (DDPM_TEACH_CACHE is this test's)
+    assert seen == [{"compile": False}, {}]                 # probed once per key; the last two reused them
+
+
 def test_a_budget_spent_before_the_first_step_says_why(tmp_path, monkeypatch, capsys):
     """A --max-minutes budget that the probe uses up ends the run at step 0 with a line that says so
     and what to do, instead of a silent empty run."""
