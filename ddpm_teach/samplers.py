@@ -409,9 +409,21 @@ def _check_sample_args(model: torch.nn.Module, sampler: _Sampler, x_T: torch.Ten
     return labels
 
 
+# On a CPU the network runs fastest on batches of about 64: DDIM-50 of 256 images took 14.4 s at batch
+# 64 against 19.4 s at 256 on the EPYC-512, and 11.9 s both ways on the Xeon (README, "Sampling").  So
+# sample() evaluates a larger batch in chunks of this size; the sampler's noise and arithmetic still
+# see the whole batch, so the images are those of one batch (to kernel round-off).
+CPU_NETWORK_CHUNK = 64
+
+
 def _model_output(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
                   guidance_scale: float, autocast_dtype: torch.dtype | None) -> torch.Tensor:
-    """ε_θ(x_t, t) (guided), with the network under autocast when a reduced precision is asked for."""
+    """ε_θ(x_t, t) (guided), with the network under autocast when a reduced precision is asked for;
+    on a CPU in chunks of at most CPU_NETWORK_CHUNK images."""
+    if x.device.type == "cpu" and x.shape[0] > CPU_NETWORK_CHUNK:
+        chunks = zip(x.split(CPU_NETWORK_CHUNK), t.split(CPU_NETWORK_CHUNK),
+                     labels.split(CPU_NETWORK_CHUNK) if labels is not None else [None] * math.ceil(len(x) / CPU_NETWORK_CHUNK))
+        return torch.cat([_model_output(model, xs, ts, ls, guidance_scale, autocast_dtype) for xs, ts, ls in chunks])
     if autocast_dtype is None:
         return guided_model_output(model, x, t, labels, guidance_scale)
     with torch.autocast(x.device.type, dtype=autocast_dtype):   # the sampler's arithmetic stays in x's dtype

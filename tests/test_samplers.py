@@ -705,3 +705,41 @@ def test_make_sampler():
     assert DEFAULT_DDIM_STEPS == 50 and len(DDIMSampler(schedule)) == DEFAULT_DDIM_STEPS   # the one default
     with pytest.raises(ValueError, match="unknown sampler 'plms'"):        # euler, heun, dpmpp2m are samplers now
         make_sampler(schedule, "plms")
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_cpu_sampling_evaluates_large_batches_in_chunks_with_the_same_images(monkeypatch, guided):
+    """sample() runs the network on at most CPU_NETWORK_CHUNK images at a time on a CPU (faster there),
+    and the images, noise and labels are those of the whole batch: a stochastic DDPM run from one
+    generator gives the images of an unchunked run."""
+    import ddpm_teach.samplers as samplers
+    from ddpm_teach.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    config = UNetConfig(image_size=8, in_channels=1, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                        attention_resolutions=(4,), norm_groups=4, num_heads=2, dropout=0.0,
+                        num_classes=3 if guided else None)
+    model = UNet(config)
+    for p in model.parameters():                 # non-zero everywhere, so that the output depends on the input
+        torch.nn.init.normal_(p, std=0.05)
+    seen = []
+    real_forward = model.forward
+
+    def counting(x, t, labels=None):
+        seen.append(x.shape[0])
+        return real_forward(x, t, labels)
+
+    model.forward = counting
+    sampler = DDPMSampler(NoiseSchedule.from_name("linear", 20))
+    n = 2 * samplers.CPU_NETWORK_CHUNK + 3
+    labels = torch.arange(n) % 3 if guided else None
+    kwargs = dict(labels=labels, guidance_scale=2.0 if guided else 1.0, progress=False)
+    chunked = sample(model, sampler, n, generator=torch.Generator().manual_seed(1), **kwargs)
+    factor = 2 if guided else 1                 # guidance runs the conditional and unconditional batch together
+    assert max(seen) == factor * samplers.CPU_NETWORK_CHUNK and sorted(set(seen)) == [3 * factor, samplers.CPU_NETWORK_CHUNK * factor]
+    monkeypatch.setattr(samplers, "CPU_NETWORK_CHUNK", 10 ** 6)
+    seen.clear()
+    whole = sample(model, sampler, n, generator=torch.Generator().manual_seed(1), **kwargs)
+    assert set(seen) == {factor * n}
+    assert chunked.std() > 0.1
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
