@@ -24,7 +24,9 @@ a process starts):
   ``libjemalloc2`` / ``libtcmalloc-minimal4`` through ``LD_PRELOAD``; a row whose library is
   missing says so);
 * with tcmalloc: ``torch.inference_mode`` instead of ``no_grad``, ``torch.compile`` of the network,
-  channels_last, and other batch sizes.
+  channels_last, and other batch sizes (``sample()`` runs the network on at most
+  ``ddpm_teach.samplers.CPU_NETWORK_CHUNK`` = 64 images at a time on a CPU, so a batch above 64
+  differs from 64 only in the sampler's own arithmetic).
 
 Every row's images are compared with the baseline's (max |diff|) and scored with classifier-FID;
 one more row samples the baseline from other noise (``seed + 1``), and its distance from the

@@ -474,7 +474,7 @@ class Trainer:
 
 # torch.compile is probed only in a budget that can repay its compile: on the 2-core Xeon the cold
 # compile took 79 s for an 8.8% faster step (318 vs 290 img/s, README "How long do I have to train?"),
-# repaid after about 15 minutes; on the EPYC-512 compiled training was slower than eager anyway.
+# repaid after about 15 minutes; on the EPYC-512 it was 10% slower in one run and 4% faster in another.
 # The probe runs when a run begins: a resumed run keeps its choice unless --compile/--no-compile is given.
 COMPILE_MIN_BUDGET_MINUTES = 15.0
 
@@ -514,7 +514,7 @@ def probe_and_apply(trainer: "Trainer", progress: bool = True) -> dict:
     if cfg.max_minutes is not None and cfg.max_minutes < COMPILE_MIN_BUDGET_MINUTES and "compile" not in fixed:
         fixed["compile"] = False           # a short budget cannot repay a compile (COMPILE_MIN_BUDGET_MINUTES)
         if log:
-            log(f"setup probe: torch.compile is not tried in a {cfg.max_minutes:g}-minute budget: its compile would "
+            log(f"setup probe: torch.compile is not tried in a {cfg.max_minutes:.3g}-minute budget: its compile would "
                 f"not pay back in it (it is tried from {COMPILE_MIN_BUDGET_MINUTES:g} minutes; --compile forces it)")
     key = cache_key(device=str(trainer.device), network=trainer.network_class or "UNet", model=trainer.model_config.to_dict(),
                     batch=cfg.batch_size, shape=list(batches[0][0].shape[1:]), fixed=fixed,
